@@ -1,0 +1,4 @@
+"""A local Blocks Network: a PubNub-compatible realtime server plus the Blocks backend.
+
+Start one with ``blocks devnet`` or, from Python, with :class:`blocks_devnet.network.LocalNetwork`.
+"""

@@ -1,0 +1,115 @@
+"""Access Manager enforcement: the one gate every auth-required route goes through."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from blocks_devnet.realtime import access_tokens
+from blocks_devnet.realtime.errors import forbidden, invalid_signature, token_rejected
+from blocks_devnet.realtime.http import RealtimeRequest
+from blocks_devnet.realtime.signing import verify_signature
+from blocks_devnet.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+READ = access_tokens.READ
+WRITE = access_tokens.WRITE
+MANAGE = access_tokens.MANAGE
+DELETE = access_tokens.DELETE
+GET = access_tokens.GET
+
+_REVOKED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    subscribe_key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    PRIMARY KEY (subscribe_key, token)
+);
+"""
+
+
+class TokenRevokedError(access_tokens.TokenError):
+    """The token was revoked (revoke_token, or the backend ended the task it granted)."""
+
+    title = "Token is revoked"
+
+    def __init__(self) -> None:
+        super().__init__("token_revoked", "The token was revoked; request a new one.")
+
+
+class AccessGate:
+    """Checks signatures and tokens; remembers revoked tokens across restarts."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.ensure_schema(_REVOKED_SCHEMA)
+        self._revoked: set[tuple[str, str]] = {
+            (row["subscribe_key"], row["token"])
+            for row in db.query("SELECT subscribe_key, token FROM revoked_tokens")
+        }
+
+    def verify_signature(self, req: RealtimeRequest, body: bytes) -> None:
+        """Mark a correctly signed request privileged; a wrong signature is a 403."""
+        if "signature" not in req.query:
+            return
+        ok = verify_signature(
+            method=req.request.method,
+            raw_path=req.request.raw_path.split("?", 1)[0],
+            query=req.query_pairs,
+            body=body,
+            publish_key=req.keyset.publish_key,
+            subscribe_key=req.keyset.subscribe_key,
+            secret_key=req.keyset.secret_key,
+        )
+        if not ok:
+            raise invalid_signature()
+        req.signed = True
+
+    def revoke(self, subscribe_key: str, token: str) -> None:
+        self._revoked.add((subscribe_key, token))
+        self._db.execute(
+            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at) VALUES (?,?,?)",
+            (subscribe_key, token, int(time.time())),
+        )
+
+    def is_revoked(self, subscribe_key: str, token: str) -> bool:
+        return (subscribe_key, token) in self._revoked
+
+    def grant_for(self, req: RealtimeRequest) -> access_tokens.TokenGrant:
+        """The request's verified token grant, or a 403 saying what is wrong."""
+        if req.auth is None:
+            raise forbidden([])
+        if self.is_revoked(req.keyset.subscribe_key, req.auth):
+            raise token_rejected(TokenRevokedError())
+        try:
+            return access_tokens.verify_token(req.auth, req.keyset.secret_key, time.time())
+        except access_tokens.TokenError as exc:
+            raise token_rejected(exc) from None
+
+    def require(
+        self,
+        req: RealtimeRequest,
+        *,
+        channels: Iterable[str] = (),
+        permission: int,
+    ) -> None:
+        """Allow the request or raise PubNub's 403 naming the denied channels."""
+        if not req.keyset.access_enabled or req.signed:
+            return
+        names = list(channels)
+        if req.auth is None:
+            raise forbidden(names)
+        grant = self.grant_for(req)
+        denied = access_tokens.check_access(
+            grant, channels=names, permission=permission, uuid=req.uuid
+        )
+        if denied:
+            raise forbidden(denied)
+
+    def require_token(self, req: RealtimeRequest) -> None:
+        """For endpoints that need a valid token but no particular channel."""
+        if not req.keyset.access_enabled or req.signed:
+            return
+        self.grant_for(req)

@@ -1,0 +1,72 @@
+"""The realtime server's error table: every failure maps to PubNub's own status and body.
+
+Routes raise :class:`RealtimeError`; one middleware turns it into the response, so no
+route builds error bodies by hand and bad input never reaches a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blocks_devnet.realtime.access_tokens import (
+    TokenError,
+    forbidden_body,
+    invalid_signature_body,
+    token_error_body,
+)
+
+
+class RealtimeError(Exception):
+    """A request the server refuses, with the exact HTTP status and JSON body to send."""
+
+    def __init__(self, status: int, body: Any, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {body!r}")
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def service_error(status: int, message: str, service: str) -> RealtimeError:
+    """PubNub's common ``{"status","message","error","service"}`` error body."""
+    return RealtimeError(
+        status, {"status": status, "message": message, "error": True, "service": service}
+    )
+
+
+def invalid_subscribe_key() -> RealtimeError:
+    return service_error(400, "Invalid Subscribe Key", "Access Manager")
+
+
+def invalid_publish_key() -> RealtimeError:
+    return service_error(400, "Invalid Publish Key", "Access Manager")
+
+
+def bad_request(message: str, service: str = "Balancer") -> RealtimeError:
+    return service_error(400, message, service)
+
+
+def not_found(message: str = "Not Found", service: str = "Balancer") -> RealtimeError:
+    return service_error(404, message, service)
+
+
+def method_not_allowed(method: str) -> RealtimeError:
+    return service_error(405, f"Method {method} is not allowed on this endpoint", "Balancer")
+
+
+def publish_error(status: int, reason: str, timetoken: int) -> RealtimeError:
+    """Publish, fire and signal answer errors as ``[0, "<reason>", "<tt>"]``."""
+    return RealtimeError(status, [0, reason, str(timetoken)])
+
+
+def forbidden(channels: list[str], groups: list[str] | None = None) -> RealtimeError:
+    """The legacy Access Manager 403 body the client's fixtures show."""
+    return RealtimeError(403, forbidden_body(channels, groups or ()))
+
+
+def invalid_signature() -> RealtimeError:
+    return RealtimeError(403, invalid_signature_body())
+
+
+def token_rejected(error: TokenError) -> RealtimeError:
+    """A token that is malformed, forged, expired or revoked (newer authz error shape)."""
+    return RealtimeError(403, token_error_body(error))

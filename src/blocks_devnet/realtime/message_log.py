@@ -1,0 +1,279 @@
+"""Per-channel message logs: the one place where a message gets its timetoken.
+
+Assigning the timetoken, appending to the channel's buffer, persisting the row and
+waking waiting subscribers happen in one synchronous step on the event loop, so
+concurrent publishers can never make a subscriber miss or reorder a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from blocks_devnet.realtime.timetoken import TimetokenClock
+from blocks_devnet.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+#: Message types (the envelope's ``e``).
+MESSAGE = 0
+SIGNAL = 1
+FILE = 4
+
+#: Messages kept per channel for subscribe catch-up (PubNub keeps about 100).
+DEFAULT_BUFFER_SIZE = 1000
+#: Largest number of messages in one subscribe response (PubNub's cap).
+MAX_MESSAGES_PER_RESPONSE = 100
+
+
+@dataclass(slots=True)
+class LoggedMessage:
+    timetoken: int
+    channel: str
+    publisher: str
+    meta: Any
+    #: The subscribe envelope, serialized once and shared by every subscriber.
+    envelope: str
+
+
+def build_envelope(
+    *,
+    subscribe_key: str,
+    channel: str,
+    timetoken: int,
+    publisher: str,
+    message_json: str,
+    meta_json: str | None,
+    message_type: int,
+    custom_message_type: str | None,
+) -> str:
+    """The ``m[]`` entry of a subscribe response (pubnub-wire.md §3.1)."""
+    parts = [
+        '{"a":"1","f":0,"i":',
+        json.dumps(publisher),
+        ',"p":{"t":"',
+        str(timetoken),
+        '","r":1},"k":',
+        json.dumps(subscribe_key),
+        ',"c":',
+        json.dumps(channel),
+        ',"d":',
+        message_json,
+    ]
+    if meta_json is not None:
+        parts += [',"u":', meta_json]
+    if message_type != MESSAGE:
+        parts += [',"e":', str(message_type)]
+    if custom_message_type:
+        parts += [',"cmt":', json.dumps(custom_message_type)]
+    parts.append("}")
+    return "".join(parts)
+
+
+class _ChannelLog:
+    __slots__ = ("entries", "waiters")
+
+    def __init__(self, entries: list[LoggedMessage]) -> None:
+        self.entries = entries
+        self.waiters: set[asyncio.Future[None]] = set()
+
+
+PublishObserver = Callable[[str, str, int, Any, Any, str], None]
+
+
+class MessageLog:
+    """All channel logs of all keysets, backed by the ``messages`` table."""
+
+    def __init__(self, db: Database, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        self._db = db
+        self._buffer_size = buffer_size
+        row = db.query_one("SELECT MAX(timetoken) AS tt FROM messages")
+        self.clock = TimetokenClock(int(row["tt"] or 0) if row is not None else 0)
+        self._logs: dict[tuple[str, str], _ChannelLog] = {}
+        self._observers: list[PublishObserver] = []
+        self._closed = False
+
+    def add_observer(self, observer: PublishObserver) -> None:
+        """Call ``observer(subscribe_key, channel, tt, message, meta, publisher)`` after
+        every publish (presence events excluded). Observers must not block."""
+        self._observers.append(observer)
+
+    def _log(self, subscribe_key: str, channel: str) -> _ChannelLog:
+        key = (subscribe_key, channel)
+        log = self._logs.get(key)
+        if log is None:
+            log = _ChannelLog(self._load(subscribe_key, channel))
+            self._logs[key] = log
+        return log
+
+    def _load(self, subscribe_key: str, channel: str) -> list[LoggedMessage]:
+        """Refill a buffer from disk, so an old cursor catches up after a restart."""
+        rows = self._db.query(
+            "SELECT timetoken, publisher, message, meta, message_type, custom_message_type"
+            " FROM messages WHERE subscribe_key=? AND channel=?"
+            " ORDER BY timetoken DESC LIMIT ?",
+            (subscribe_key, channel, self._buffer_size),
+        )
+        entries = []
+        for row in reversed(rows):
+            meta_json = row["meta"]
+            entries.append(
+                LoggedMessage(
+                    timetoken=row["timetoken"],
+                    channel=channel,
+                    publisher=row["publisher"],
+                    meta=json.loads(meta_json) if meta_json else None,
+                    envelope=build_envelope(
+                        subscribe_key=subscribe_key,
+                        channel=channel,
+                        timetoken=row["timetoken"],
+                        publisher=row["publisher"],
+                        message_json=row["message"],
+                        meta_json=meta_json,
+                        message_type=row["message_type"],
+                        custom_message_type=row["custom_message_type"],
+                    ),
+                )
+            )
+        return entries
+
+    def append(
+        self,
+        *,
+        subscribe_key: str,
+        channel: str,
+        publisher: str,
+        message: Any,
+        message_json: str,
+        meta: Any = None,
+        message_type: int = MESSAGE,
+        custom_message_type: str | None = None,
+        store: bool = True,
+        ttl_hours: int | None = None,
+        persist: bool = True,
+    ) -> int:
+        """Assign a timetoken, append, persist and wake subscribers; returns the timetoken.
+
+        ``store`` marks the row for history; ``persist=False`` (presence events) keeps the
+        message in memory only. ``message`` is the decoded form of ``message_json``.
+        """
+        log = self._log(subscribe_key, channel)
+        timetoken = self.clock.next()
+        meta_json = json.dumps(meta, separators=(",", ":")) if meta is not None else None
+        envelope = build_envelope(
+            subscribe_key=subscribe_key,
+            channel=channel,
+            timetoken=timetoken,
+            publisher=publisher,
+            message_json=message_json,
+            meta_json=meta_json,
+            message_type=message_type,
+            custom_message_type=custom_message_type,
+        )
+        if persist:
+            expires_at = timetoken + ttl_hours * 3600 * 10_000_000 if ttl_hours else None
+            self._db.execute(
+                "INSERT INTO messages (subscribe_key, channel, timetoken, publisher, message,"
+                " meta, message_type, custom_message_type, stored, expires_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    subscribe_key,
+                    channel,
+                    timetoken,
+                    publisher,
+                    message_json,
+                    meta_json,
+                    message_type,
+                    custom_message_type,
+                    1 if store else 0,
+                    expires_at,
+                ),
+            )
+        log.entries.append(LoggedMessage(timetoken, channel, publisher, meta, envelope))
+        if len(log.entries) > 2 * self._buffer_size:
+            # Amortised trim keeps bisect on a plain list cheap.
+            del log.entries[: len(log.entries) - self._buffer_size]
+        self._wake(log)
+        if persist:
+            for observer in self._observers:
+                try:
+                    observer(subscribe_key, channel, timetoken, message, meta, publisher)
+                except Exception:
+                    logger.exception("publish observer failed for channel %s", channel)
+        return timetoken
+
+    @staticmethod
+    def _wake(log: _ChannelLog) -> None:
+        if not log.waiters:
+            return
+        waiters, log.waiters = log.waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def collect(
+        self,
+        subscribe_key: str,
+        channels: Iterable[str],
+        after: int,
+        accept: Callable[[LoggedMessage], bool] | None = None,
+        limit: int = MAX_MESSAGES_PER_RESPONSE,
+    ) -> tuple[list[LoggedMessage], bool]:
+        """Messages newer than ``after`` on ``channels``, oldest first.
+
+        Returns ``(messages, truncated)``; when truncated, the caller's next cursor must be
+        the last message's timetoken so nothing is skipped.
+        """
+        found: list[LoggedMessage] = []
+        for channel in channels:
+            entries = self._log(subscribe_key, channel).entries
+            start = bisect_right(entries, after, key=_timetoken_of)
+            for entry in entries[start:]:
+                if accept is None or accept(entry):
+                    found.append(entry)
+        if len(found) > 1:
+            found.sort(key=_timetoken_of)
+        if len(found) > limit:
+            return found[:limit], True
+        return found, False
+
+    def wait(self, subscribe_key: str, channels: Iterable[str]) -> asyncio.Future[None]:
+        """A future completed by the next append on any of ``channels`` (or by close)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            waiter.set_result(None)
+            return waiter
+        for channel in channels:
+            self._log(subscribe_key, channel).waiters.add(waiter)
+        return waiter
+
+    def forget_waiter(
+        self, subscribe_key: str, channels: Iterable[str], waiter: asyncio.Future[None]
+    ) -> None:
+        for channel in channels:
+            log = self._logs.get((subscribe_key, channel))
+            if log is not None:
+                log.waiters.discard(waiter)
+
+    def prune(self, older_than: int) -> int:
+        """Drop unstored (buffer-only) and expired rows older than ``older_than``."""
+        cursor = self._db.execute(
+            "DELETE FROM messages WHERE (stored=0 AND timetoken < ?) OR (expires_at IS NOT NULL AND expires_at < ?)",
+            (older_than, self.clock.head()),
+        )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        """Release every waiting subscriber (they answer with what they have)."""
+        self._closed = True
+        for log in self._logs.values():
+            self._wake(log)
+
+
+def _timetoken_of(entry: LoggedMessage) -> int:
+    return entry.timetoken

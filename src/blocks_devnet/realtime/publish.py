@@ -1,0 +1,136 @@
+"""Publish, fire and signal (pubnub-wire.md §2)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from aiohttp import web
+
+from blocks_devnet.realtime.access import WRITE
+from blocks_devnet.realtime.errors import invalid_publish_key, publish_error
+from blocks_devnet.realtime.http import (
+    RealtimeRequest,
+    build_request,
+    decode_segment,
+    json_response,
+    validate_channel,
+)
+from blocks_devnet.realtime.message_log import MESSAGE, SIGNAL
+from blocks_devnet.realtime.service import service_of
+
+#: PubNub's publish limit: the encoded message plus channel name.
+MAX_MESSAGE_BYTES = 32 * 1024
+#: Signals carry small payloads only.
+MAX_SIGNAL_BYTES = 64 * 1024 // 2
+#: ``ttl`` is in hours; keep it within a year.
+MAX_TTL_HOURS = 24 * 366
+
+
+async def handle_publish(request: web.Request) -> web.Response:
+    """``/publish/{pub}/{sub}/0/{ch}/0[/{msg}]`` by GET or POST."""
+    return await _publish(request, message_type=MESSAGE)
+
+
+async def handle_signal(request: web.Request) -> web.Response:
+    """``/signal/{pub}/{sub}/0/{ch}/0/{msg}``: never stored, ``e:1``."""
+    return await _publish(request, message_type=SIGNAL)
+
+
+async def _publish(request: web.Request, *, message_type: int) -> web.Response:
+    service = service_of(request)
+    req = build_request(request, service.keysets, subscribe_key_index=2)
+    head = service.messages.clock.head
+    segments = req.segments
+    if len(segments) < 6:
+        raise publish_error(
+            400, "Invalid path: expected /publish/{pub}/{sub}/0/{channel}/0/{message}", head()
+        )
+    if decode_segment(segments[1]) != req.keyset.publish_key:
+        raise invalid_publish_key()
+    channel = decode_segment(segments[4])
+    validate_channel(channel)
+
+    body = b""
+    if request.method == "POST":
+        if len(segments) != 6:
+            raise publish_error(
+                400, "Invalid path: a POST publish carries the message in its body", head()
+            )
+        body = await _read_body(request, head())
+        message_text = body.decode("utf-8", errors="replace")
+        size = len(body) + len(segments[4])
+    else:
+        if len(segments) != 7:
+            raise publish_error(
+                400, "Invalid path: expected the message as the last path segment", head()
+            )
+        size = len(segments[6]) + len(segments[4])
+        message_text = decode_segment(segments[6])
+    service.access.verify_signature(req, body)
+
+    if size > MAX_MESSAGE_BYTES:
+        raise publish_error(413, "Message Too Large", head())
+    message = _parse_json(message_text, "Invalid JSON", head())
+    meta = _parse_meta(req, head())
+    custom_message_type = req.query.get("custom_message_type") or None
+    if custom_message_type is not None and not (3 <= len(custom_message_type) <= 50):
+        raise publish_error(400, "Invalid custom_message_type: must be 3 to 50 characters", head())
+
+    store = message_type == MESSAGE and req.query.get("store", "1") not in ("0", "false")
+    ttl_hours: int | None = None
+    if "ttl" in req.query:
+        ttl_hours = req.int_param("ttl", 0, low=0, high=MAX_TTL_HOURS) or None
+
+    service.access.require(req, channels=[channel], permission=WRITE)
+    answer = service.intercept_publish(req, channel, message)
+    if answer is not None:
+        return answer
+
+    timetoken = service.messages.append(
+        subscribe_key=req.keyset.subscribe_key,
+        channel=channel,
+        publisher=req.uuid,
+        message=message,
+        message_json=message_text.strip(),
+        meta=meta,
+        message_type=message_type,
+        custom_message_type=custom_message_type,
+        store=store,
+        ttl_hours=ttl_hours,
+    )
+    return json_response([1, "Sent", str(timetoken)])
+
+
+async def _read_body(request: web.Request, timetoken: int) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_MESSAGE_BYTES * 4:
+        raise publish_error(413, "Message Too Large", timetoken)
+    body = await request.read()
+    # The client labels zlib as gzip when compression is on (pubnub-wire.md §0).
+    if request.headers.get("Content-Encoding", "").lower() in ("gzip", "deflate"):
+        try:
+            body = zlib.decompress(body, 15 + 32)
+        except zlib.error:
+            try:
+                body = zlib.decompress(body)
+            except zlib.error:
+                raise publish_error(400, "Invalid compressed body", timetoken) from None
+    return body
+
+
+def _parse_json(text: str, reason: str, timetoken: int) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise publish_error(400, reason, timetoken) from None
+
+
+def _parse_meta(req: RealtimeRequest, timetoken: int) -> Any:
+    raw = req.query.get("meta")
+    if raw is None or raw in ("", "null"):
+        return None
+    meta = _parse_json(raw, "Invalid meta: not valid JSON", timetoken)
+    if meta is not None and not isinstance(meta, dict):
+        raise publish_error(400, "Invalid meta: must be a JSON object", timetoken)
+    return meta

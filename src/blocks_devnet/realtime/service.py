@@ -1,0 +1,90 @@
+"""The realtime service: the components every realtime route shares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from blocks_devnet.realtime.access import AccessGate
+from blocks_devnet.realtime.file_store import FileStore
+from blocks_devnet.realtime.http import RealtimeRequest
+from blocks_devnet.realtime.keysets import KeysetRegistry
+from blocks_devnet.realtime.message_log import MessageLog
+from blocks_devnet.realtime.presence import PresenceTracker
+from blocks_devnet.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+#: Unstored (buffer-only) messages are kept on disk this long for catch-up after a restart.
+BUFFER_RETENTION_SECONDS = 15 * 60
+PRUNE_INTERVAL_SECONDS = 60.0
+
+#: Default long-poll hold, below the client's 310 s read timeout (PubNub uses ~280 s).
+DEFAULT_LONG_POLL_SECONDS = 280.0
+
+#: ``interceptor(request, channel, message)`` may answer a publish itself (the Blocks
+#: stream-setup hook answers with a 403 carrying its reply); ``None`` lets it through.
+PublishInterceptor = Callable[[RealtimeRequest, str, Any], web.Response | None]
+
+
+@dataclass
+class RealtimeService:
+    db: Database
+    keysets: KeysetRegistry
+    messages: MessageLog
+    access: AccessGate
+    presence: PresenceTracker
+    file_store: FileStore
+    long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS
+    interceptors: list[PublishInterceptor] = field(default_factory=list)
+    #: Set at shutdown so held long-polls answer at once.
+    closing: bool = False
+
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start background work (presence timeouts, buffer pruning) on the running loop."""
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
+        self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))
+
+    async def stop(self) -> None:
+        """Release long-polls and cancel background work; safe to call twice."""
+        self.closing = True
+        self.messages.close()
+        self.presence.close()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+            horizon = self.messages.clock.head() - BUFFER_RETENTION_SECONDS * 10_000_000
+            removed = self.messages.prune(horizon)
+            if removed:
+                logger.debug("pruned %d buffered messages", removed)
+
+    def intercept_publish(
+        self, req: RealtimeRequest, channel: str, message: Any
+    ) -> web.Response | None:
+        for interceptor in self.interceptors:
+            answer = interceptor(req, channel, message)
+            if answer is not None:
+                return answer
+        return None
+
+
+SERVICE_KEY: web.AppKey[RealtimeService] = web.AppKey("realtime_service", RealtimeService)
+
+
+def service_of(request: web.Request) -> RealtimeService:
+    return request.app[SERVICE_KEY]

@@ -1,0 +1,108 @@
+"""Subscribe v2 long-poll (pubnub-wire.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from blocks_devnet.realtime.access import READ
+from blocks_devnet.realtime.errors import bad_request
+from blocks_devnet.realtime.filter_expr import FilterExpressionError, compile_filter
+from blocks_devnet.realtime.http import build_request, decode_channel_list
+from blocks_devnet.realtime.message_log import LoggedMessage
+from blocks_devnet.realtime.service import service_of
+
+logger = logging.getLogger(__name__)
+
+PRESENCE_SUFFIX = "-pnpres"
+#: Longest ``heartbeat=`` presence timeout accepted, in seconds.
+MAX_HEARTBEAT_SECONDS = 3600
+
+
+def _response_body(cursor: int, messages: list[LoggedMessage]) -> str:
+    envelopes = ",".join(m.envelope for m in messages)
+    return f'{{"t":{{"t":"{cursor}","r":1}},"m":[{envelopes}]}}'
+
+
+async def handle_subscribe(request: web.Request) -> web.Response:
+    """``GET /v2/subscribe/{sub}/{chs}/0?tt=&tr=[&filter-expr][&heartbeat][&state]``."""
+    service = service_of(request)
+    req = build_request(request, service.keysets, subscribe_key_index=2)
+    if len(req.segments) < 4:
+        raise bad_request("Invalid path: expected /v2/subscribe/{sub}/{channels}/0")
+    channels = decode_channel_list(req.segments[3])
+    if not channels:
+        raise bad_request("Invalid subscribe: at least one channel is required")
+    service.access.verify_signature(req, b"")
+
+    try:
+        cursor = int(req.query.get("tt", "0") or "0")
+    except ValueError:
+        raise bad_request("Invalid timetoken: tt must be an integer") from None
+    if cursor < 0:
+        raise bad_request("Invalid timetoken: tt must not be negative")
+
+    accept = None
+    expression = req.query.get("filter-expr", "")
+    if expression:
+        try:
+            compiled = compile_filter(expression)
+        except FilterExpressionError as exc:
+            raise bad_request(f"Invalid filter expression: {exc}") from None
+        accept = _filter_accept(compiled.matches)
+
+    heartbeat: int | None = None
+    if "heartbeat" in req.query:
+        heartbeat = req.int_param("heartbeat", 300, low=0, high=MAX_HEARTBEAT_SECONDS)
+    state = req.json_param("state")
+
+    service.access.require(req, channels=channels, permission=READ)
+
+    subscribe_key = req.keyset.subscribe_key
+    data_channels = [c for c in channels if not c.endswith(PRESENCE_SUFFIX)]
+    handle = service.presence.subscribe_started(
+        req.keyset, req.uuid, data_channels, heartbeat, state
+    )
+    try:
+        if cursor == 0:
+            return _json(_response_body(service.messages.clock.head(), []))
+        deadline = asyncio.get_running_loop().time() + service.long_poll_seconds
+        while True:
+            messages, truncated = service.messages.collect(subscribe_key, channels, cursor, accept)
+            if messages:
+                next_cursor = messages[-1].timetoken if truncated else service.messages.clock.head()
+                return _json(_response_body(next_cursor, messages))
+            # Nothing deliverable up to now; no append can run between the collect above
+            # and this line (one event loop), so filtered-out messages are skipped for good.
+            cursor = service.messages.clock.head()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or service.closing:
+                return _json(_response_body(service.messages.clock.head(), []))
+            waiter = service.messages.wait(subscribe_key, channels)
+            try:
+                await asyncio.wait_for(waiter, timeout=remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                service.messages.forget_waiter(subscribe_key, channels, waiter)
+    finally:
+        service.presence.subscribe_finished(handle)
+
+
+def _filter_accept(matches: Callable[[object], bool]) -> Callable[[LoggedMessage], bool]:
+    def accept(entry: LoggedMessage) -> bool:
+        # Presence events carry no meta and always pass filters.
+        if entry.channel.endswith(PRESENCE_SUFFIX):
+            return True
+        return matches(entry.meta)
+
+    return accept
+
+
+def _json(text: str) -> web.Response:
+    return web.Response(
+        body=text.encode(), headers={"Content-Type": "application/json; charset=utf-8"}
+    )

@@ -1,0 +1,102 @@
+"""The local network's SQLite database: one file, WAL mode, shared by every component.
+
+The database is owned by the server's event-loop thread. Statements are short and run
+inline (autocommit, ``synchronous=NORMAL``), which keeps each write an atomic step of
+the loop; nothing here is safe to call from another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Each component adds its own tables through ``Database.ensure_schema``; the realtime
+# message log is created here because everything else depends on it.
+_MESSAGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    subscribe_key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    timetoken INTEGER NOT NULL,
+    publisher TEXT NOT NULL,
+    message TEXT NOT NULL,
+    meta TEXT,
+    message_type INTEGER NOT NULL,
+    custom_message_type TEXT,
+    stored INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (subscribe_key, channel, timetoken)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_tt ON messages (stored, timetoken);
+"""
+
+
+class Database:
+    """A thin wrapper over one ``sqlite3`` connection in WAL mode.
+
+    ``path=None`` keeps everything in memory (for unit tests that need no restart).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        target = ":memory:" if path is None else str(path)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: the server creates it on the caller's thread and then
+        # uses it only from its loop thread.
+        self._conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._closed = False
+        self.ensure_schema(_MESSAGES_SCHEMA)
+
+    def ensure_schema(self, script: str) -> None:
+        """Run idempotent ``CREATE ... IF NOT EXISTS`` statements."""
+        self._conn.executescript(script)
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, (tuple(r) for r in rows))
+
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def query_one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(sql, tuple(params)).fetchone()
+        return row
+
+    def transaction(self) -> _Transaction:
+        """``with db.transaction():`` groups statements so nothing half-written is kept."""
+        return _Transaction(self._conn)
+
+    def close(self) -> None:
+        """Close the connection; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            logger.debug("checkpoint at close failed", exc_info=True)
+        self._conn.close()
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")

@@ -1,0 +1,1 @@
+"""Blocks Network SDK: agent instance runtime, consumer API, streams."""
