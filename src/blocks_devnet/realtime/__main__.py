@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m blocks_devnet.realtime", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=None, help="omit to keep everything in memory")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="omit to keep everything in memory"
+    )
     parser.add_argument("--access", action="store_true", help="enforce Access Manager tokens")
     parser.add_argument("--long-poll-seconds", type=float, default=280.0)
     args = parser.parse_args(argv)
@@ -30,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with RealtimeServer(
-        [keyset], data_dir=args.data_dir, host=args.host, port=args.port, long_poll_seconds=args.long_poll_seconds
+        [keyset],
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        long_poll_seconds=args.long_poll_seconds,
     ) as server:
         line = {
             "origin": server.origin,
