@@ -1,0 +1,340 @@
+"""Task records in SQLite: one row per task, kept in step with the task channel.
+
+Every write is a single statement (or one transaction), so a task is either wholly
+recorded or absent. The first terminal wins: :meth:`TaskStore.finish` only changes a row
+that is not terminal yet. Runs on the server's event loop like the rest of the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from blocks_devnet.store.database import Database
+from blocks_network.protocol.constants import TERMINAL_STATES
+
+#: States a task moves through; ``queued`` waits for capacity, ``submitted`` was handed
+#: to an instance (StartTask published), ``running`` was reported by the instance.
+STATE_QUEUED = "queued"
+STATE_SUBMITTED = "submitted"
+STATE_RUNNING = "running"
+ACTIVE_STATES = (STATE_QUEUED, STATE_SUBMITTED, STATE_RUNNING)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    agent_name TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    agent_org_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    caller_claims TEXT NOT NULL,
+    billing_mode TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_kind TEXT NOT NULL,
+    duration INTEGER,
+    duration_expires_at_ms INTEGER,
+    has_stream INTEGER NOT NULL,
+    request_parts TEXT NOT NULL,
+    protocol_version TEXT NOT NULL,
+    consumer_public_key TEXT,
+    idempotency_key TEXT,
+    upload_session_id TEXT,
+    fingerprint TEXT,
+    max_running_ms INTEGER NOT NULL,
+    instance_id TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    dispatched_ms INTEGER,
+    started_ms INTEGER,
+    ended_ms INTEGER,
+    expire_sent_ms INTEGER,
+    error TEXT,
+    reason TEXT,
+    completion_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idempotency
+    ON tasks (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner_id, created_ms);
+CREATE INDEX IF NOT EXISTS tasks_by_agent_org ON tasks (agent_org_id, created_ms);
+"""
+
+_JSON_COLUMNS = ("caller_claims", "request_parts")
+_BOOL_COLUMNS = ("has_stream",)
+
+
+def new_task_id() -> str:
+    """A fresh task id, safe as a channel segment and a stream-id prefix."""
+    return f"t_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task as the backend knows it (times are epoch milliseconds)."""
+
+    task_id: str
+    agent_name: str
+    agent_id: str
+    #: The organisation that owns the agent (its members may see the task).
+    agent_org_id: str
+    #: The task channel's org: ``u.{org_id}.{task_id}``.
+    org_id: str
+    owner_id: str
+    caller_claims: dict[str, Any]
+    billing_mode: str
+    environment: str
+    state: str
+    task_kind: str
+    has_stream: bool
+    request_parts: list[dict[str, Any]]
+    protocol_version: str
+    max_running_ms: int
+    created_ms: int
+    updated_ms: int
+    duration: int | None = None
+    duration_expires_at_ms: int | None = None
+    consumer_public_key: str | None = None
+    idempotency_key: str | None = None
+    upload_session_id: str | None = None
+    fingerprint: str | None = None
+    instance_id: str | None = None
+    dispatched_ms: int | None = None
+    started_ms: int | None = None
+    ended_ms: int | None = None
+    expire_sent_ms: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    completion_reason: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def dispatched(self) -> bool:
+        return self.instance_id is not None
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """ListTasks filters; ``None`` means "any"."""
+
+    owner_id: str | None = None
+    agent_name: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[TaskRecord]
+    next: str | None
+    total_count: int
+
+
+class InvalidCursor(ValueError):
+    """A ListTasks cursor this server did not hand out."""
+
+
+_COLUMNS = list(TaskRecord.__dataclass_fields__)
+
+
+def _to_row(record: TaskRecord) -> list[object]:
+    values: list[object] = []
+    for name in _COLUMNS:
+        value = getattr(record, name)
+        if name in _JSON_COLUMNS:
+            value = json.dumps(value, separators=(",", ":"))
+        elif name in _BOOL_COLUMNS:
+            value = 1 if value else 0
+        values.append(value)
+    return values
+
+
+def _from_row(row: sqlite3.Row) -> TaskRecord:
+    values: dict[str, Any] = {}
+    for name in _COLUMNS:
+        value = row[name]
+        if name in _JSON_COLUMNS:
+            value = json.loads(value)
+        elif name in _BOOL_COLUMNS:
+            value = bool(value)
+        values[name] = value
+    return TaskRecord(**values)
+
+
+class TaskStore:
+    """Reads and writes task rows; every method is a few short SQLite statements."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.ensure_schema(_SCHEMA)
+        self._insert_sql = (
+            f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+        )
+
+    def insert(self, record: TaskRecord) -> TaskRecord | None:
+        """Store a new task; returns None (and stores nothing) when its idempotency key is
+        taken by another task of the same owner."""
+        try:
+            self._db.execute(self._insert_sql, _to_row(record))
+        except sqlite3.IntegrityError:
+            if record.idempotency_key is not None:
+                return None
+            raise
+        return record
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        row = self._db.query_one("SELECT * FROM tasks WHERE task_id=?", (task_id,))
+        return None if row is None else _from_row(row)
+
+    def find_idempotent(self, owner_id: str, key: str) -> TaskRecord | None:
+        row = self._db.query_one(
+            "SELECT * FROM tasks WHERE owner_id=? AND idempotency_key=?", (owner_id, key)
+        )
+        return None if row is None else _from_row(row)
+
+    def active(self) -> list[TaskRecord]:
+        """Every task that is not terminal, oldest first."""
+        rows = self._db.query(
+            "SELECT * FROM tasks WHERE state IN (?,?,?) ORDER BY created_ms, task_id",
+            ACTIVE_STATES,
+        )
+        return [_from_row(r) for r in rows]
+
+    def mark_dispatched(
+        self, task_id: str, instance_id: str, now_ms: int, duration_expires_at_ms: int | None
+    ) -> bool:
+        """queued → submitted on ``instance_id``; False if the task is no longer queued."""
+        cursor = self._db.execute(
+            "UPDATE tasks SET state=?, instance_id=?, dispatched_ms=?, updated_ms=?,"
+            " duration_expires_at_ms=? WHERE task_id=? AND state=?",
+            (
+                STATE_SUBMITTED,
+                instance_id,
+                now_ms,
+                now_ms,
+                duration_expires_at_ms,
+                task_id,
+                STATE_QUEUED,
+            ),
+        )
+        return cursor.rowcount > 0
+
+    def mark_running(self, task_id: str, now_ms: int) -> bool:
+        """submitted → running (first report only)."""
+        cursor = self._db.execute(
+            "UPDATE tasks SET state=?, started_ms=COALESCE(started_ms, ?), updated_ms=?"
+            " WHERE task_id=? AND state IN (?,?)",
+            (STATE_RUNNING, now_ms, now_ms, task_id, STATE_QUEUED, STATE_SUBMITTED),
+        )
+        return cursor.rowcount > 0
+
+    def touch(self, task_id: str, now_ms: int) -> None:
+        self._db.execute(
+            "UPDATE tasks SET updated_ms=? WHERE task_id=? AND state IN (?,?,?)",
+            (now_ms, task_id, *ACTIVE_STATES),
+        )
+
+    def mark_expire_sent(self, task_id: str, now_ms: int) -> None:
+        self._db.execute(
+            "UPDATE tasks SET expire_sent_ms=?, updated_ms=? WHERE task_id=?",
+            (now_ms, now_ms, task_id),
+        )
+
+    def finish(
+        self,
+        task_id: str,
+        state: str,
+        now_ms: int,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
+        completion_reason: str | None = None,
+    ) -> TaskRecord | None:
+        """Record a terminal; returns the updated record, or None when the task was already
+        terminal (first terminal wins) or does not exist."""
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"{state!r} is not a terminal state")
+        cursor = self._db.execute(
+            "UPDATE tasks SET state=?, ended_ms=?, updated_ms=?, error=?, reason=?,"
+            " completion_reason=? WHERE task_id=? AND state IN (?,?,?)",
+            (state, now_ms, now_ms, error, reason, completion_reason, task_id, *ACTIVE_STATES),
+        )
+        return self.get(task_id) if cursor.rowcount else None
+
+    def list_visible(
+        self,
+        user_id: str,
+        org_id: str,
+        filters: TaskFilter,
+        *,
+        limit: int,
+        cursor: str | None,
+    ) -> TaskPage:
+        """Tasks owned by ``user_id`` or run by an agent of ``org_id``, newest first.
+
+        Raises :class:`InvalidCursor` for a cursor not produced by this method.
+        """
+        where = ["(owner_id=? OR agent_org_id=?)"]
+        params: list[object] = [user_id, org_id]
+        for column, value in (
+            ("owner_id", filters.owner_id),
+            ("agent_name", filters.agent_name),
+            ("state", filters.state),
+        ):
+            if value is not None:
+                where.append(f"{column}=?")
+                params.append(value)
+        base = " AND ".join(where)
+        total_row = self._db.query_one(f"SELECT COUNT(*) AS n FROM tasks WHERE {base}", params)
+        total = int(total_row["n"]) if total_row is not None else 0
+        page_where = base
+        page_params = list(params)
+        if cursor is not None:
+            created_ms, task_id = decode_cursor(cursor)
+            page_where += " AND (created_ms < ? OR (created_ms = ? AND task_id < ?))"
+            page_params += [created_ms, created_ms, task_id]
+        rows = self._db.query(
+            f"SELECT * FROM tasks WHERE {page_where} ORDER BY created_ms DESC, task_id DESC"
+            " LIMIT ?",
+            [*page_params, limit + 1],
+        )
+        records = [_from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(records[-1].created_ms, records[-1].task_id) if more else None
+        return TaskPage(tasks=records, next=next_cursor, total_count=total)
+
+    def count_queued(self, agent_name: str) -> int:
+        row = self._db.query_one(
+            "SELECT COUNT(*) AS n FROM tasks WHERE agent_name=? AND state=?",
+            (agent_name, STATE_QUEUED),
+        )
+        return int(row["n"]) if row is not None else 0
+
+
+def encode_cursor(created_ms: int, task_id: str) -> str:
+    raw = json.dumps([created_ms, task_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises :class:`InvalidCursor` when ``cursor`` is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_ms, task_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor("Invalid cursor: pass the 'next' value of the previous page") from None
+    if (
+        isinstance(created_ms, bool)
+        or not isinstance(created_ms, int)
+        or not isinstance(task_id, str)
+    ):
+        raise InvalidCursor("Invalid cursor: pass the 'next' value of the previous page")
+    return created_ms, task_id

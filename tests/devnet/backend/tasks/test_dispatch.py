@@ -1,0 +1,116 @@
+"""The dispatch choice and the capacity ledger, without I/O (fake clock)."""
+
+from __future__ import annotations
+
+from blocks_devnet.backend.tasks.dispatch import (
+    CapacityLedger,
+    InstanceView,
+    choose_instance,
+    instance_views,
+    parse_reported_state,
+)
+from blocks_network.protocol.constants import PROTOCOL_VERSION
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def view(
+    instance_id: str, load: int, concurrency: int = 2, versions: tuple[str, ...] | None = None
+) -> InstanceView:
+    return InstanceView(instance_id, load, concurrency, versions)
+
+
+def test_least_loaded_instance_wins() -> None:
+    chosen = choose_instance([view("a", 2, 3), view("b", 0, 3), view("c", 1, 3)], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "b"
+
+
+def test_full_instances_are_skipped_and_none_when_all_full() -> None:
+    assert choose_instance([view("a", 2, 2), view("b", 1, 1)], PROTOCOL_VERSION) is None
+    chosen = choose_instance([view("a", 2, 2), view("b", 3, 4)], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "b"
+
+
+def test_unlimited_concurrency_always_has_room() -> None:
+    chosen = choose_instance([view("a", 50, 0)], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "a"
+
+
+def test_ties_prefer_more_free_slots_then_the_smaller_id() -> None:
+    chosen = choose_instance([view("a", 1, 2), view("b", 1, 5)], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "b"
+    chosen = choose_instance([view("z", 0, 1), view("y", 0, 1)], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "y"
+
+
+def test_instances_without_the_protocol_version_are_skipped() -> None:
+    old = view("old", 0, 5, ("2020-01-01",))
+    assert choose_instance([old], PROTOCOL_VERSION) is None
+    chosen = choose_instance([old, view("new", 4, 5, (PROTOCOL_VERSION,))], PROTOCOL_VERSION)
+    assert chosen is not None and chosen.instance_id == "new"
+    # Not announcing versions is accepted, like a StartTask without one.
+    assert choose_instance([view("quiet", 0, 1, None)], PROTOCOL_VERSION) is not None
+
+
+def test_reported_state_is_read_leniently() -> None:
+    state = parse_reported_state(
+        {"activeTasks": 2, "concurrency": 0, "protocolVersions": [PROTOCOL_VERSION]}
+    )
+    assert (state.active_tasks, state.concurrency, state.protocol_versions) == (
+        2,
+        0,
+        (PROTOCOL_VERSION,),
+    )
+    odd = parse_reported_state({"activeTasks": True, "concurrency": -1, "protocolVersions": "x"})
+    assert (odd.active_tasks, odd.concurrency, odd.protocol_versions) == (None, None, None)
+    assert parse_reported_state(None).concurrency is None
+
+
+def test_views_use_our_counts_and_the_default_concurrency() -> None:
+    ledger = CapacityLedger(release_grace_seconds=0)
+    ledger.assign("a", "t1")
+    ledger.assign("a", "t2")
+    views = {
+        v.instance_id: v
+        for v in instance_views(
+            {"a": {"activeTasks": 0, "concurrency": 3}, "b": {}}, ledger, default_concurrency=4
+        )
+    }
+    assert (views["a"].load, views["a"].concurrency) == (2, 3)
+    assert (views["b"].load, views["b"].concurrency) == (0, 4)
+
+
+def test_freed_slot_cools_until_presence_confirms_it() -> None:
+    clock = FakeClock()
+    ledger = CapacityLedger(release_grace_seconds=2.0, clock=clock)
+    ledger.assign("a", "t1")
+    assert ledger.release("t1") == "a"
+    # The instance still reports the finished task: the slot is not free yet.
+    assert ledger.load("a", reported_active=1) == 1
+    # Its state caught up: free.
+    assert ledger.load("a", reported_active=0) == 0
+
+
+def test_freed_slot_is_free_after_the_grace_even_without_confirmation() -> None:
+    clock = FakeClock()
+    ledger = CapacityLedger(release_grace_seconds=2.0, clock=clock)
+    ledger.assign("a", "t1")
+    ledger.release("t1")
+    assert ledger.load("a", reported_active=None) == 1
+    clock.now += 2.5
+    assert ledger.load("a", reported_active=1) == 0
+
+
+def test_release_of_an_unknown_task_is_harmless() -> None:
+    ledger = CapacityLedger()
+    assert ledger.release("nope") is None
+    ledger.assign("a", "t1")
+    assert ledger.inflight("a") == frozenset({"t1"})
+    ledger.release("t1", cool=False)
+    assert ledger.instances() == [] and ledger.load("a", None) == 0

@@ -1,0 +1,63 @@
+"""Task records in SQLite: first terminal wins, idempotency keys, paging, restart."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from blocks_devnet.backend.tasks.store import InvalidCursor, TaskFilter, TaskStore, decode_cursor
+from blocks_devnet.store.database import Database
+from tests.devnet.backend.tasks.test_scanner import record
+
+
+@pytest.fixture
+def store() -> TaskStore:
+    return TaskStore(Database(None))
+
+
+def test_first_terminal_wins(store: TaskStore) -> None:
+    store.insert(record(state="queued", instance_id=None))
+    assert store.mark_running("t_1", 5) is True
+    finished = store.finish("t_1", "completed", 10)
+    assert finished is not None and finished.state == "completed" and finished.ended_ms == 10
+    assert store.finish("t_1", "failed", 11, error="late") is None
+    after = store.get("t_1")
+    assert after is not None and after.state == "completed" and after.error is None
+    assert store.mark_running("t_1", 12) is False
+
+
+def test_idempotency_key_is_unique_per_owner(store: TaskStore) -> None:
+    assert store.insert(record(idempotency_key="k")) is not None
+    assert store.insert(record(task_id="t_2", idempotency_key="k")) is None
+    assert store.insert(record(task_id="t_3", idempotency_key="k", owner_id="other")) is not None
+    found = store.find_idempotent("user_c", "k")
+    assert found is not None and found.task_id == "t_1"
+
+
+def test_listing_pages_newest_first_with_visibility(store: TaskStore) -> None:
+    for i in range(5):
+        store.insert(record(task_id=f"t_{i}", created_ms=1000 + i))
+    store.insert(record(task_id="hidden", owner_id="x", agent_org_id="org_x"))
+    first = store.list_visible("user_c", "org_none", TaskFilter(), limit=2, cursor=None)
+    assert [r.task_id for r in first.tasks] == ["t_4", "t_3"] and first.total_count == 5
+    assert first.next is not None
+    second = store.list_visible("user_c", "org_none", TaskFilter(), limit=10, cursor=first.next)
+    assert [r.task_id for r in second.tasks] == ["t_2", "t_1", "t_0"] and second.next is None
+    by_org = store.list_visible("nobody", "org_x", TaskFilter(), limit=10, cursor=None)
+    assert [r.task_id for r in by_org.tasks] == ["hidden"]
+
+
+def test_bad_cursor_is_refused() -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor("not-a-cursor")
+
+
+def test_records_survive_a_restart(tmp_path: Path) -> None:
+    db = Database(tmp_path / "db.sqlite3")
+    TaskStore(db).insert(replace(record(), request_parts=[{"partId": "text", "text": "hi"}]))
+    db.close()
+    reopened = TaskStore(Database(tmp_path / "db.sqlite3")).get("t_1")
+    assert reopened is not None and reopened.request_parts == [{"partId": "text", "text": "hi"}]
+    assert reopened.caller_claims == {} and reopened.has_stream is False

@@ -1,0 +1,187 @@
+"""``blocks devnet`` and ``blocks devnet keys create`` as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from blocks_devnet.cli import build_parser
+from tests.support.backend_client import BackendClient
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def blocks(*args: str) -> list[str]:
+    return [sys.executable, "-m", "blocks_devnet.cli", *args]
+
+
+class Devnet:
+    """A ``blocks devnet`` subprocess whose stdout lines arrive on a queue."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            blocks("devnet", *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="test-devnet-stdout", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def ready_lines(self) -> dict[str, str]:
+        """Wait for both env lines on stdout (the process announces it serves)."""
+        found: dict[str, str] = {}
+        while len(found) < 2:
+            try:
+                line = self.lines.get(timeout=START_TIMEOUT)
+            except queue.Empty:
+                pytest.fail("blocks devnet printed no ready lines in time")
+            if line is None:
+                pytest.fail(f"blocks devnet exited early: {self.process.wait(5)} {self.stderr()}")
+            key, sep, value = line.partition("=")
+            if sep and key in ("BLOCKS_CDM_URL", "BLOCKS_API_KEY"):
+                found[key] = value
+        return found
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read() if self.process.poll() is not None else ""
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        self._reader.join(STOP_TIMEOUT)
+
+
+@pytest.fixture
+def devnet_factory() -> Iterator[list[Devnet]]:
+    started: list[Devnet] = []
+    yield started
+    for devnet in started:
+        devnet.kill()
+
+
+def test_devnet_serves_writes_env_file_accepts_new_keys_and_stops_on_sigint(
+    tmp_path: Path, devnet_factory: list[Devnet]
+) -> None:
+    data_dir = tmp_path / "data"
+    env_file = tmp_path / "out" / ".env"
+    devnet = Devnet(
+        ["--port", str(free_port()), "--data-dir", str(data_dir), "--env-file", str(env_file)]
+    )
+    devnet_factory.append(devnet)
+
+    printed = devnet.ready_lines()
+    written = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert written == printed
+    assert printed["BLOCKS_API_KEY"].startswith("bk_")
+    config = httpx.get(printed["BLOCKS_CDM_URL"], timeout=5).json()
+    base_url = config["api"]["baseUrl"]
+
+    created = subprocess.run(
+        blocks("devnet", "keys", "create", "--user", "bob", "--data-dir", str(data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=STOP_TIMEOUT,
+    )
+    assert created.returncode == 0, created.stderr
+    new_key = created.stdout.strip().splitlines()[-1]
+    assert new_key.startswith("bk_") and new_key != printed["BLOCKS_API_KEY"]
+    client = BackendClient(base_url)
+    try:
+        bob = client.consumer_token(new_key)
+        dev = client.consumer_token(printed["BLOCKS_API_KEY"])
+        assert bob["userId"] != dev["userId"]
+    finally:
+        client.close()
+
+    devnet.process.send_signal(signal.SIGINT)
+    assert devnet.process.wait(STOP_TIMEOUT) == 0
+
+
+def test_sigterm_also_stops_cleanly(tmp_path: Path, devnet_factory: list[Devnet]) -> None:
+    devnet = Devnet(["--port", "0", "--data-dir", str(tmp_path / "data")])
+    devnet_factory.append(devnet)
+    devnet.ready_lines()
+    devnet.process.send_signal(signal.SIGTERM)
+    assert devnet.process.wait(STOP_TIMEOUT) == 0
+
+
+def test_restart_prints_the_same_api_key(tmp_path: Path, devnet_factory: list[Devnet]) -> None:
+    keys = []
+    for _ in range(2):
+        devnet = Devnet(["--port", "0", "--data-dir", str(tmp_path / "data")])
+        devnet_factory.append(devnet)
+        keys.append(devnet.ready_lines()["BLOCKS_API_KEY"])
+        devnet.process.send_signal(signal.SIGINT)
+        assert devnet.process.wait(STOP_TIMEOUT) == 0
+    assert keys[0] == keys[1]
+
+
+def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            blocks("devnet", "--port", str(port), "--data-dir", str(tmp_path / "data")),
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("blocks devnet:")]
+    assert len(errors) == 1 and "already in use" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_keys_create_without_a_network_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        blocks("devnet", "keys", "create", "--user", "x", "--data-dir", str(tmp_path / "none")),
+        capture_output=True,
+        text=True,
+        timeout=STOP_TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert "start `blocks devnet` first" in result.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def test_parser_defaults_and_subcommands() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["devnet"])
+    assert (args.host, args.port, args.env_file) == ("127.0.0.1", 4280, None)
+    args = parser.parse_args(["devnet", "keys", "create", "--user", "u", "--data-dir", "d"])
+    assert (args.user, args.keys_data_dir) == ("u", "d")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["devnet", "keys", "create"])
