@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -397,18 +399,39 @@ def test_overlapping_polls_from_a_changing_channel_set(pubnub_factory: PubNubFac
 def test_leave_then_stale_poll_does_not_bring_the_uuid_back(
     realtime_server: RealtimeServer, pubnub_factory: PubNubFactory
 ) -> None:
+    # Raw HTTP plays eve: the official client's heartbeat timer may re-announce the old
+    # channel set right after a leave, which would be a real (client-made) rejoin.
     _, listener = watch(pubnub_factory, "alice", ["room"])
-    eve = subscribed_client(pubnub_factory, "eve", ["room", "side"], presence_timeout=SHORT_TIMEOUT)
+    polls = f"/v2/subscribe/{KEY}/room,side/0?uuid=eve&heartbeat={SHORT_TIMEOUT}"
+    _, first = get(realtime_server, polls + "&tt=0")
     assert next_presence(listener, "eve").event == "join"
-    eve.unsubscribe().channels(["room"]).execute()
+    stale: list[Any] = []
+    poll = threading.Thread(
+        target=lambda: stale.append(get(realtime_server, f"{polls}&tt={first['t']['t']}&tr=1"))
+    )
+    poll.start()
+    # The held poll registered: here_now lists eve while it waits.
+    wait_for(
+        lambda: (
+            "eve" in get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room")[1]["uuids"]
+        )
+    )
+    get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room/leave?uuid=eve")
     assert next_presence(listener, "eve").event == "leave"
-    # End the stale poll (it still names "room"): a message on "side" answers it.
     pubnub_factory("pub").publish().channel("side").message("end the stale poll").sync()
+    poll.join(10)
+    assert stale and stale[0][0] == 200
     assert_empty(listener.presence_events, timeout=SHORT_TIMEOUT + 2)
     _, body = get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room")
     assert body["uuids"] == ["alice"]
-    _, body = get(realtime_server, f"/v2/presence/sub-key/{KEY}/uuid/eve")
-    assert body["payload"] == {"channels": ["side"]}
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
 
 
 def _bad_state(value: Any) -> str:
