@@ -14,7 +14,9 @@ import contextlib
 import queue
 import threading
 import time
+import urllib.request
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from pubnub.enums import PNStatusCategory
 from pubnub.pnconfiguration import PNConfiguration
@@ -89,6 +91,7 @@ class FakeAgent:
         # on the control client would make its subscribe loop use a write token.
         self.publisher = PubNub(self._config(None))
         self._publish_lock = threading.Lock()
+        self._stopped = False
         self._listener = RecordingListener()
         self.control: queue.Queue[Any] = self._listener.messages
         self.pubnub.add_listener(self._listener)
@@ -190,11 +193,25 @@ class FakeAgent:
     # --- lifecycle --------------------------------------------------------------------------
 
     def leave(self) -> None:
-        """Unsubscribe (presence ``leave``) without stopping the client."""
-        self.pubnub.unsubscribe().channels([self.control_channel]).execute()
+        """Leave presence for good: stop polling, then send the leave.
+
+        Unsubscribing through the client races: a poll it starts just before the leave
+        would reach the server after it and join again (a real rejoin, also on PubNub).
+        """
+        self._stopped = True
+        self.pubnub.stop()
+        query = urlencode({"uuid": self.instance_id, "auth": self.connect_reply["pamToken"]})
+        url = (
+            f"{self.network.url}/v2/presence/sub-key/{self.keyset.subscribe_key}"
+            f"/channel/{quote(self.control_channel, safe='')}/leave?{query}"
+        )
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.pubnub.unsubscribe_all()
-        self.pubnub.stop()
+        if not self._stopped:
+            self._stopped = True
+            with contextlib.suppress(Exception):
+                self.pubnub.unsubscribe_all()
+            self.pubnub.stop()
         self.publisher.stop()
