@@ -1,1 +1,81 @@
-"""Blocks Network SDK: agent instance runtime, consumer API, streams."""
+"""Blocks Network SDK: agent instance runtime, consumer API, streams.
+
+Consumers::
+
+    from blocks_network import TaskClient, text_part
+
+    with TaskClient.create(billing_mode="free") as client:
+        with client.send_message(agent_name="echo", request_parts=[text_part("hi")]) as session:
+            print(session.wait_for_terminal(timeout=30).state)
+"""
+
+from blocks_network.agent import AgentInstanceHandle, start_agent_instance
+from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
+from blocks_network.consumer import (
+    CallbackErrorContext,
+    DownloadedArtifact,
+    SendMessageRequestPart,
+    TaskClient,
+    TaskEvent,
+    TaskList,
+    TaskSession,
+    create_task_client,
+    download_artifact,
+    file_part,
+    text_part,
+)
+from blocks_network.errors import (
+    AgentForcedOfflineError,
+    ApiKeyInvalidError,
+    ArtifactError,
+    AuthError,
+    AuthRefreshFailedError,
+    BackendError,
+    BillingModeMismatchError,
+    BlocksError,
+    ClosedError,
+    ConfigError,
+    NetworkError,
+    RpcError,
+    StreamUnavailableError,
+)
+from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
+from blocks_network.types import AgentInstanceOptions, StartTaskMessage, TaskContext
+
+__all__ = [
+    "AgentForcedOfflineError",
+    "AgentInstanceHandle",
+    "AgentInstanceOptions",
+    "ApiKeyInvalidError",
+    "ArtifactError",
+    "ArtifactRef",
+    "AuthError",
+    "AuthRefreshFailedError",
+    "BackendError",
+    "BillingModeMismatchError",
+    "BlocksError",
+    "CallbackErrorContext",
+    "ClosedError",
+    "ConfigError",
+    "DownloadedArtifact",
+    "FileArtifactRef",
+    "InlineArtifactRef",
+    "NetworkError",
+    "RpcError",
+    "SendMessageRequestPart",
+    "StartTaskMessage",
+    "StreamUnavailableError",
+    "TaskClient",
+    "TaskContext",
+    "TaskEvent",
+    "TaskList",
+    "TaskSession",
+    "TokenEndpointConfig",
+    "TokenProvider",
+    "TokenResult",
+    "create_task_client",
+    "download_artifact",
+    "file_part",
+    "start_agent_instance",
+    "text_part",
+]

@@ -13,7 +13,11 @@ logger = logging.getLogger(__name__)
 
 
 def _builtin_card(
-    name: str, display: str, description: str, input_description: str
+    name: str,
+    display: str,
+    description: str,
+    input_description: str,
+    extra_inputs: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     return {
         "identity": {
@@ -30,8 +34,9 @@ def _builtin_card(
                     "id": "text",
                     "description": input_description,
                     "contentType": "text/plain",
-                    "required": True,
-                }
+                    "required": not extra_inputs,
+                },
+                *extra_inputs,
             ],
             "outputs": [{"id": "result", "contentType": "text/plain", "guaranteed": True}],
         },
@@ -41,7 +46,21 @@ def _builtin_card(
 
 #: The built-in agents of protocol.md §9.7, registered free and public on every local network.
 BUILTIN_AGENT_CARDS: tuple[dict[str, Any], ...] = (
-    _builtin_card("echo", "Echo", "Answers with the text it was sent.", "Text to echo back."),
+    _builtin_card(
+        "echo",
+        "Echo",
+        "Answers with the text it was sent.",
+        "Text to echo back.",
+        # The seed's part-helper sample sends files with the default part id "file".
+        extra_inputs=(
+            {
+                "id": "file",
+                "description": "Any file; echo answers with the parts it received.",
+                "contentType": "application/octet-stream",
+                "required": False,
+            },
+        ),
+    ),
     _builtin_card(
         "adder",
         "Adder",

@@ -1,0 +1,139 @@
+"""Presence state of the instance on its control channel (protocol §9.2), kept current.
+
+The backend picks instances by their announced ``activeTasks``, and after a terminal it
+waits for the instance's state to confirm the freed slot before sending the next task. So a
+task's end is announced *before* its terminal is published: :meth:`PresenceReporter.update`
+blocks until a state that includes the caller's change has been sent. Concurrent callers
+share one request (group commit): while one update is on the wire, every change made
+meanwhile rides on the next one, so a burst of task ends costs one or two updates.
+
+Changes nobody waits for (task start, reconnect) use :meth:`PresenceReporter.mark_dirty`,
+which one thread (``blocks-agent-presence``) sends in the background after a short
+debounce, unless a blocking update has announced them already.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from blocks_network.agent.realtime_http import RealtimeHttp
+from blocks_network.protocol.cdm import Keyset
+
+__all__ = ["PresenceReporter", "PresenceTarget"]
+
+logger = logging.getLogger(__name__)
+
+_JOIN_TIMEOUT_S: Final = 5.0
+_IDLE_WAIT_S: Final = 60.0
+#: A caller waiting for another thread's update gives up after this long.
+_SHARED_WAIT_S: Final = 10.0
+#: How long a non-urgent change waits before the background thread announces it.
+DEBOUNCE_S: Final = 0.1
+
+
+@dataclass(frozen=True)
+class PresenceTarget:
+    """Where and with which token the state is set, plus the state itself."""
+
+    keyset: Keyset
+    channel: str
+    token: str | None
+    state: dict[str, Any]
+
+
+class PresenceReporter:
+    """Coalescing presence-state sender. ``target()`` returns None while not connected."""
+
+    def __init__(self, realtime: RealtimeHttp, target: Callable[[], PresenceTarget | None]) -> None:
+        self._realtime = realtime
+        self._target = target
+        self._cond = threading.Condition()
+        self._changes = 0
+        self._sent = 0
+        self._sending = False
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def update(self) -> bool:
+        """Announce the current state and return once a state at least this recent was sent.
+
+        Blocks for about one request; never raises (failures are logged, False returned).
+        """
+        with self._cond:
+            self._changes += 1
+            mine = self._changes
+            while self._sending:
+                if not self._cond.wait(_SHARED_WAIT_S):
+                    return False
+                if self._sent >= mine:
+                    return True
+            self._sending = True
+            covered = self._changes
+        return self._send(covered)
+
+    send_now = update
+
+    def _send(self, covered: int) -> bool:
+        # The caller set ``_sending``; the state is read now, so it covers ``covered``.
+        ok = False
+        try:
+            target = self._target()
+            if target is not None:
+                ok = self._realtime.set_state(
+                    target.keyset, target.channel, target.state, token=target.token
+                )
+        except Exception:
+            logger.exception("presence update failed")
+        finally:
+            with self._cond:
+                self._sending = False
+                self._sent = max(self._sent, covered)
+                self._cond.notify_all()
+        return ok
+
+    def mark_dirty(self) -> None:
+        """Record a change to announce soon (non-blocking).
+
+        The background thread waits :data:`DEBOUNCE_S` first: a task that ends within that
+        time announces both changes with its own (blocking) update, saving a request.
+        """
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._changes += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="blocks-agent-presence", daemon=True
+                )
+                self._thread.start()
+        self._dirty.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._dirty.wait(_IDLE_WAIT_S) or self._stop.wait(DEBOUNCE_S):
+                continue
+            self._dirty.clear()
+            with self._cond:
+                if self._sent >= self._changes or self._sending:
+                    # Already announced, or an update in flight; a change it misses sets
+                    # the flag again.
+                    if self._sending:
+                        self._dirty.set()
+                    continue
+                self._sending = True
+                covered = self._changes
+            self._send(covered)
+
+    def close(self) -> None:
+        """Stop the sender thread; safe to call twice."""
+        with self._cond:
+            self._stop.set()
+            thread = self._thread
+        self._dirty.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT_S)

@@ -1,0 +1,118 @@
+"""Task-event publishes and presence-state updates as plain keep-alive HTTP requests.
+
+Write tokens are per task (and bound to the instance id), while a PubNub client holds one
+token at a time. Rather than a client per task, every publish is one ``POST /publish/...``
+with that task's token in ``auth=``, over the shared connection pool: the same request the
+official client sends with ``use_post=True`` (pubnub-wire.md §2), without a client object.
+
+Presence state goes the same way (``GET /v2/presence/.../data?state=``): the official client's
+``set_state`` also restarts its subscribe loop, leaving the old long-poll thread waiting,
+which would cost a thread per task start and end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+from pubnub.pubnub_core import PubNubCore
+
+from blocks_network.errors import NetworkError
+from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+
+__all__ = ["PNSDK", "RealtimeHttp"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``pnsdk`` value the official client sends (its version constant).
+PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
+#: Publishes are small and local: fail fast rather than hold a worker for 30 s.
+_REQUEST_TIMEOUT_S: Final = 10.0
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="~")
+
+
+class RealtimeHttp:
+    """Publishes and sets presence state as ``user_id`` (the instance id). Thread-safe.
+
+    Methods never raise for network or HTTP failures: they log and return False, since the
+    agent swallows publish failures (protocol §3.2).
+    """
+
+    def __init__(self, http: HttpClient, endpoint: RealtimeEndpoint, user_id: str) -> None:
+        self._http = http
+        self._base = f"{'https' if endpoint.ssl else 'http'}://{endpoint.origin}"
+        self._user_id = user_id
+
+    def _query(self, token: str | None, extra: dict[str, str]) -> str:
+        params = dict(extra)
+        params["uuid"] = self._user_id
+        params["pnsdk"] = PNSDK
+        if token:
+            params["auth"] = token
+        return urlencode(params, quote_via=quote)
+
+    def publish(
+        self,
+        keyset: Keyset,
+        channel: str,
+        message: Any,
+        *,
+        token: str | None,
+        meta: dict[str, Any] | None = None,
+        store: bool = True,
+    ) -> bool:
+        """POST-publish ``message`` on ``channel``; True when the server accepted it."""
+        extra = {"store": "1" if store else "0"}
+        if meta:
+            extra["meta"] = json.dumps(meta, separators=(",", ":"))
+        url = (
+            f"{self._base}/publish/{_segment(keyset.publish_key)}/{_segment(keyset.subscribe_key)}"
+            f"/0/{_segment(channel)}/0?{self._query(token, extra)}"
+        )
+        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+        return self._send("POST", url, body, f"publish on {channel}")
+
+    def set_state(
+        self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
+    ) -> bool:
+        """Replace this uuid's presence state on ``channel``; True when accepted."""
+        extra = {"state": json.dumps(state, separators=(",", ":"))}
+        url = (
+            f"{self._base}/v2/presence/sub-key/{_segment(keyset.subscribe_key)}/channel/"
+            f"{_segment(channel)}/uuid/{_segment(self._user_id)}/data?{self._query(token, extra)}"
+        )
+        return self._send("GET", url, None, f"presence update on {channel}")
+
+    def leave(self, keyset: Keyset, channel: str, *, token: str | None) -> bool:
+        """Leave ``channel``'s presence now (the instance stops being a candidate at once)."""
+        url = (
+            f"{self._base}/v2/presence/sub-key/{_segment(keyset.subscribe_key)}/channel/"
+            f"{_segment(channel)}/leave?{self._query(token, {})}"
+        )
+        return self._send("GET", url, None, f"presence leave on {channel}")
+
+    def _send(self, method: str, url: str, body: bytes | None, what: str) -> bool:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            response = self._http.request(
+                method, url, body=body, headers=headers, timeout=_REQUEST_TIMEOUT_S
+            )
+        except NetworkError as exc:
+            logger.warning("%s failed: %s", what, exc)
+            return False
+        if response.status == 200:
+            return True
+        if response.status == 403:
+            logger.warning(
+                "%s refused (HTTP 403): the task's access token expired or was revoked", what
+            )
+        else:
+            logger.warning("%s failed: HTTP %s %s", what, response.status, response.text[:200])
+        return False

@@ -1,0 +1,459 @@
+"""Running tasks: the executor, per-task publishing, terminals (protocol §3.3 to §3.5, §9.3).
+
+For each accepted StartTask the runner caches the task's credentials, counts it active and
+queues the handler on the worker pool. The worker publishes ``progress running``, calls
+``handler(task, ctx)``, publishes the returned artifacts and then the terminal. Every event
+is one HTTP publish with the task's own write token (see :mod:`.realtime_http`), so no
+PubNub client is created per task; one is made lazily only if the handler downloads a file.
+
+Thread model: control messages arrive on the control client's thread, handlers run on the
+pool, status flushes and pipe deadlines on the scheduler thread. A task's ``lock`` and its
+``ended`` flag make sure nothing of a task is published after its terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from blocks_network.agent.artifacts import (
+    ArtifactUploader,
+    PreparedArtifact,
+    prepare_artifacts,
+)
+from blocks_network.agent.context_services import ContextServices
+from blocks_network.agent.credentials import CredentialCache, TaskCredentials
+from blocks_network.agent.logging import fields
+from blocks_network.agent.realtime_http import RealtimeHttp
+from blocks_network.agent.scheduler import Scheduler
+from blocks_network.agent.task_state import SHUTDOWN_REASON, ActiveTask, terminal_for
+from blocks_network.errors import ArtifactError, ClosedError
+from blocks_network.protocol.cdm import Keyset
+from blocks_network.protocol.constants import (
+    PROTOCOL_VERSION,
+    TASK_STATE_CANCELED,
+    TASK_STATE_FAILED,
+    TERMINAL_REASON_TERMINATED,
+    Environment,
+)
+from blocks_network.protocol.control import StartTask
+from blocks_network.protocol.errors import handler_error_text
+from blocks_network.protocol.events import (
+    ProgressState,
+    SystemEvent,
+    TerminalEvent,
+    task_event_meta,
+)
+from blocks_network.types import Handler, StartTaskMessage, TaskContext
+
+__all__ = ["RunnerConfig", "TaskRunner"]
+
+logger = logging.getLogger(__name__)
+
+_IDLE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What the runner needs from the instance (callables are called from any thread)."""
+
+    agent_name: str
+    instance_id: str
+    handler: Handler | None
+    on_error: Callable[[str, BaseException], Any] | None
+    inline_limit: int
+    keyset_for: Callable[[Environment | None], Keyset]
+    environment: Callable[[], Environment | None]
+    on_active_changed: Callable[[int, bool], None]
+    """``(active_count, announce_now)``: with ``announce_now`` the presence update must be
+    sent before returning (a terminal follows)."""
+    task_client: Callable[[], Any]
+    task_pubnub: Callable[[TaskCredentials], Any]
+
+
+class TaskRunner:
+    """Accepts, runs and ends tasks. Thread-safe."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        *,
+        realtime: RealtimeHttp,
+        submit: Callable[[Callable[[], None]], None],
+        scheduler: Scheduler,
+        uploader: ArtifactUploader,
+        credentials: CredentialCache | None = None,
+    ) -> None:
+        self._cfg = config
+        self._realtime = realtime
+        self._submit = submit
+        self._scheduler = scheduler
+        self._uploader = uploader
+        self.credentials = credentials or CredentialCache()
+        self._lock = threading.Condition()
+        self._active: dict[str, ActiveTask] = {}
+        #: Tasks whose slot is free but whose terminal is still being published.
+        self._finishing: set[str] = set()
+        self.services = ContextServices(self, config, scheduler=scheduler, uploader=uploader)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    @property
+    def active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def is_in_flight(self, task_id: str) -> bool:
+        with self._lock:
+            return task_id in self._active
+
+    def in_flight(self) -> list[str]:
+        with self._lock:
+            return list(self._active)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no handler runs and every ending task's terminal is out (True), or
+        ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._active or self._finishing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, _IDLE_POLL_S * 20))
+            return True
+
+    # --- publishing ------------------------------------------------------------------------
+
+    def publish_event(self, creds: TaskCredentials, wire: dict[str, Any]) -> bool:
+        """Publish a task event on ``creds``' channel with its write token (failures logged)."""
+        version = creds.protocol_version or PROTOCOL_VERSION
+        wire.setdefault("protocolVersion", version)
+        return self._realtime.publish(
+            self._cfg.keyset_for(creds.environment),
+            creds.channel,
+            wire,
+            token=creds.write_token,
+            meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
+        )
+
+    def reject(self, start: StartTask, error: str, *, protocol_version: str | None = None) -> None:
+        """End a StartTask that will not run with ``terminal failed error``."""
+        creds = self._credentials_for(start)
+        version = protocol_version or start.protocol_version or PROTOCOL_VERSION
+        creds.protocol_version = version
+        event = TerminalEvent(
+            start.task_id, TASK_STATE_FAILED, error=error, protocol_version=version
+        )
+        logger.warning(
+            "task %s refused: %s",
+            start.task_id,
+            error,
+            extra=fields(taskId=start.task_id, error=error),
+        )
+        self.publish_event(creds, event.to_wire())
+
+    # --- starting --------------------------------------------------------------------------
+
+    def _credentials_for(self, start: StartTask) -> TaskCredentials:
+        return TaskCredentials(
+            task_id=start.task_id,
+            owner_id=start.resolved_owner_id,
+            org_id=start.resolved_org_id,
+            write_token=start.write_token,
+            agent_name=start.agent_name or self._cfg.agent_name,
+            environment=self._cfg.environment(),
+            protocol_version=start.protocol_version,
+        )
+
+    def start(self, start: StartTask, raw_parts: object = None) -> None:
+        """Accept a validated StartTask: cache its credentials and queue its handler.
+
+        ``raw_parts`` is the message's ``requestParts`` as received (handed to the handler
+        unchanged). Raises ClosedError if the pool no longer takes work (the task is then
+        ended ``canceled``).
+        """
+        creds = self._credentials_for(start)
+        message = StartTaskMessage.from_start_task(start, raw_parts=raw_parts)
+        ctx = TaskContext(message, self.services)
+        task = ActiveTask(start, creds, ctx)
+        self.credentials.put(creds)
+        with self._lock:
+            self._active[start.task_id] = task
+            count = len(self._active)
+        self._cfg.on_active_changed(count, False)
+        if ctx.task.is_pipe and start.duration_expires_at_ms is not None:
+            delay = start.duration_expires_at_ms / 1000.0 - time.time()
+            task.deadline_timer = self._scheduler.call_later(
+                delay, lambda: self.expire(start.task_id)
+            )
+        logger.info(
+            "task %s started",
+            start.task_id,
+            extra=fields(taskId=start.task_id, kind=start.task_kind),
+        )
+        try:
+            self._submit(lambda: self._run(task))
+        except ClosedError:
+            self._finish(
+                task, TerminalEvent(start.task_id, TASK_STATE_CANCELED, reason=SHUTDOWN_REASON)
+            )
+            raise
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _run(self, task: ActiveTask) -> None:
+        if task.ended:
+            return
+        self.publish_event(task.creds, ProgressState(task.task_id).to_wire())
+        handler = self._cfg.handler
+        try:
+            if handler is None:
+                raise RuntimeError("no handler is configured for this agent")
+            result = handler(task.ctx.task, task.ctx)
+            artifacts = prepare_artifacts(result)
+        except Exception as exc:
+            self._fail(task, exc)
+            return
+        if task.is_pipe and not task.interrupted():
+            # A pipe that returns on its own stays open: no terminal, credentials stay cached.
+            self._publish_artifacts(task, artifacts)
+            self._release(task)
+            logger.info("pipe task %s handler returned; task stays open", task.task_id)
+            return
+        try:
+            self._publish_artifacts(task, artifacts)
+        except ArtifactError as exc:
+            self._fail(task, exc)
+            return
+        self._finish(task, task.terminal())
+
+    def _publish_artifacts(self, task: ActiveTask, artifacts: list[PreparedArtifact]) -> None:
+        for artifact in artifacts:
+            if task.ended:
+                return
+            self.services.publish_bytes(
+                task.creds,
+                artifact.data,
+                artifact.mime_type,
+                artifact.file_name,
+                artifact.output_id,
+            )
+
+    def _fail(self, task: ActiveTask, exc: BaseException) -> None:
+        error = handler_error_text(exc)
+        logger.error(
+            "task %s failed: %s",
+            task.task_id,
+            error,
+            exc_info=exc,
+            extra=fields(taskId=task.task_id),
+        )
+        event = TerminalEvent(
+            task.task_id,
+            TASK_STATE_FAILED,
+            error=error,
+            protocol_version=task.creds.protocol_version,
+        )
+        if self._finish(task, event) and self._cfg.on_error is not None:
+            try:
+                self._cfg.on_error(task.task_id, exc)
+            except Exception:
+                logger.exception("on_error callback failed for task %s", task.task_id)
+
+    # --- ending ----------------------------------------------------------------------------
+
+    def _release(self, task: ActiveTask, *, announce_now: bool = False) -> None:
+        with self._lock:
+            if self._active.get(task.task_id) is not task:
+                return
+            del self._active[task.task_id]
+            count = len(self._active)
+            self._lock.notify_all()
+        self._cfg.on_active_changed(count, announce_now)
+        if task.pubnub is not None:
+            client, task.pubnub = task.pubnub, None
+            try:
+                client.stop()
+            except Exception:
+                logger.debug("stopping the task's client failed", exc_info=True)
+
+    def _finish(self, task: ActiveTask, event: TerminalEvent) -> bool:
+        """Publish ``event`` as the task's terminal unless it already ended; True if published."""
+        with task.lock:
+            if not task.mark_ended():
+                return False
+        self.credentials.pop(task.task_id)
+        with self._lock:
+            self._finishing.add(task.task_id)
+        try:
+            # Announce the freed slot before the terminal: on the terminal the backend sends
+            # the next task at once if our state already confirms the slot, else it waits.
+            self._release(task, announce_now=True)
+            self.publish_event(task.creds, event.to_wire())
+        finally:
+            with self._lock:
+                self._finishing.discard(task.task_id)
+                self._lock.notify_all()
+        logger.info(
+            "task %s ended %s",
+            task.task_id,
+            event.state,
+            extra=fields(taskId=task.task_id, state=event.state),
+        )
+        return True
+
+    def _publish_cached_terminal(self, task_id: str, event: TerminalEvent) -> bool:
+        creds = self.credentials.pop(task_id)
+        if creds is None:
+            return False
+        self.publish_event(creds, event.to_wire())
+        logger.info("task %s ended %s", task_id, event.state, extra=fields(taskId=task_id))
+        return True
+
+    def publish_terminal(self, task_id: str, event: dict[str, Any]) -> bool:
+        """End a task with ``{...event, type: terminal, taskId}`` (handle API, §3.5).
+
+        Works for an in-flight task and for a pipe whose handler returned (cached credentials).
+        Returns False when nothing is known about the task.
+        """
+        wire = dict(event)
+        wire["type"] = TerminalEvent.TYPE
+        wire["taskId"] = task_id
+        with self._lock:
+            task = self._active.get(task_id)
+        if task is not None:
+            with task.lock:
+                if not task.mark_ended():
+                    return False
+            self._release(task)
+            creds: TaskCredentials | None = task.creds
+            self.credentials.pop(task_id)
+        else:
+            creds = self.credentials.pop(task_id)
+        if creds is None:
+            return False
+        self.publish_event(creds, wire)
+        return True
+
+    # --- control messages ------------------------------------------------------------------
+
+    def get(self, task_id: str) -> ActiveTask | None:
+        """The in-flight task ``task_id`` (None once its handler finished)."""
+        with self._lock:
+            return self._active.get(task_id)
+
+    def cancel(self, task_id: str) -> None:
+        """CancelTask (§3.4.4): set the task's cancel event, or end a returned pipe."""
+        task = self.get(task_id)
+        if task is not None:
+            task.ctx.cancel_event.set()
+            logger.info("task %s cancel requested", task_id, extra=fields(taskId=task_id))
+            return
+        creds = self.credentials.get(task_id)
+        if creds is not None:
+            self._publish_cached_terminal(
+                task_id,
+                TerminalEvent(
+                    task_id, TASK_STATE_CANCELED, protocol_version=creds.protocol_version
+                ),
+            )
+        else:
+            logger.debug("cancel for unknown task %s ignored", task_id)
+
+    def expire(self, task_id: str) -> None:
+        """ExpireTask / the pipe deadline (§3.4.5): mark expired, or end a returned pipe."""
+        task = self.get(task_id)
+        if task is not None:
+            task.ctx.mark_expired()
+            logger.info("task %s reached its duration", task_id, extra=fields(taskId=task_id))
+            return
+        creds = self.credentials.get(task_id)
+        if creds is not None:
+            self._publish_cached_terminal(
+                task_id,
+                terminal_for(
+                    task_id,
+                    cancelled=True,
+                    expired=True,
+                    terminated=False,
+                    protocol_version=creds.protocol_version,
+                ),
+            )
+
+    def terminate(self, task_id: str) -> None:
+        """TerminateTask (§3.4.5b): mark terminated, or end a returned pipe."""
+        task = self.get(task_id)
+        if task is not None:
+            task.ctx.mark_terminated()
+            logger.info("task %s terminate requested", task_id, extra=fields(taskId=task_id))
+            return
+        creds = self.credentials.get(task_id)
+        if creds is not None:
+            self._publish_cached_terminal(
+                task_id,
+                TerminalEvent(
+                    task_id,
+                    TASK_STATE_CANCELED,
+                    reason=TERMINAL_REASON_TERMINATED,
+                    protocol_version=creds.protocol_version,
+                ),
+            )
+
+    def announce(self, task_id: str, status: str) -> None:
+        """Pause/ResumeTask (§3.4.5c): publish ``system status`` for an in-flight task only."""
+        task = self.get(task_id)
+        if task is None:
+            logger.debug("%s for task %s not in flight ignored", status, task_id)
+            return
+        with task.lock:
+            if not task.ended:
+                wire = SystemEvent(
+                    task_id, status, protocol_version=task.creds.protocol_version
+                ).to_wire()
+                self.publish_event(task.creds, wire)
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def cancel_all(self) -> list[str]:
+        """Ask every in-flight handler to stop (shutdown); returns their task ids."""
+        with self._lock:
+            tasks = list(self._active.values())
+        for task in tasks:
+            task.shutdown = True
+            task.ctx.cancel_event.set()
+        return [t.task_id for t in tasks]
+
+    def force_end_all(self) -> int:
+        """Publish ``canceled`` for every task still open (in flight or cached); returns count.
+
+        Handlers still running afterwards are ignored when they return.
+        """
+        with self._lock:
+            tasks = list(self._active.values())
+        ended = 0
+        for task in tasks:
+            task.shutdown = True
+            event = terminal_for(
+                task.task_id,
+                cancelled=True,
+                expired=task.ctx.is_expired,
+                terminated=task.ctx.is_terminated,
+                protocol_version=task.creds.protocol_version,
+                shutdown=True,
+            )
+            ended += self._finish(task, event)
+        for task_id in self.credentials.task_ids():
+            creds = self.credentials.get(task_id)
+            version = creds.protocol_version if creds else None
+            ended += self._publish_cached_terminal(
+                task_id,
+                TerminalEvent(
+                    task_id, TASK_STATE_CANCELED, reason=SHUTDOWN_REASON, protocol_version=version
+                ),
+            )
+        return ended

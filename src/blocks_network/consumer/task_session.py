@@ -1,0 +1,421 @@
+"""TaskSession: one task's events, state and artifacts, as a consumer sees them (§4.2-§4.5, §7).
+
+A session owns one PubNub client holding the task's read token. It is fed either live
+(a new task: subscribed from a timetoken taken before SendMessage, so the server's cache
+replays every event) or by a history catch-up followed by a subscription from the newest
+event seen (``connect`` and idempotent re-sends). Events are de-duplicated by timetoken,
+the first terminal wins, and callbacks registered late get the past replayed in order.
+
+After the terminal the subscription stops by itself; the client stays usable for artifact
+downloads until :meth:`TaskSession.close`. Callbacks run on the client's delivery thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pubnub.callbacks import SubscribeCallback
+from pubnub.enums import PNStatusCategory
+from pubnub.pubnub import PubNub
+
+from blocks_network.consumer.artifacts import (
+    DownloadedArtifact,
+    coerce_artifact_ref,
+    download_artifact,
+    safe_artifact_path,
+)
+from blocks_network.consumer.callbacks import CallbackRegistry, ErrorHandler, Unsubscribe
+from blocks_network.consumer.event_log import EventLog, callback_kind
+from blocks_network.consumer.events import TaskEvent
+from blocks_network.consumer.history import fetch_history
+from blocks_network.consumer.realtime import SessionRealtime
+from blocks_network.errors import ArtifactError, AuthError, BlocksError, ClosedError
+from blocks_network.protocol.artifacts import ArtifactRef
+from blocks_network.protocol.constants import (
+    STREAM_DRAIN_WINDOW_S,
+    TERMINAL_STATES,
+    WAIT_FOR_TERMINAL_TIMEOUT_S,
+)
+
+__all__ = ["TaskSession"]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT = "taskSession"
+#: ``task_id`` → a fresh read token; used once when the subscription is refused.
+ReadTokenSource = Callable[[], str]
+TaskAction = Callable[[str], None]
+
+
+class _Listener(SubscribeCallback):  # type: ignore[misc]
+    def __init__(self, session: TaskSession) -> None:
+        self._session = session
+
+    def message(self, pubnub: PubNub, message: Any) -> None:
+        self._session._receive(message.message, message.timetoken)
+
+    def status(self, pubnub: PubNub, status: Any) -> None:
+        if status.category == PNStatusCategory.PNAccessDeniedCategory:
+            self._session._subscription_denied()
+
+    def presence(self, pubnub: PubNub, presence: Any) -> None:
+        pass
+
+    def file(self, pubnub: PubNub, file_message: Any) -> None:
+        logger.debug("ignoring a file message on %s", file_message.channel)
+
+
+class TaskSession:
+    """A task as the consumer sees it; thread-safe. Use as a context manager or :meth:`close`.
+
+    Create sessions with ``TaskClient.send_message`` or ``TaskClient.connect``.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        channel: str,
+        *,
+        realtime: SessionRealtime,
+        read_token: str | None,
+        agent_name: str | None = None,
+        state: str | None = None,
+        drain_window_s: float = STREAM_DRAIN_WINDOW_S,
+        cancel: TaskAction | None = None,
+        terminate: TaskAction | None = None,
+        read_token_source: ReadTokenSource | None = None,
+        on_close: Callable[[TaskSession], None] | None = None,
+    ) -> None:
+        self._task_id = task_id
+        self._channel = channel
+        self._realtime = realtime
+        self._read_token = read_token
+        self._agent_name = agent_name
+        self.drain_window_s = drain_window_s
+        self._cancel_action = cancel
+        self._terminate_action = terminate
+        self._read_token_source = read_token_source
+        self._on_close = on_close
+        self._callbacks = CallbackRegistry(ENTRY_POINT, f"task {task_id}")
+        self._state_lock = threading.Lock()
+        self._log = EventLog()
+        self._initial_state = state
+        self._done = threading.Event()
+        self._failure: BlocksError | None = None
+        self._closed = False
+        self._subscribed = False
+        self._token_retries = 1
+        self._pubnub: PubNub | None = None
+
+    # --- set-up (TaskClient) ------------------------------------------------------------------
+
+    def _client(self) -> PubNub:
+        with self._state_lock:
+            if self._closed:
+                raise ClosedError(f"session for task {self._task_id} is closed")
+            if self._pubnub is None:
+                self._pubnub = self._realtime.client(self._read_token)
+            return self._pubnub
+
+    def _follow(self, cursor: int) -> None:
+        """Subscribe from ``cursor``; events after it arrive through callbacks."""
+        pubnub = self._client()
+        pubnub.add_listener(_Listener(self))
+        with self._state_lock:
+            self._subscribed = True
+        pubnub.subscribe().channels([self._channel]).with_timetoken(cursor).execute()
+
+    def _catch_up(self, recorded_state: str | None, *, follow: bool) -> None:
+        """Load history; then, unless the task is over (history or ``recorded_state``),
+        subscribe from the newest event seen (``follow``)."""
+        before = self._realtime.cursor()
+        for timetoken, message in fetch_history(self._client(), self._channel):
+            self._receive(message, timetoken)
+        with self._state_lock:
+            terminal = self._log.terminal
+            hwm = self._log.high_water_mark
+        if terminal is None and recorded_state in TERMINAL_STATES:
+            # History terminal wins over a lagging record; a record alone still ends it.
+            self._receive(TaskEvent.synthetic_terminal(self._task_id, recorded_state).data, None)
+            terminal = self._log.terminal
+        if terminal is None and follow:
+            self._follow(hwm if hwm is not None else before)
+
+    # --- properties ---------------------------------------------------------------------------
+
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    @property
+    def channel(self) -> str:
+        """The task channel ``u.{orgId}.{taskId}``."""
+        return self._channel
+
+    @property
+    def agent_name(self) -> str | None:
+        return self._agent_name
+
+    @property
+    def state(self) -> str | None:
+        """The latest known state: the terminal state once over, else e.g. ``running``."""
+        with self._state_lock:
+            return self._log.state or self._initial_state
+
+    @property
+    def is_terminal(self) -> bool:
+        with self._state_lock:
+            return self._log.terminal is not None
+
+    @property
+    def terminal_event(self) -> TaskEvent | None:
+        with self._state_lock:
+            return self._log.terminal
+
+    @property
+    def events(self) -> list[TaskEvent]:
+        """Every event seen so far (history and live), oldest first."""
+        with self._state_lock:
+            return list(self._log.events)
+
+    @property
+    def _stream_announcements(self) -> list[Mapping[str, Any]]:
+        """``stream_started`` payloads seen so far (for the streams layer)."""
+        with self._state_lock:
+            return list(self._log.stream_announcements)
+
+    # --- event intake -----------------------------------------------------------------------------
+
+    def _receive(self, message: object, timetoken: int | None) -> None:
+        event = TaskEvent.from_wire(message, timetoken)
+        if event is None:
+            logger.debug("ignoring a non-event message on %s", self._channel)
+            return
+        with self._callbacks.lock:
+            with self._state_lock:
+                accepted = self._log.add(event)
+            if not accepted:
+                return
+            self._callbacks.deliver("onEvent", event)
+            kind = callback_kind(event)
+            if kind is not None:
+                payload = self._make_stream_ref(event.data) if kind == "onStream" else event
+                self._callbacks.deliver(kind, payload)
+        if event.is_terminal:
+            self._done.set()
+            self._after_terminal()
+
+    def _after_terminal(self) -> None:
+        self._drain_streams(self.drain_window_s)
+        self._stop_subscription()
+
+    def _make_stream_ref(self, announcement: Mapping[str, Any]) -> Any:
+        """What ``on_stream`` callbacks receive for an announcement (the streams layer
+        replaces this with a StreamRef factory)."""
+        return announcement
+
+    def _drain_streams(self, window_s: float) -> None:
+        """Hook: let opened streams finish after the terminal (no streams here: no wait)."""
+
+    def _stop_subscription(self) -> None:
+        with self._state_lock:
+            was, self._subscribed = self._subscribed, False
+            pubnub = self._pubnub
+        if was and pubnub is not None:
+            pubnub.stop()
+
+    def _subscription_denied(self) -> None:
+        """The read token was refused: fetch a new one once, else fail waiters."""
+        with self._state_lock:
+            retry = self._token_retries > 0 and not self._closed and self._log.terminal is None
+            self._token_retries -= 1
+            hwm = self._log.high_water_mark
+            old, self._pubnub, self._subscribed = self._pubnub, None, False
+        if old is not None:
+            old.stop()
+        if retry and self._read_token_source is not None:
+            try:
+                self._read_token = self._read_token_source()
+                self._follow(hwm if hwm is not None else self._realtime.cursor())
+                logger.info("task %s: resubscribed with a fresh read token", self._task_id)
+                return
+            except BlocksError as exc:
+                logger.warning("task %s: could not renew the read token: %s", self._task_id, exc)
+        self._failure = AuthError(
+            f"reading task {self._task_id}'s channel was denied (the read token expired or was "
+            "revoked); connect to the task again with client.connect(task_id)",
+            status=403,
+        )
+        self._done.set()
+
+    # --- callbacks ------------------------------------------------------------------------------
+
+    def _register(self, kind: str, callback: Callable[[Any], None]) -> Unsubscribe:
+        if self._closed:
+            raise ClosedError(f"session for task {self._task_id} is closed")
+        with self._callbacks.lock:
+            with self._state_lock:
+                log = self._log
+                if kind == "onEvent":
+                    replay: list[Any] = list(log.events)
+                elif kind == "onTerminal":
+                    replay = [log.terminal] if log.terminal is not None else []
+                elif kind == "onCancelRequested":
+                    cancel = log.cancel_requested
+                    replay = [cancel] if cancel is not None and log.terminal is None else []
+                elif kind == "onStream":
+                    replay = list(log.stream_announcements)
+                else:
+                    replay = [e for e in log.events if callback_kind(e) == kind]
+            if kind == "onStream":
+                replay = [self._make_stream_ref(a) for a in replay]
+            return self._callbacks.add(kind, callback, replay)
+
+    def on_event(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """Every event (replays those already seen); returns an unsubscribe function."""
+        return self._register("onEvent", callback)
+
+    def on_progress(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """``progress`` events (state changes and status messages), past ones replayed."""
+        return self._register("onProgress", callback)
+
+    def on_artifact(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """``artifact`` events (``event.artifact_ref``); known artifacts are replayed."""
+        return self._register("onArtifact", callback)
+
+    def on_terminal(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """The terminal event, once; replayed if the task is already over."""
+        return self._register("onTerminal", callback)
+
+    def on_system(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """``system`` events (paused/resumed/heartbeat)."""
+        return self._register("onSystem", callback)
+
+    def on_cancel_requested(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
+        """The backend's ``cancel_requested`` acknowledgement: at most once, never after the
+        terminal; replayed unless the task already ended."""
+        return self._register("onCancelRequested", callback)
+
+    def on_stream(self, callback: Callable[[Any], None]) -> Unsubscribe:
+        """Stream announcements (``stream_started``), known ones replayed."""
+        return self._register("onStream", callback)
+
+    def on_error(self, handler: ErrorHandler) -> Unsubscribe:
+        """``handler(error, CallbackErrorContext)`` for exceptions raised by callbacks.
+
+        Without handlers such errors are logged at WARNING. Returns an unsubscribe function.
+        """
+        if self._closed:
+            raise ClosedError(f"session for task {self._task_id} is closed")
+        return self._callbacks.add_error_handler(handler)
+
+    # --- waiting ----------------------------------------------------------------------------------
+
+    def wait_for_terminal(self, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S) -> TaskEvent:
+        """Block until the task ends and return its terminal event (immediately if over).
+
+        Raises TimeoutError after ``timeout`` seconds, AuthError if the subscription was
+        refused, ClosedError if the session was closed before the task ended.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(
+                f"task {self._task_id} did not end within {timeout} s (state: {self.state}); "
+                "call wait_for_terminal() again, or cancel() it"
+            )
+        terminal = self.terminal_event
+        if terminal is not None:
+            return terminal
+        if self._failure is not None:
+            raise self._failure
+        raise ClosedError(f"session for task {self._task_id} was closed before the task ended")
+
+    # --- artifacts --------------------------------------------------------------------------------
+
+    def list_artifacts(self) -> list[ArtifactRef]:
+        """Every artifact reference seen so far (history and live), in arrival order."""
+        with self._state_lock:
+            return list(self._log.artifacts)
+
+    def download_artifact(self, ref: ArtifactRef | Mapping[str, Any]) -> DownloadedArtifact:
+        """The artifact's bytes (inline: decoded locally; file: downloaded, blocking).
+
+        Raises ArtifactError when the download fails, ClosedError after :meth:`close`.
+        """
+        self._check_open()
+        parsed = coerce_artifact_ref(ref)
+        pubnub = None
+        if parsed.KIND == "file":
+            if self._read_token is None:
+                raise ArtifactError(f"task {self._task_id}: no read token to download files with")
+            pubnub = self._client()
+        return download_artifact(parsed, pubnub)
+
+    def save_artifacts(self, directory: str | Path) -> list[Path]:
+        """Download every artifact into ``directory`` (created if needed); returns the paths.
+
+        Each file keeps only the last component of its name (``artifact-{i}`` when unnamed);
+        a name that would escape ``directory`` raises ArtifactError. Same names overwrite.
+        """
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        paths: list[Path] = []
+        for index, ref in enumerate(self.list_artifacts()):
+            artifact = self.download_artifact(ref)
+            path = safe_artifact_path(target, artifact.file_name, index)
+            path.write_bytes(artifact.data)
+            paths.append(path)
+        return paths
+
+    # --- control ------------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Ask the agent to stop (RPC CancelTask); the terminal arrives as an event."""
+        self._check_open()
+        if self._cancel_action is None:
+            raise ClosedError("this session has no client to send CancelTask with")
+        self._cancel_action(self._task_id)
+
+    def terminate(self) -> None:
+        """End the task (RPC TerminateTask); the terminal arrives as an event."""
+        self._check_open()
+        if self._terminate_action is None:
+            raise ClosedError("this session has no client to send TerminateTask with")
+        self._terminate_action(self._task_id)
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"session for task {self._task_id} is closed")
+
+    def close(self) -> None:
+        """Stop listening and release the client; safe to call twice."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pubnub, self._pubnub, self._subscribed = self._pubnub, None, False
+        if pubnub is not None:
+            pubnub.stop()
+        self._done.set()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def __enter__(self) -> TaskSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TaskSession(task_id={self._task_id!r}, state={self.state!r})"

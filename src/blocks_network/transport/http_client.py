@@ -1,0 +1,197 @@
+"""A small keep-alive JSON-over-HTTP client for the Blocks backend and token endpoints.
+
+``http.client`` with a pool of persistent connections: one request on loopback costs
+about a quarter of a millisecond, half of what a general-purpose client costs, and
+every task makes several.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from blocks_network.errors import NetworkError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+#: Transient failures are retried this many times in all (protocol.md §4.1, §10.2).
+TRANSIENT_ATTEMPTS = 3
+#: Idle keep-alive connections kept per origin (more in flight are opened, then closed).
+DEFAULT_POOL_SIZE = 64
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or ``None`` when it is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class HttpClient:
+    """Thread-safe; connections to each origin are pooled and reused."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        user_agent: str = "blocks-network-python",
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._user_agent = user_agent
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._ssl_context: ssl.SSLContext | None = None
+        self._closed = False
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        retry_transient: bool = True,
+    ) -> HttpResponse:
+        """Send one request; network failures raise :class:`NetworkError` after retries.
+
+        Any HTTP status is returned, not raised: callers map statuses to their errors.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        send_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":")).encode()
+            send_headers["Content-Type"] = "application/json"
+        if headers:
+            send_headers.update(headers)
+        attempts = TRANSIENT_ATTEMPTS if retry_transient else 1
+        last_error: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                return self._send(
+                    parts.scheme,
+                    parts.hostname,
+                    parts.port,
+                    method,
+                    path,
+                    body,
+                    send_headers,
+                    timeout,
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                last_error = exc
+                if attempt + 1 < attempts:
+                    delay = 0.5 * 2**attempt + random.uniform(0, 0.1)
+                    logger.debug("request to %s failed (%s); retrying in %.2f s", url, exc, delay)
+                    time.sleep(delay)
+        raise NetworkError(
+            f"could not reach {parts.scheme}://{parts.netloc}: {last_error}"
+        ) from last_error
+
+    def _send(
+        self,
+        scheme: str,
+        host: str,
+        port: int | None,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> HttpResponse:
+        key = (scheme, host, port or (443 if scheme == "https" else 80))
+        # A pooled connection may have been closed by the server: retry once on a fresh one.
+        for fresh in (False, True):
+            conn = self._checkout(key, fresh)
+            conn.timeout = timeout or self._timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (
+                ConnectionResetError,
+                BrokenPipeError,
+                http.client.RemoteDisconnected,
+                http.client.BadStatusLine,
+            ):
+                conn.close()
+                if fresh:
+                    raise
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            result = HttpResponse(
+                response.status, {k.lower(): v for k, v in response.getheaders()}, data
+            )
+            if response.will_close:
+                conn.close()
+            else:
+                self._checkin(key, conn)
+            return result
+        raise http.client.HTTPException("unreachable")  # pragma: no cover
+
+    def _checkout(self, key: tuple[str, str, int], fresh: bool) -> http.client.HTTPConnection:
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                if idle:
+                    return idle.pop()
+        scheme, host, port = key
+        if scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            return http.client.HTTPSConnection(
+                host, port, timeout=self._timeout, context=self._ssl_context
+            )
+        conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        return conn
+
+    def _checkin(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if self._closed or len(idle) >= self._pool_size:
+                conn.close()
+            else:
+                idle.append(conn)
+
+    def close(self) -> None:
+        """Close pooled connections; the client stays usable (it reconnects)."""
+        with self._lock:
+            pools, self._idle = self._idle, {}
+        for idle in pools.values():
+            for conn in idle:
+                conn.close()

@@ -1,0 +1,107 @@
+"""Token publishes as plain keep-alive HTTP POSTs: no PubNub client per token, task or stream.
+
+A PubNub client holds one access token, but streams and tasks each have their own. Every
+publish here is the request the official client sends with ``use_post=True``
+(pubnub-wire.md §2): ``POST /publish/{pub}/{sub}/0/{channel}/0?store=&meta=&uuid=&pnsdk=&auth=``
+with the JSON message as the body, over a shared :class:`HttpClient` connection pool.
+
+Callers pass the message already serialized (stream frames are built as JSON text once) and
+get the raw response back: the stream-setup handshake needs the body of the 403 it expects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+from pubnub.pubnub_core import PubNubCore
+
+from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.http_client import HttpClient, HttpResponse
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+
+__all__ = ["PNSDK", "PUBLISH_TIMEOUT_S", "TokenPublisher", "encode_meta"]
+
+#: The ``pnsdk`` value the official client sends (its own version constant).
+PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
+#: Publishes are small: fail fast rather than hold a writer for the default 30 s.
+PUBLISH_TIMEOUT_S: Final = 10.0
+_HEADERS: Final = {
+    "Content-Type": "application/json",
+    "User-Agent": f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}",
+}
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="~")
+
+
+def encode_meta(meta: Mapping[str, Any]) -> str:
+    """Compact JSON of a publish's PubNub meta (encode once, reuse for every publish)."""
+    return json.dumps(dict(meta), separators=(",", ":"))
+
+
+class TokenPublisher:
+    """Publishes on one keyset of one realtime origin. Thread-safe; holds no connection itself.
+
+    The pool belongs to ``http``; closing it is the owner's job.
+    """
+
+    def __init__(self, http: HttpClient, endpoint: RealtimeEndpoint, keyset: Keyset) -> None:
+        self._http = http
+        self._prefix = (
+            f"{'https' if endpoint.ssl else 'http'}://{endpoint.origin}/publish/"
+            f"{_segment(keyset.publish_key)}/{_segment(keyset.subscribe_key)}/0/"
+        )
+        self.keyset = keyset
+        self.endpoint = endpoint
+
+    def publish_url(
+        self,
+        channel: str,
+        *,
+        user_id: str,
+        token: str | None,
+        meta_json: str | None = None,
+        store: bool = False,
+    ) -> str:
+        """The full POST URL of a publish (build once per stream and reuse it)."""
+        params = {"store": "1" if store else "0"}
+        if meta_json is not None:
+            params["meta"] = meta_json
+        params["uuid"] = user_id
+        params["pnsdk"] = PNSDK
+        query = urlencode(params, quote_via=quote)
+        if token:
+            # Tokens go unencoded, as the official client sends them (pubnub-wire.md §0).
+            query += f"&auth={token}"
+        return f"{self._prefix}{_segment(channel)}/0?{query}"
+
+    def post(self, url: str, body: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> HttpResponse:
+        """Send one publish built by :meth:`publish_url`; returns any HTTP status.
+
+        Blocks for one round trip; raises NetworkError when the origin cannot be reached
+        (no transient retries here: callers own their retry policy).
+        """
+        return self._http.request(
+            "POST", url, body=body, headers=_HEADERS, timeout=timeout, retry_transient=False
+        )
+
+    def publish(
+        self,
+        channel: str,
+        body: bytes,
+        *,
+        user_id: str,
+        token: str | None,
+        meta_json: str | None = None,
+        store: bool = False,
+        timeout: float = PUBLISH_TIMEOUT_S,
+    ) -> HttpResponse:
+        """Build the URL and publish ``body`` (JSON text) once; see :meth:`post`."""
+        url = self.publish_url(
+            channel, user_id=user_id, token=token, meta_json=meta_json, store=store
+        )
+        return self.post(url, body, timeout=timeout)

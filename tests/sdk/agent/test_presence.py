@@ -1,0 +1,95 @@
+"""Presence reporting: a task's end is announced before its terminal, updates are shared."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from blocks_network.agent.presence import DEBOUNCE_S, PresenceReporter, PresenceTarget
+from blocks_network.protocol.cdm import Keyset
+
+KEYSET = Keyset("pub", "sub")
+
+
+class SlowRealtime:
+    """Records each state sent; each send takes ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.sent: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def set_state(
+        self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
+    ) -> bool:
+        time.sleep(self.delay)  # a request on the wire
+        with self.lock:
+            self.sent.append(state)
+        return True
+
+
+def _reporter(realtime: SlowRealtime, counter: list[int]) -> PresenceReporter:
+    def target() -> PresenceTarget:
+        return PresenceTarget(KEYSET, "agent.a.control", "tok", {"activeTasks": counter[0]})
+
+    return PresenceReporter(realtime, target)  # type: ignore[arg-type]
+
+
+def test_update_returns_after_a_state_with_the_change_was_sent() -> None:
+    realtime = SlowRealtime(delay=0.0)
+    counter = [3]
+    reporter = _reporter(realtime, counter)
+    counter[0] = 2
+    assert reporter.update()
+    assert realtime.sent == [{"activeTasks": 2}]
+
+
+def test_concurrent_updates_share_requests() -> None:
+    realtime = SlowRealtime(delay=0.05)
+    counter = [20]
+    reporter = _reporter(realtime, counter)
+    lock = threading.Lock()
+    stale: list[tuple[int, int]] = []
+
+    def task_end() -> None:
+        with lock:
+            counter[0] -= 1
+            mine = counter[0]
+        reporter.update()
+        # When update() returns, a state including this task's end has been sent.
+        with realtime.lock:
+            announced = min(state["activeTasks"] for state in realtime.sent)
+        if announced > mine:
+            stale.append((announced, mine))
+
+    threads = [threading.Thread(target=task_end) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert counter[0] == 0 and not stale
+    assert len(realtime.sent) <= 4  # 20 ends, a handful of requests
+    assert realtime.sent[-1] == {"activeTasks": 0}
+
+
+def test_background_changes_are_debounced_and_skipped_when_covered() -> None:
+    realtime = SlowRealtime(delay=0.0)
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        counter[0] = 1
+        reporter.mark_dirty()  # task start: not urgent
+        counter[0] = 0
+        reporter.update()  # the same task ended quickly: one request covers both
+        time.sleep(DEBOUNCE_S * 3)
+        assert realtime.sent == [{"activeTasks": 0}]
+        counter[0] = 5
+        reporter.mark_dirty()
+        deadline = time.monotonic() + 5
+        while len(realtime.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert realtime.sent[-1] == {"activeTasks": 5}
+    finally:
+        reporter.close()
+        reporter.close()

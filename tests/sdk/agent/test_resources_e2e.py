@@ -1,0 +1,61 @@
+"""Threads and PubNub clients of an instance do not grow with the number of tasks it ran."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from blocks_network.agent import control_client, instance
+from blocks_network.consumer import TaskClient, text_part
+from blocks_network.handlers.echo import echo_handler
+from tests.sdk.agent.conftest import AgentFactory
+
+
+def _agent_threads() -> set[str]:
+    return {
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("blocks-task-") or t.name.startswith("blocks-agent-")
+    }
+
+
+def test_threads_and_clients_stay_flat(
+    start_agent: AgentFactory, consumer: TaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[Any] = []
+    for module in (control_client, instance):
+        original = module.create_pubnub
+
+        def counting(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            client = _original(*args, **kwargs)
+            created.append(client)
+            return client
+
+        monkeypatch.setattr(module, "create_pubnub", counting)
+
+    start_agent(agent_name="echo", handler=echo_handler, concurrency=4)
+
+    def batch(count: int) -> None:
+        sessions = [consumer.send_message("echo", [text_part(str(i))]) for i in range(count)]
+        for session in sessions:
+            assert session.wait_for_terminal(timeout=20).state == "completed"
+            session.close()
+
+    batch(8)
+    total_after_warmup = threading.active_count()
+    batch(40)
+    workers = {t for t in _agent_threads() if t.startswith("blocks-task-")}
+    assert len(workers) <= 4
+    assert _agent_threads() - workers <= {"blocks-agent-presence", "blocks-agent-timer"}
+    # Warm-up may not have needed all 4 workers; nothing else may appear. Closed consumer
+    # sessions end their poll threads asynchronously, so give them a moment; a per-task
+    # leak never drops back.
+    deadline = time.monotonic() + 5
+    while threading.active_count() > total_after_warmup + 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= total_after_warmup + 4
+    # One control client for the instance's whole life; none per task.
+    assert len(created) == 1

@@ -1,0 +1,280 @@
+"""Unit tests of the runtime's small parts: options, terminals, results, pools, timers, logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from blocks_network.agent.artifacts import multipart_body, prepare_artifacts
+from blocks_network.agent.logging import (
+    AgentLogFormatter,
+    AgentLogHandler,
+    fields,
+    level_from_env,
+)
+from blocks_network.agent.scheduler import Scheduler
+from blocks_network.agent.shutdown import grace_from_env
+from blocks_network.agent.task_state import terminal_for
+from blocks_network.agent.workers import WorkerPool
+from blocks_network.errors import ArtifactError, ClosedError, ConfigError
+from blocks_network.types import AgentInstanceOptions
+
+
+def _noop(task: Any, ctx: Any) -> None:
+    return None
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"agent_name": "acme-echo"}, "agent_name must use only letters"),
+        ({"agent_name": ""}, "agent_name must use only letters"),
+        ({"handler": None}, "needs handler="),
+        ({"handler": 3}, "handler must be callable"),
+        ({"concurrency": -1}, "concurrency must be an integer ≥ 0"),
+        ({"concurrency": True}, "concurrency must be an integer ≥ 0"),
+        ({"expected_instances": 1.5}, "expected_instances must be an integer ≥ 0"),
+        ({"max_pending_backlog": -2}, "max_pending_backlog must be an integer ≥ 0"),
+        ({"max_running_time_sec": 0}, "max_running_time_sec must be an integer ≥ 1"),
+        ({"heartbeat_ms": 10}, "heartbeat_ms must be an integer ≥ 1000"),
+        ({"listing": "secret"}, "listing must be one of"),
+        ({"card": {}}, "card must be a non-empty dict"),
+        ({"capabilities": "x"}, "capabilities must be a list of strings"),
+        ({"tags": ["x"]}, "tags must be a list of"),
+        ({"on_error": "log"}, "on_error must be callable"),
+    ],
+)
+def test_option_validation(overrides: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {"agent_name": "ok_agent", "handler": _noop}
+    values.update(overrides)
+    with pytest.raises(ConfigError, match=message):
+        AgentInstanceOptions(**values).validate()
+
+
+def test_valid_options_and_defaults() -> None:
+    options = AgentInstanceOptions(agent_name="ok_agent", handler=_noop)
+    options.validate()
+    assert (options.concurrency, options.expected_instances) == (1, 1)
+    AgentInstanceOptions(
+        agent_name="ok_agent", on_start_task=lambda t, p: None, concurrency=0
+    ).validate()
+
+
+# --- terminals ------------------------------------------------------------------------------
+
+
+def _terminal(**flags: bool) -> dict[str, Any]:
+    values = {"cancelled": False, "expired": False, "terminated": False}
+    values.update(flags)
+    return terminal_for("t", protocol_version="2026-05-01", **values).to_wire()
+
+
+def test_terminal_rules() -> None:
+    assert _terminal()["state"] == "completed"
+    assert _terminal(cancelled=True) == {
+        "type": "terminal",
+        "taskId": "t",
+        "state": "canceled",
+        "protocolVersion": "2026-05-01",
+    }
+    assert _terminal(cancelled=True, terminated=True)["reason"] == "terminated"
+    expired = _terminal(cancelled=True, expired=True)
+    assert (expired["state"], expired["completionReason"]) == ("completed", "duration_expired")
+    shutdown = terminal_for(
+        "t", cancelled=True, expired=False, terminated=False, protocol_version=None, shutdown=True
+    )
+    assert (shutdown.state, shutdown.reason) == ("canceled", "instance_shutdown")
+
+
+# --- handler results ----------------------------------------------------------------------
+
+
+def test_prepare_artifacts_accepts_the_documented_shapes() -> None:
+    assert prepare_artifacts(None) == []
+    assert prepare_artifacts({}) == []
+    [a, b] = prepare_artifacts(
+        {
+            "artifacts": [
+                {"data": "é", "mimeType": "text/plain"},
+                {"data": b"\x00", "file_name": "z", "output_id": "o"},
+            ]
+        }
+    )
+    assert (a.data, a.mime_type) == ("é".encode(), "text/plain")
+    assert (b.data, b.file_name, b.output_id) == (b"\x00", "z", "o")
+
+
+def test_prepare_artifacts_rejects_oversized_data_before_uploading() -> None:
+    with pytest.raises(ArtifactError, match=r"artifacts\[0\] is 26214401 bytes.*25 MiB"):
+        prepare_artifacts({"artifacts": [{"data": bytes(26_214_401)}]})
+
+
+def test_multipart_body_puts_fields_first() -> None:
+    body, content_type = multipart_body([("key", "k1"), ("policy", "p")], 'a"b.bin', "x/y", b"DATA")
+    assert content_type == "multipart/form-data; boundary=----BlocksUploadBoundary"
+    assert body.index(b'name="key"') < body.index(b'name="policy"') < body.index(b'name="file"')
+    assert b'filename="a_b.bin"' in body and b"Content-Type: x/y\r\n\r\nDATA\r\n" in body
+    assert body.endswith(b"------BlocksUploadBoundary--\r\n")
+
+
+# --- worker pool and scheduler -------------------------------------------------------------
+
+
+def test_pool_never_exceeds_its_size_and_reuses_threads() -> None:
+    pool = WorkerPool(2, name_prefix="blocks-unit")
+    gate = threading.Event()
+    running: list[int] = []
+    peak: list[int] = [0]
+    lock = threading.Lock()
+    done = threading.Semaphore(0)
+
+    def job() -> None:
+        with lock:
+            running.append(1)
+            peak[0] = max(peak[0], len(running))
+        gate.wait(5)
+        with lock:
+            running.pop()
+        done.release()
+
+    for _ in range(6):
+        pool.submit(job)
+    time.sleep(0.05)  # let queued jobs pile up behind the two workers
+    assert pool.thread_count == 2
+    gate.set()
+    for _ in range(6):
+        assert done.acquire(timeout=5)
+    for _ in range(20):
+        pool.submit(done.release)
+    for _ in range(20):
+        assert done.acquire(timeout=5)
+    assert pool.thread_count <= 2 and peak[0] == 2
+    pool.close()
+    pool.close()
+    assert pool.thread_count == 0
+    with pytest.raises(ClosedError):
+        pool.submit(job)
+
+
+def test_idle_workers_exit() -> None:
+    pool = WorkerPool(4, name_prefix="blocks-unit", idle_timeout_s=0.05)
+    finished = threading.Event()
+    pool.submit(finished.set)
+    assert finished.wait(5)
+    deadline = time.monotonic() + 5
+    while pool.thread_count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.thread_count == 0
+    again = threading.Event()
+    pool.submit(again.set)  # a new worker starts on demand
+    assert again.wait(5)
+    pool.close()
+
+
+def test_scheduler_runs_in_deadline_order_and_honours_cancel() -> None:
+    scheduler = Scheduler(name="blocks-unit-timer")
+    order: list[str] = []
+    done = threading.Event()
+    now = time.monotonic()
+    scheduler.call_at(now + 0.10, lambda: (order.append("late"), done.set()))
+    scheduler.call_at(now + 0.02, lambda: order.append("early"))
+    scheduler.call_at(now + 0.05, lambda: order.append("cancelled")).cancel()
+    scheduler.call_at(now + 0.03, lambda: 1 / 0)  # a failing callback does not stop the thread
+    assert done.wait(5)
+    assert order == ["early", "late"]
+    scheduler.close()
+    scheduler.close()
+    with pytest.raises(ClosedError):
+        scheduler.call_later(0, lambda: None)
+
+
+# --- environment knobs and logging -----------------------------------------------------------
+
+
+def test_grace_from_env() -> None:
+    assert grace_from_env({}) == 3.0
+    assert grace_from_env({"AGENT_SHUTDOWN_GRACE_SEC": "0"}) == 0.0
+    assert grace_from_env({"AGENT_SHUTDOWN_GRACE_SEC": "7.5"}) == 7.5
+    assert grace_from_env({"AGENT_SHUTDOWN_GRACE_SEC": "-1"}) == 0.0
+    assert grace_from_env({"AGENT_SHUTDOWN_GRACE_SEC": "soon"}) == 3.0
+
+
+def test_log_levels() -> None:
+    assert level_from_env({}) == logging.INFO
+    assert level_from_env({"LOG_LEVEL": "warn"}) == logging.WARNING
+    assert level_from_env({"LOG_LEVEL": "DEBUG"}) == logging.DEBUG
+    assert level_from_env({"LOG_LEVEL": "error"}) == logging.ERROR
+    assert level_from_env({"LOG_LEVEL": "chatty"}) == logging.INFO
+
+
+def _record(
+    level: int, msg: str, *args: Any, extra: dict[str, Any] | None = None, exc: Any = None
+) -> logging.LogRecord:
+    record = logging.LogRecord("blocks_network.agent.x", level, __file__, 1, msg, args, exc)
+    for key, value in (extra or {}).items():
+        setattr(record, key, value)
+    return record
+
+
+def test_structured_line_shape() -> None:
+    record = _record(logging.INFO, "task %s started", "t_1", extra=fields(taskId="t_1"))
+    line = AgentLogFormatter().format(record)
+    assert line.startswith("[AgentInstance] ")
+    body = json.loads(line[len("[AgentInstance] ") :])
+    assert body == {
+        "level": "info",
+        "message": "task t_1 started",
+        "ts": int(record.created * 1000),
+        "taskId": "t_1",
+    }
+    warn = json.loads(AgentLogFormatter().format(_record(logging.WARNING, "w"))[16:])
+    assert warn["level"] == "warn"
+
+
+def test_exception_text_and_traceback_only_in_debug() -> None:
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = _record(logging.ERROR, "failed", exc=exc_info)
+    quiet = json.loads(AgentLogFormatter().format(record)[16:])
+    assert quiet["error"] == "bad" and "traceback" not in quiet
+    loud = json.loads(AgentLogFormatter(include_traceback=True).format(record)[16:])
+    assert "ValueError: bad" in loud["traceback"]
+
+
+def test_handler_routes_warnings_to_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    handler = AgentLogHandler()
+    handler.setFormatter(AgentLogFormatter())
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        handler.emit(_record(level, logging.getLevelName(level)))
+    assert [json.loads(x[16:])["level"] for x in out.getvalue().splitlines()] == ["debug", "info"]
+    assert [json.loads(x[16:])["level"] for x in err.getvalue().splitlines()] == ["warn", "error"]
+
+
+def test_public_surface_is_pinned() -> None:
+    import blocks_network.agent as agent
+    import blocks_network.types as types
+
+    assert agent.__all__ == ["AgentInstanceHandle", "start_agent_instance"]
+    assert types.__all__ == sorted(types.__all__)
+    assert set(types.__all__) == {
+        "AgentInstanceOptions",
+        "Handler",
+        "StartTaskMessage",
+        "TaskContext",
+        "TaskServices",
+    }

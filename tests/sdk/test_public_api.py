@@ -1,0 +1,47 @@
+"""The SDK's top-level surface changes only on purpose."""
+
+from __future__ import annotations
+
+import blocks_network
+
+
+def test_top_level_all_is_pinned() -> None:
+    assert blocks_network.__all__ == [
+        "AgentForcedOfflineError",
+        "AgentInstanceHandle",
+        "AgentInstanceOptions",
+        "ApiKeyInvalidError",
+        "ArtifactError",
+        "ArtifactRef",
+        "AuthError",
+        "AuthRefreshFailedError",
+        "BackendError",
+        "BillingModeMismatchError",
+        "BlocksError",
+        "CallbackErrorContext",
+        "ClosedError",
+        "ConfigError",
+        "DownloadedArtifact",
+        "FileArtifactRef",
+        "InlineArtifactRef",
+        "NetworkError",
+        "RpcError",
+        "SendMessageRequestPart",
+        "StartTaskMessage",
+        "StreamUnavailableError",
+        "TaskClient",
+        "TaskContext",
+        "TaskEvent",
+        "TaskList",
+        "TaskSession",
+        "TokenEndpointConfig",
+        "TokenProvider",
+        "TokenResult",
+        "create_task_client",
+        "download_artifact",
+        "file_part",
+        "start_agent_instance",
+        "text_part",
+    ]
+    for name in blocks_network.__all__:
+        assert getattr(blocks_network, name) is not None, name
