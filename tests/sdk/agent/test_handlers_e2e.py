@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
 from typing import Any
 
@@ -178,17 +179,20 @@ def _card(name: str, *, inputs: list[tuple[str, str]]) -> dict[str, Any]:
 def test_handler_exception_fails_the_task_and_calls_on_error(
     start_agent: AgentFactory, consumer: TaskClient
 ) -> None:
-    errors: list[tuple[str, BaseException]] = []
+    errors: queue.Queue[tuple[str, BaseException]] = queue.Queue()
 
     def handler(task: StartTaskMessage, ctx: TaskContext) -> None:
         raise RuntimeError("the model is down")
 
     start_agent(
-        agent_name="broken", handler=handler, on_error=lambda tid, exc: errors.append((tid, exc))
+        agent_name="broken", handler=handler, on_error=lambda tid, exc: errors.put((tid, exc))
     )
     terminal, _, _ = _finish(consumer, "broken", [text_part("x")])
     assert (terminal.state, terminal.data["error"]) == ("failed", "the model is down")
-    assert [(tid, str(exc)) for tid, exc in errors] == [(terminal.task_id, "the model is down")]
+    # on_error runs after the failed terminal is published, so it may trail the consumer.
+    task_id, exc = errors.get(timeout=10)
+    assert (task_id, str(exc)) == (terminal.task_id, "the model is down")
+    assert errors.empty()
 
 
 def test_exception_without_text_names_its_class(
