@@ -40,6 +40,7 @@ from blocks_network.errors import (
     StreamUnavailableError,
 )
 from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
+from blocks_network.stream import StreamClient, StreamDescriptor, StreamError, StreamRef
 from blocks_network.types import AgentInstanceOptions, StartTaskMessage, TaskContext
 
 __all__ = [
@@ -64,6 +65,10 @@ __all__ = [
     "RpcError",
     "SendMessageRequestPart",
     "StartTaskMessage",
+    "StreamClient",
+    "StreamDescriptor",
+    "StreamError",
+    "StreamRef",
     "StreamUnavailableError",
     "TaskClient",
     "TaskContext",

@@ -23,6 +23,8 @@ from blocks_network.consumer.artifacts import DownloadedArtifact
 from blocks_network.errors import ArtifactError
 from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
 from blocks_network.protocol.events import ArtifactEvent, ProgressMessage
+from blocks_network.stream.context import StreamTask
+from blocks_network.stream.errors import StreamClosedError
 from blocks_network.types import TaskContext
 
 if TYPE_CHECKING:
@@ -148,8 +150,30 @@ class ContextServices:
         return bytes(data) if not isinstance(data, bytes) else data
 
     def create_stream(self, ctx: TaskContext, **kwargs: Any) -> Any:
-        """The streams package replaces this (protocol §8.1)."""
-        raise NotImplementedError("streams are not available yet")
+        """Open a stream for the task (protocol §8.1; see ``blocks_network.stream.context``)."""
+        task = self._runner.get(ctx.task_id)
+        streams = self._runner.streams
+        if task is None or task.ended or streams is None:
+            raise StreamClosedError(
+                f"task {ctx.task_id} has ended (or this runtime has no streams); open streams "
+                "from the handler while the task runs"
+            )
+        stream = streams.create(
+            StreamTask(
+                task_id=task.task_id,
+                org_id=task.creds.org_id,
+                task_kind=task.start.task_kind,
+                has_stream=task.start.has_stream,
+                write_token=task.creds.write_token,
+                keyset=self._cfg.keyset_for(task.creds.environment),
+                duration=task.start.duration,
+                protocol_version=task.creds.protocol_version,
+                cancel_event=ctx.cancel_event,
+            ),
+            **kwargs,
+        )
+        task.creds.stream_ids.add(stream.stream_id)
+        return stream
 
     def task_client(self) -> Any:
         return self._cfg.task_client()

@@ -58,6 +58,7 @@ from blocks_network.protocol.constants import (
 from blocks_network.protocol.control import SwitchEnvironment
 from blocks_network.protocol.ids import new_instance_id, task_client_user_id
 from blocks_network.protocol.presence import InstancePresence
+from blocks_network.stream.context import AgentStreams
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
@@ -100,6 +101,7 @@ class AgentInstance:
         self._handler: ControlHandler | None = None
         self._auth: AgentAuth | None = None
         self._realtime: RealtimeHttp | None = None
+        self._streams: AgentStreams | None = None
         self._denied = False
 
     # --- start ---------------------------------------------------------------------------
@@ -138,6 +140,19 @@ class AgentInstance:
             )
             result = self._connect(record is None)
             self._build_runtime(network)
+            self._streams = AgentStreams(
+                http=self._http,
+                endpoint=network.endpoint,
+                agent_name=opts.agent_name,
+                instance_id=self.instance_id,
+                card_streams=validated.streams,
+                max_running_time_sec=max_running,
+                fail_stream=self.fail_stream,
+                on_change=self._presence.mark_dirty if self._presence else None,
+                env=self._environ,
+            )
+            assert self._runner is not None
+            self._runner.streams = self._streams
             self._subscribe(network, result)
         except BaseException:
             self._teardown()
@@ -256,7 +271,7 @@ class AgentInstance:
             active_tasks=self._runner.active_count,
             concurrency=self._options.concurrency,
             started_at=self._started_at,
-            active_streams=0,
+            active_streams=self._streams.active_count if self._streams is not None else 0,
         ).to_wire()
         return PresenceTarget(
             self._network.keyset(self._environment),
@@ -393,11 +408,11 @@ class AgentInstance:
         how many. Raises ClosedError after ``stop()``."""
         self._check_running()
         assert self._runner is not None
+        holders = self._streams.abort_stream(stream_id) if self._streams is not None else []
+        holders += [c.task_id for c in self._runner.credentials.holding_stream(stream_id)]
         ended = 0
-        for creds in self._runner.credentials.holding_stream(stream_id):
-            ended += self._runner.publish_terminal(
-                creds.task_id, {"state": "failed", "error": reason}
-            )
+        for task_id in dict.fromkeys(holders):
+            ended += self._runner.publish_terminal(task_id, {"state": "failed", "error": reason})
         return ended
 
     def _check_running(self) -> None:
@@ -448,6 +463,8 @@ class AgentInstance:
             self._scheduler.close()
         if self._task_client is not None:
             self._task_client.shutdown()
+        if self._streams is not None:
+            self._streams.close()
         if self._http is not None:
             self._http.close()
         self._stopped.set()

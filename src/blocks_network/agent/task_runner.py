@@ -48,6 +48,7 @@ from blocks_network.protocol.events import (
     TerminalEvent,
     task_event_meta,
 )
+from blocks_network.stream.context import AgentStreams
 from blocks_network.types import Handler, StartTaskMessage, TaskContext
 
 __all__ = ["RunnerConfig", "TaskRunner"]
@@ -99,6 +100,8 @@ class TaskRunner:
         #: Tasks whose slot is free but whose terminal is still being published.
         self._finishing: set[str] = set()
         self.services = ContextServices(self, config, scheduler=scheduler, uploader=uploader)
+        #: The instance's streams (set by the instance; None: create_stream is unavailable).
+        self.streams: AgentStreams | None = None
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -225,6 +228,8 @@ class TaskRunner:
             self._release(task)
             logger.info("pipe task %s handler returned; task stays open", task.task_id)
             return
+        # Streams end (stream_end) before the artifacts and the terminal (§3.3 step 6).
+        self._end_streams(task.task_id)
         try:
             self._publish_artifacts(task, artifacts)
         except ArtifactError as exc:
@@ -267,6 +272,13 @@ class TaskRunner:
 
     # --- ending ----------------------------------------------------------------------------
 
+    def _end_streams(self, task_id: str) -> None:
+        if self.streams is not None:
+            try:
+                self.streams.finish_task(task_id)
+            except Exception:
+                logger.exception("ending the streams of task %s failed", task_id)
+
     def _release(self, task: ActiveTask, *, announce_now: bool = False) -> None:
         with self._lock:
             if self._active.get(task.task_id) is not task:
@@ -287,6 +299,7 @@ class TaskRunner:
         with task.lock:
             if not task.mark_ended():
                 return False
+        self._end_streams(task.task_id)
         self.credentials.pop(task.task_id)
         with self._lock:
             self._finishing.add(task.task_id)
@@ -311,6 +324,7 @@ class TaskRunner:
         creds = self.credentials.pop(task_id)
         if creds is None:
             return False
+        self._end_streams(task_id)
         self.publish_event(creds, event.to_wire())
         logger.info("task %s ended %s", task_id, event.state, extra=fields(taskId=task_id))
         return True
@@ -337,6 +351,7 @@ class TaskRunner:
             creds = self.credentials.pop(task_id)
         if creds is None:
             return False
+        self._end_streams(task_id)
         self.publish_event(creds, wire)
         return True
 

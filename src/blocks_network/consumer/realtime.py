@@ -155,6 +155,11 @@ class SessionRealtime:
         self._user_id = new_session_client_id()
         self._spares = _SpareClient(self._build)
 
+    @property
+    def http(self) -> HttpClient:
+        """The shared keep-alive pool (sessions' stream readers use it too)."""
+        return self._http
+
     def with_keys(self, subscribe_key: str | None, publish_key: str | None) -> SessionRealtime:
         """The same endpoint and pool on another keyset (a SendMessage result may name one).
 

@@ -311,6 +311,7 @@ class TaskClient:
             terminate=self.terminate_task,
             read_token_source=lambda: self._read_token(task_id).pam_token,
             on_close=self._untrack,
+            user_id=self.get_user_id(),
         )
         return self._track(session)
 

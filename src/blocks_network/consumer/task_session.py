@@ -36,11 +36,15 @@ from blocks_network.consumer.history import fetch_history
 from blocks_network.consumer.realtime import SessionRealtime
 from blocks_network.errors import ArtifactError, AuthError, BlocksError, ClosedError
 from blocks_network.protocol.artifacts import ArtifactRef
+from blocks_network.protocol.cdm import Keyset
 from blocks_network.protocol.constants import (
     STREAM_DRAIN_WINDOW_S,
     TERMINAL_STATES,
     WAIT_FOR_TERMINAL_TIMEOUT_S,
 )
+from blocks_network.stream import StreamClient, StreamRef
+from blocks_network.stream.link import StreamLink
+from blocks_network.stream.session_streams import SessionStreams
 
 __all__ = ["TaskSession"]
 
@@ -90,6 +94,7 @@ class TaskSession:
         terminate: TaskAction | None = None,
         read_token_source: ReadTokenSource | None = None,
         on_close: Callable[[TaskSession], None] | None = None,
+        user_id: str | None = None,
     ) -> None:
         self._task_id = task_id
         self._channel = channel
@@ -111,6 +116,13 @@ class TaskSession:
         self._subscribed = False
         self._token_retries = 1
         self._pubnub: PubNub | None = None
+        # Stream client ids are ``{user id}-stream-NNNN`` (protocol §2).
+        self._stream_prefix = user_id or "consumer"
+        self._streams = SessionStreams(
+            task_id,
+            link=self._stream_link,
+            terminal_state=lambda: self.state if self.is_terminal else None,
+        )
 
     # --- set-up (TaskClient) ------------------------------------------------------------------
 
@@ -203,9 +215,11 @@ class TaskSession:
                 return
             self._callbacks.deliver("onEvent", event)
             kind = callback_kind(event)
-            if kind is not None:
-                payload = self._make_stream_ref(event.data) if kind == "onStream" else event
-                self._callbacks.deliver(kind, payload)
+            if kind == "onStream":
+                for ref in self._streams.add_announcement(event.data):
+                    self._callbacks.deliver(kind, ref)
+            elif kind is not None:
+                self._callbacks.deliver(kind, event)
         if event.is_terminal:
             self._done.set()
             self._after_terminal()
@@ -214,13 +228,14 @@ class TaskSession:
         self._drain_streams(self.drain_window_s)
         self._stop_subscription()
 
-    def _make_stream_ref(self, announcement: Mapping[str, Any]) -> Any:
-        """What ``on_stream`` callbacks receive for an announcement (the streams layer
-        replaces this with a StreamRef factory)."""
-        return announcement
+    def _stream_link(self) -> StreamLink:
+        realtime = self._realtime
+        keyset = Keyset(realtime.publish_key or "", realtime.subscribe_key)
+        return StreamLink(realtime.http, realtime.endpoint, keyset, self._stream_prefix)
 
     def _drain_streams(self, window_s: float) -> None:
-        """Hook: let opened streams finish after the terminal (no streams here: no wait)."""
+        """Let opened streams finish for up to ``window_s`` after the terminal (§8.6)."""
+        self._streams.drain(window_s)
 
     def _stop_subscription(self) -> None:
         with self._state_lock:
@@ -269,11 +284,9 @@ class TaskSession:
                     cancel = log.cancel_requested
                     replay = [cancel] if cancel is not None and log.terminal is None else []
                 elif kind == "onStream":
-                    replay = list(log.stream_announcements)
+                    replay = list(self._streams.refs())
                 else:
                     replay = [e for e in log.events if callback_kind(e) == kind]
-            if kind == "onStream":
-                replay = [self._make_stream_ref(a) for a in replay]
             return self._callbacks.add(kind, callback, replay)
 
     def on_event(self, callback: Callable[[TaskEvent], None]) -> Unsubscribe:
@@ -301,9 +314,34 @@ class TaskSession:
         terminal; replayed unless the task already ended."""
         return self._register("onCancelRequested", callback)
 
-    def on_stream(self, callback: Callable[[Any], None]) -> Unsubscribe:
-        """Stream announcements (``stream_started``), known ones replayed."""
+    def on_stream(self, callback: Callable[[StreamRef], None]) -> Unsubscribe:
+        """``callback(StreamRef)`` for each announced stream; known ones are replayed."""
         return self._register("onStream", callback)
+
+    # --- streams ------------------------------------------------------------------------------
+
+    def list_streams(self) -> list[StreamRef]:
+        """Every stream announced so far (history and live), in announcement order."""
+        return self._streams.refs()
+
+    def wait_for_stream(
+        self, name: str | None = None, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S
+    ) -> StreamRef:
+        """Block until stream ``name`` (declared name, else stream id) is announced.
+
+        With no ``name`` it returns the first stream announced (at least one exists then).
+        Raises TimeoutError after ``timeout`` seconds and StreamUnavailableError when the
+        task ended without announcing it.
+        """
+        return self._streams.wait_for_stream(name, timeout)
+
+    def open_all_streams(self) -> list[StreamClient]:
+        """Open every readable stream (inbound or bidirectional for the consumer), in order.
+
+        Idempotent; after the terminal it returns only streams opened before and skips the
+        rest (stream data is live-only).
+        """
+        return self._streams.open_all()
 
     def on_error(self, handler: ErrorHandler) -> Unsubscribe:
         """``handler(error, CallbackErrorContext)`` for exceptions raised by callbacks.
@@ -402,6 +440,7 @@ class TaskSession:
             pubnub, self._pubnub, self._subscribed = self._pubnub, None, False
         if pubnub is not None:
             pubnub.stop()
+        self._streams.close()
         self._done.set()
         if self._on_close is not None:
             self._on_close(self)

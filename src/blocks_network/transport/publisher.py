@@ -3,7 +3,9 @@
 A PubNub client holds one access token, but streams and tasks each have their own. Every
 publish here is the request the official client sends with ``use_post=True``
 (pubnub-wire.md §2): ``POST /publish/{pub}/{sub}/0/{channel}/0?store=&meta=&uuid=&pnsdk=&auth=``
-with the JSON message as the body, over a shared :class:`HttpClient` connection pool.
+with the JSON message as the body, over a small pool of keep-alive connections
+(:class:`~blocks_network.transport.post_pool.PostPool`, built for publish rates in the
+thousands per second).
 
 Callers pass the message already serialized (stream frames are built as JSON text once) and
 get the raw response back: the stream-setup handshake needs the body of the 403 it expects.
@@ -19,19 +21,16 @@ from urllib.parse import quote, urlencode
 from pubnub.pubnub_core import PubNubCore
 
 from blocks_network.protocol.cdm import Keyset
-from blocks_network.transport.http_client import HttpClient, HttpResponse
+from blocks_network.transport.http_client import HttpResponse
+from blocks_network.transport.post_pool import PostPool
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
 __all__ = ["PNSDK", "PUBLISH_TIMEOUT_S", "TokenPublisher", "encode_meta"]
 
-#: The ``pnsdk`` value the official client sends (its own version constant).
+#: The ``pnsdk`` value (and User-Agent) the official client sends: its own version constant.
 PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 #: Publishes are small: fail fast rather than hold a writer for the default 30 s.
 PUBLISH_TIMEOUT_S: Final = 10.0
-_HEADERS: Final = {
-    "Content-Type": "application/json",
-    "User-Agent": f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}",
-}
 
 
 def _segment(value: str) -> str:
@@ -44,21 +43,17 @@ def encode_meta(meta: Mapping[str, Any]) -> str:
 
 
 class TokenPublisher:
-    """Publishes on one keyset of one realtime origin. Thread-safe; holds no connection itself.
+    """Publishes on one keyset of one realtime origin. Thread-safe; :meth:`close` when done."""
 
-    The pool belongs to ``http``; closing it is the owner's job.
-    """
-
-    def __init__(self, http: HttpClient, endpoint: RealtimeEndpoint, keyset: Keyset) -> None:
-        self._http = http
+    def __init__(self, endpoint: RealtimeEndpoint, keyset: Keyset) -> None:
+        self._pool = PostPool(endpoint.origin, tls=endpoint.ssl, user_agent=PNSDK)
         self._prefix = (
-            f"{'https' if endpoint.ssl else 'http'}://{endpoint.origin}/publish/"
-            f"{_segment(keyset.publish_key)}/{_segment(keyset.subscribe_key)}/0/"
+            f"/publish/{_segment(keyset.publish_key)}/{_segment(keyset.subscribe_key)}/0/"
         )
         self.keyset = keyset
         self.endpoint = endpoint
 
-    def publish_url(
+    def publish_path(
         self,
         channel: str,
         *,
@@ -67,7 +62,7 @@ class TokenPublisher:
         meta_json: str | None = None,
         store: bool = False,
     ) -> str:
-        """The full POST URL of a publish (build once per stream and reuse it)."""
+        """The request target (path and query) of a publish; build once per stream."""
         params = {"store": "1" if store else "0"}
         if meta_json is not None:
             params["meta"] = meta_json
@@ -79,15 +74,13 @@ class TokenPublisher:
             query += f"&auth={token}"
         return f"{self._prefix}{_segment(channel)}/0?{query}"
 
-    def post(self, url: str, body: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> HttpResponse:
-        """Send one publish built by :meth:`publish_url`; returns any HTTP status.
+    def post(self, path: str, body: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> HttpResponse:
+        """Send one publish built by :meth:`publish_path`; returns any HTTP status.
 
         Blocks for one round trip; raises NetworkError when the origin cannot be reached
         (no transient retries here: callers own their retry policy).
         """
-        return self._http.request(
-            "POST", url, body=body, headers=_HEADERS, timeout=timeout, retry_transient=False
-        )
+        return self._pool.post(path, body, timeout)
 
     def publish(
         self,
@@ -100,8 +93,12 @@ class TokenPublisher:
         store: bool = False,
         timeout: float = PUBLISH_TIMEOUT_S,
     ) -> HttpResponse:
-        """Build the URL and publish ``body`` (JSON text) once; see :meth:`post`."""
-        url = self.publish_url(
+        """Build the target and publish ``body`` (JSON text) once; see :meth:`post`."""
+        path = self.publish_path(
             channel, user_id=user_id, token=token, meta_json=meta_json, store=store
         )
-        return self.post(url, body, timeout=timeout)
+        return self.post(path, body, timeout=timeout)
+
+    def close(self) -> None:
+        """Close idle connections (later publishes reconnect). Idempotent."""
+        self._pool.close()

@@ -51,7 +51,15 @@ def test_stream_announcements_reach_on_stream(
         "type": "progress",
         "taskId": task.task_id,
         "streamEvent": "stream_started",
-        "streams": {f"{task.task_id}-1": {"channel": "stream.echo.x", "token": "t"}},
+        "streams": {
+            f"{task.task_id}-1": {
+                "channel": f"stream.echo.{task.task_id}-1",
+                "token": "t",
+                "direction": "outbound",
+                "format": "events",
+                "affinity": "dedicated",
+            }
+        },
     }
     # What the backend's stream-setup hook publishes after a handshake.
     environment = agent.agent.environment
@@ -60,7 +68,9 @@ def test_stream_announcements_reach_on_stream(
     got = threading.Event()
     session.on_stream(lambda ref: (seen.append(ref), got.set()))
     assert got.wait(WAIT)
-    assert seen[0]["streamEvent"] == "stream_started"
+    # on_stream gets a StreamRef per announced stream (the consumer's view: inbound).
+    assert seen[0].stream_id == f"{task.task_id}-1"
+    assert seen[0].descriptor.local_direction == "inbound"
     assert len(session._stream_announcements) == 1
     late: list[Any] = []
     session.on_stream(late.append)  # replayed to late registrants
