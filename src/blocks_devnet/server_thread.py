@@ -113,6 +113,9 @@ class ServerThread:
             access_log=None,
             # GET publishes carry the whole message in the URL (PubNub allows 32 KiB).
             max_line_size=MAX_REQUEST_LINE_BYTES,
+            # Routes decode bodies themselves: aiohttp's decoder cannot read the client's
+            # zlib-labelled-as-gzip publish bodies and answers a bad stream with a 500.
+            auto_decompress=False,
         )
         await runner.setup()
         try:

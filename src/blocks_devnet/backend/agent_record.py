@@ -8,9 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from blocks_network.protocol.agent_card import AgentCard, public_card, validate_agent_card
+from blocks_network.protocol.agent_card import (
+    AgentCard,
+    CardRuntime,
+    public_card,
+    validate_agent_card,
+)
 from blocks_network.protocol.channels import normalize_tag_slug
 from blocks_network.protocol.constants import (
     BILLING_MODE_ENVIRONMENTS,
@@ -18,10 +23,35 @@ from blocks_network.protocol.constants import (
     DEFAULT_EXPECTED_INSTANCES,
     DEFAULT_MAX_PENDING_BACKLOG,
     LISTING_PUBLIC,
+    PIPE_DURATION_MAX_MINUTES,
     BillingMode,
 )
 
-__all__ = ["AgentPage", "AgentRecord", "Scaling"]
+__all__ = ["SCALING_MAXIMUMS", "AgentPage", "AgentRecord", "Scaling", "scaling_above_maximum"]
+
+#: Largest scaling values a card's ``runtime`` or a connect body may set: generous, and
+#: small enough that the milliseconds and token lifetimes derived from them stay sane.
+SCALING_MAXIMUMS: Final[dict[str, int]] = {
+    "concurrency": 100_000,
+    "expectedInstances": 10_000,
+    "maxPendingBacklog": 100_000,
+    # No task outlives the longest pipe.
+    "maxRunningTimeSec": PIPE_DURATION_MAX_MINUTES * 60,
+}
+
+
+def scaling_above_maximum(runtime: CardRuntime) -> str | None:
+    """The first ``runtime`` field above :data:`SCALING_MAXIMUMS`, as a sentence, or None."""
+    values = {
+        "concurrency": runtime.concurrency,
+        "expectedInstances": runtime.expected_instances,
+        "maxPendingBacklog": runtime.max_pending_backlog,
+        "maxRunningTimeSec": runtime.max_running_time_sec,
+    }
+    for name, value in values.items():
+        if value is not None and value > SCALING_MAXIMUMS[name]:
+            return f"{name} must be at most {SCALING_MAXIMUMS[name]}"
+    return None
 
 
 @dataclass(frozen=True)

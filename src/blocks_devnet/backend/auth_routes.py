@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from blocks_devnet.backend import grants
+from blocks_devnet.backend.agent_record import SCALING_MAXIMUMS
 from blocks_devnet.backend.authn import authenticate, authenticate_api_key, authenticate_optional
 from blocks_devnet.backend.context import BackendContext, context_of
 from blocks_devnet.backend.errors import (
@@ -77,12 +78,13 @@ class ConnectRequest:
     max_running_time_sec: int | None
 
 
-def _int_field(body: dict[str, Any], name: str, minimum: int) -> int | None:
+def _scaling_field(body: dict[str, Any], name: str, minimum: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise bad_request(f"Field '{name}' must be an integer ≥ {minimum}.")
+    maximum = SCALING_MAXIMUMS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise bad_request(f"Field '{name}' must be an integer from {minimum} to {maximum}.")
     return value
 
 
@@ -138,10 +140,10 @@ def parse_connect(body: dict[str, Any]) -> ConnectRequest:
         instance_id=instance_id,
         billing_mode=_choice_field(body, "billingMode", BILLING_MODES, required=True) or "",
         listing=_choice_field(body, "listing", LISTINGS, required=False),
-        concurrency=_int_field(body, "concurrency", 0),
-        expected_instances=_int_field(body, "expectedInstances", 0),
-        max_pending_backlog=_int_field(body, "maxPendingBacklog", 0),
-        max_running_time_sec=_int_field(body, "maxRunningTimeSec", 1),
+        concurrency=_scaling_field(body, "concurrency", 0),
+        expected_instances=_scaling_field(body, "expectedInstances", 0),
+        max_pending_backlog=_scaling_field(body, "maxPendingBacklog", 0),
+        max_running_time_sec=_scaling_field(body, "maxRunningTimeSec", 1),
     )
 
 

@@ -76,10 +76,9 @@ def authenticate_optional(request: web.Request) -> Principal | None:
 
     Never raises: a missing, malformed, expired or forged bearer all mean anonymous.
     """
-    token = bearer_token(request, required=False)
-    if token is None:
-        return None
     try:
+        if bearer_token(request, required=False) is None:
+            return None
         return authenticate(request, allow_api_key=True)
     except BackendError as exc:
         logger.debug("optional auth degraded to anonymous: %s", exc.message)

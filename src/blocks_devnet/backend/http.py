@@ -11,11 +11,13 @@ from typing import Any
 from aiohttp import web
 
 from blocks_devnet.backend.errors import (
+    TOKEN_INVALID,
     UNSUPPORTED_PROTOCOL_VERSION,
     BackendError,
     bad_request,
     unauthorized,
 )
+from blocks_devnet.json_input import parse_json
 from blocks_network.protocol.constants import (
     PROTOCOL_VERSION_HEADER,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -54,23 +56,35 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             413, "PAYLOAD_TOO_LARGE", f"Request body over {MAX_JSON_BODY_BYTES} bytes."
         )
     try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise bad_request("Request body is not valid JSON.") from None
+        body = parse_json(raw or b"{}")
+    except ValueError as exc:
+        raise bad_request(f"Request body is not valid JSON ({exc}).") from None
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object.")
     return body
 
 
 def bearer_token(request: web.Request, *, required: bool = True) -> str | None:
-    """The ``Authorization: Bearer`` credential, or a 401 when required and absent."""
+    """The ``Authorization: Bearer`` credential, or a 401 when required and absent.
+
+    A credential that is not printable ASCII is a 401 ``TOKEN_INVALID`` even when not
+    required: no token or API key this network issues has other characters, and the
+    verifiers must never see undecodable text.
+    """
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         if required:
             raise unauthorized("Missing Authorization: Bearer <token> header.")
         return None
-    return token.strip()
+    if not (token.isascii() and token.isprintable()):
+        raise unauthorized(
+            "Malformed Authorization header: the bearer credential must be printable ASCII "
+            "(an access token or a bk_ API key).",
+            TOKEN_INVALID,
+        )
+    return token
 
 
 def check_protocol_version(request: web.Request) -> None:

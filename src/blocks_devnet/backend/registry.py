@@ -19,7 +19,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from blocks_devnet.backend.agent_record import AgentPage, AgentRecord, Scaling
+from blocks_devnet.backend.agent_record import (
+    AgentPage,
+    AgentRecord,
+    Scaling,
+    scaling_above_maximum,
+)
 from blocks_devnet.backend.errors import CONFLICT, BackendError, bad_request, forbidden
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.store.database import Database
@@ -97,10 +102,11 @@ def check_pricing(billing_mode: str, pricing: object) -> dict[str, Any]:
         value = pricing.get(key)
         if value is None:
             continue
+        # An int is checked apart: math.isfinite cannot convert a huge one to a float.
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not math.isfinite(value)
+            or (isinstance(value, float) and not math.isfinite(value))
         ):
             raise bad_request(f"Field 'pricing.{key}' must be a number.")
         if value < 0:
@@ -130,12 +136,18 @@ def check_pricing(billing_mode: str, pricing: object) -> dict[str, Any]:
 def check_card(card: object) -> AgentCard:
     """Validate an agent card; a broken rule is a 400 naming ``card.<path>``."""
     try:
-        return validate_agent_card(card)
+        parsed = validate_agent_card(card)
     except AgentCardError as exc:
         where = f"card.{exc.path}" if exc.path else "card"
         raise bad_request(
             f"Invalid agent card: {where}: {exc.reason}", details={"field": where}
         ) from None
+    problem = None if parsed.runtime is None else scaling_above_maximum(parsed.runtime)
+    if problem is not None:
+        raise bad_request(
+            f"Invalid agent card: card.runtime.{problem}", details={"field": "card.runtime"}
+        )
+    return parsed
 
 
 def _scaling_of(card: AgentCard, base: Scaling) -> Scaling:

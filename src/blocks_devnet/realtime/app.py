@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -10,7 +9,7 @@ from aiohttp import web
 
 from blocks_devnet.realtime import files, history, pam, presence
 from blocks_devnet.realtime.access import AccessGate
-from blocks_devnet.realtime.errors import RealtimeError
+from blocks_devnet.realtime.errors import RealtimeError, bad_request, service_error
 from blocks_devnet.realtime.file_store import FileStore
 from blocks_devnet.realtime.http import json_response
 from blocks_devnet.realtime.keysets import KeysetRegistry
@@ -45,43 +44,42 @@ def build_realtime_service(
     )
 
 
+#: aiohttp's own refusals (no route, wrong method, body over the size limit), as PubNub words
+#: them; any other 4xx keeps aiohttp's reason phrase.
+_HTTP_REFUSALS = {
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+}
+
+
+def _answer(exc: RealtimeError) -> web.Response:
+    return json_response(exc.body, status=exc.status, headers=exc.headers)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every refusal from the error table; unexpected bugs are logged, not leaked."""
     try:
         return await handler(request)
     except RealtimeError as exc:
-        return json_response(exc.body, status=exc.status, headers=exc.headers)
+        return _answer(exc)
     except web.HTTPException as exc:
-        if exc.status == 404:
-            return json_response(
-                {"status": 404, "message": "Not Found", "error": True, "service": "Balancer"}, 404
-            )
-        if exc.status == 405:
-            return json_response(
-                {
-                    "status": 405,
-                    "message": "Method Not Allowed",
-                    "error": True,
-                    "service": "Balancer",
-                },
-                405,
-            )
-        if exc.status == 413:
-            return json_response(
-                {
-                    "status": 413,
-                    "message": "Request Entity Too Large",
-                    "error": True,
-                    "service": "Balancer",
-                },
-                413,
-            )
-        raise
-    except json.JSONDecodeError:
-        return json_response(
-            {"status": 400, "message": "Invalid JSON", "error": True, "service": "Balancer"}, 400
-        )
+        if not 400 <= exc.status < 500:
+            raise
+        refusal = service_error(exc.status, _HTTP_REFUSALS.get(exc.status, exc.reason), "Balancer")
+        if "Allow" in exc.headers:
+            refusal.headers["Allow"] = exc.headers["Allow"]
+        return _answer(refusal)
+    except web.RequestPayloadError:
+        # The body broke off or its transfer encoding is malformed: the client's fault.
+        return _answer(bad_request("Malformed request body: send it again, whole"))
+    except ConnectionError:
+        raise  # the client is gone; there is no one to answer
+    except Exception:
+        logger.exception("unexpected error answering %s %s", request.method, request.path)
+        message = "Internal Server Error: the local network logged the details"
+        return _answer(service_error(500, message, "Balancer"))
 
 
 async def handle_time(request: web.Request) -> web.Response:
@@ -96,8 +94,9 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
     router.add_get("/time/0", handle_time)
     router.add_route("GET", "/publish/{tail:.+}", handle_publish)
     router.add_route("POST", "/publish/{tail:.+}", handle_publish)
-    router.add_get("/signal/{tail:.+}", handle_signal)
-    router.add_get("/v2/subscribe/{tail:.+}", handle_subscribe)
+    # No HEAD twins for routes that change state: a HEAD must not publish or join.
+    router.add_get("/signal/{tail:.+}", handle_signal, allow_head=False)
+    router.add_get("/v2/subscribe/{tail:.+}", handle_subscribe, allow_head=False)
     presence.add_routes(router)
     history.add_routes(router)
     files.add_routes(router)

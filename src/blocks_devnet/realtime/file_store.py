@@ -24,8 +24,6 @@ Exceptions (all rooted at :class:`FileStoreError`)::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -39,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from blocks_devnet.store.cursor import decode_cursor, encode_cursor
 from blocks_devnet.store.database import Database
 
 logger = logging.getLogger(__name__)
@@ -246,7 +245,9 @@ def check_download_signature(
 ) -> str | None:
     """``None`` when the link is valid; otherwise the reason it is refused."""
     expected = download_signature(secret_key, subscribe_key, channel, file_id, name, expires)
-    if not hmac.compare_digest(expected, signature.lower()):
+    # Bytes: compare_digest refuses str with non-ASCII characters, and the link is user input.
+    received = signature.lower().encode("utf-8", errors="surrogatepass")
+    if not hmac.compare_digest(expected.encode(), received):
         return "Invalid download signature: ask the Files API for a new link (get_file_url)"
     if expires < now:
         return "Download link expired: ask the Files API for a new link (get_file_url)"
@@ -436,7 +437,7 @@ class FileStore:
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-        after_ms, after_id = _decode_cursor(next) if next else (-1, "")
+        after_ms, after_id = decode_cursor(next, "next") if next else (-1, "")
         rows = self._db.query(
             "SELECT subscribe_key, channel, id, name, size, content_type, created_ms FROM files"
             " WHERE subscribe_key=? AND channel=? AND (created_ms > ? OR (created_ms = ? AND id > ?))"
@@ -445,7 +446,7 @@ class FileStore:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        cursor = _encode_cursor(rows[-1]["created_ms"], rows[-1]["id"]) if more else None
+        cursor = encode_cursor(rows[-1]["created_ms"], rows[-1]["id"]) if more else None
         return FilePage(files=[_info(row) for row in rows], next=cursor)
 
     def delete_file(self, subscribe_key: str, channel: str, file_id: str, name: str) -> bool:
@@ -482,21 +483,3 @@ def _info(row: Any) -> FileInfo:
         content_type=row["content_type"],
         created=row["created_ms"] / 1000,
     )
-
-
-def _encode_cursor(created_ms: int, file_id: str) -> str:
-    raw = json.dumps([created_ms, file_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_ms, file_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
-        raise ValueError(
-            "Invalid next: pass the 'next' value of the previous page unchanged"
-        ) from None
-    if not isinstance(created_ms, int) or not isinstance(file_id, str):
-        raise ValueError("Invalid next: pass the 'next' value of the previous page unchanged")
-    return created_ms, file_id

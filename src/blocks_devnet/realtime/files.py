@@ -18,7 +18,6 @@ See docs/files.md for the choices made.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from blocks_devnet.json_input import parse_json
 from blocks_devnet.realtime.access import DELETE, READ, WRITE
 from blocks_devnet.realtime.errors import (
     RealtimeError,
@@ -60,7 +60,12 @@ from blocks_devnet.realtime.http import (
     validate_channel,
 )
 from blocks_devnet.realtime.message_log import FILE
-from blocks_devnet.realtime.publish import MAX_MESSAGE_BYTES, MAX_TTL_HOURS
+from blocks_devnet.realtime.publish import (
+    MAX_MESSAGE_BYTES,
+    append_publish,
+    parse_message,
+    parse_publish_options,
+)
 from blocks_devnet.realtime.service import RealtimeService, service_of
 
 logger = logging.getLogger(__name__)
@@ -167,7 +172,7 @@ async def _generate_upload_url(request: web.Request) -> web.Response:
     body = await request.read()
     service.access.verify_signature(req, body)
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except ValueError:
         raise files_error(400, 'Invalid JSON body: send {"name": "<file name>"}') from None
     if not isinstance(payload, dict) or "name" not in payload:
@@ -287,19 +292,11 @@ async def _publish_file(request: web.Request) -> web.Response:
     if len(segments[8]) + len(segments[6]) > MAX_MESSAGE_BYTES:
         raise publish_error(413, "Message Too Large", head())
     message_text = decode_segment(segments[8]).strip()
-    try:
-        message = json.loads(message_text)
-    except ValueError:
-        raise publish_error(400, "Invalid JSON", head()) from None
+    message = parse_message(message_text, head())
     file_ref = _file_reference(message, head())
-    meta = _meta(req, head())
-    custom_message_type = req.query.get("custom_message_type") or None
-    if custom_message_type is not None and not (3 <= len(custom_message_type) <= 50):
-        raise publish_error(400, "Invalid custom_message_type: must be 3 to 50 characters", head())
     # Stored unless the request says store=0 (the official client sends store=0 unless
     # send_file().should_store(True)); see docs/files.md.
-    store = req.query.get("store", "1").lower() not in ("0", "false")
-    ttl_hours = req.int_param("ttl", 0, low=0, high=MAX_TTL_HOURS) or None
+    options = parse_publish_options(req, head())
 
     service.access.require(req, channels=[channel], permission=WRITE)
     if file_ref is not None:
@@ -309,19 +306,7 @@ async def _publish_file(request: web.Request) -> web.Response:
                 404, "File not found on this channel: upload it before publishing", head()
             )
 
-    timetoken = service.messages.append(
-        subscribe_key=req.keyset.subscribe_key,
-        channel=channel,
-        publisher=req.uuid,
-        message=message,
-        message_json=message_text,
-        meta=meta,
-        message_type=FILE,
-        custom_message_type=custom_message_type,
-        store=store,
-        ttl_hours=ttl_hours,
-    )
-    return json_response([1, "Sent", str(timetoken)])
+    return append_publish(service, req, channel, message, message_text, options, message_type=FILE)
 
 
 def _file_reference(message: Any, timetoken: int) -> tuple[str, str] | None:
@@ -342,19 +327,6 @@ def _file_reference(message: Any, timetoken: int) -> tuple[str, str] | None:
     if not isinstance(file_id, str) or not isinstance(name, str) or not file_id or not name:
         raise publish_error(400, shape, timetoken)
     return file_id, name
-
-
-def _meta(req: RealtimeRequest, timetoken: int) -> Any:
-    raw = req.query.get("meta")
-    if raw is None or raw in ("", "null"):
-        return None
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        raise publish_error(400, "Invalid meta: not valid JSON", timetoken) from None
-    if meta is not None and not isinstance(meta, dict):
-        raise publish_error(400, "Invalid meta: must be a JSON object", timetoken)
-    return meta
 
 
 async def _list_files(request: web.Request) -> web.Response:

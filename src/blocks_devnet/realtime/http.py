@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from blocks_devnet.json_input import parse_json
 from blocks_devnet.realtime.errors import bad_request, invalid_subscribe_key
 from blocks_devnet.realtime.keysets import Keyset, KeysetRegistry
 from blocks_devnet.realtime.signing import parse_query_string
@@ -44,12 +45,22 @@ def raw_segments(request: web.Request) -> list[str]:
 
 
 def decode_segment(segment: str) -> str:
-    return unquote(segment)
+    """Percent-decode one path segment; a 400 if the bytes it encodes are not UTF-8.
+
+    Decoding strictly keeps distinct names distinct (``%ff`` and ``%fe`` would both
+    become U+FFFD) and keeps mangled text out of stored messages.
+    """
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise bad_request(
+            f"Invalid path segment {segment[:64]!r}: it must percent-encode UTF-8 text"
+        ) from None
 
 
 def decode_channel_list(segment: str) -> list[str]:
     """A ``{chs}`` segment: comma-joined, each name encoded; ``,`` alone is empty."""
-    names = [unquote(part) for part in segment.split(",") if part]
+    names = [decode_segment(part) for part in segment.split(",") if part]
     for name in names:
         validate_channel(name)
     return names
@@ -96,9 +107,9 @@ class RealtimeRequest:
         if raw is None or raw == "":
             return None
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise bad_request(f"Invalid {name}: not valid JSON") from None
+            return parse_json(raw)
+        except ValueError as exc:
+            raise bad_request(f"Invalid {name}: not valid JSON ({exc})") from None
 
 
 def parse_query(request: web.Request) -> list[tuple[str, str]]:

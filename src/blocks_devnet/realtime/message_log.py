@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ FILE = 4
 DEFAULT_BUFFER_SIZE = 1000
 #: Largest number of messages in one subscribe response (PubNub's cap).
 MAX_MESSAGES_PER_RESPONSE = 100
+#: A channel log nobody read, wrote or waited on for this long leaves memory; its next use
+#: reloads it from SQLite (thousands of finished task channels would otherwise stay forever).
+IDLE_LOG_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -76,11 +80,12 @@ def build_envelope(
 
 
 class _ChannelLog:
-    __slots__ = ("entries", "waiters")
+    __slots__ = ("entries", "last_used", "waiters")
 
-    def __init__(self, entries: list[LoggedMessage]) -> None:
+    def __init__(self, entries: list[LoggedMessage], now: float) -> None:
         self.entries = entries
         self.waiters: set[asyncio.Future[None]] = set()
+        self.last_used = now
 
 
 PublishObserver = Callable[[str, str, int, Any, Any, str], None]
@@ -89,9 +94,16 @@ PublishObserver = Callable[[str, str, int, Any, Any, str], None]
 class MessageLog:
     """All channel logs of all keysets, backed by the ``messages`` table."""
 
-    def __init__(self, db: Database, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._buffer_size = buffer_size
+        self._monotonic = monotonic
         row = db.query_one("SELECT MAX(timetoken) AS tt FROM messages")
         self.clock = TimetokenClock(int(row["tt"] or 0) if row is not None else 0)
         self._logs: dict[tuple[str, str], _ChannelLog] = {}
@@ -105,10 +117,13 @@ class MessageLog:
 
     def _log(self, subscribe_key: str, channel: str) -> _ChannelLog:
         key = (subscribe_key, channel)
+        now = self._monotonic()
         log = self._logs.get(key)
         if log is None:
-            log = _ChannelLog(self._load(subscribe_key, channel))
+            log = _ChannelLog(self._load(subscribe_key, channel), now)
             self._logs[key] = log
+        else:
+            log.last_used = now
         return log
 
     def _load(self, subscribe_key: str, channel: str) -> list[LoggedMessage]:
@@ -259,6 +274,21 @@ class MessageLog:
             log = self._logs.get((subscribe_key, channel))
             if log is not None:
                 log.waiters.discard(waiter)
+
+    def evict_idle(self, idle_seconds: float = IDLE_LOG_SECONDS) -> int:
+        """Drop the logs no one waits on that went unused for ``idle_seconds``; returns how
+        many went.
+
+        A dropped log's persisted messages come back from SQLite on its next use; its
+        memory-only entries (presence events) are gone, as after a restart.
+        """
+        horizon = self._monotonic() - idle_seconds
+        idle = [
+            key for key, log in self._logs.items() if not log.waiters and log.last_used < horizon
+        ]
+        for key in idle:
+            del self._logs[key]
+        return len(idle)
 
     def prune(self, older_than: int) -> int:
         """Drop unstored (buffer-only) and expired rows older than ``older_than``."""

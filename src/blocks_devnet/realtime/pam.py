@@ -6,12 +6,12 @@ mint or revoke tokens.
 
 from __future__ import annotations
 
-import json
 import time
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from blocks_devnet.json_input import parse_json
 from blocks_devnet.realtime.access_tokens import (
     SERVICE,
     GrantRequestError,
@@ -47,7 +47,7 @@ async def handle_grant(request: web.Request) -> web.Response:
     service.access.verify_signature(req, body)
     _require_signed(req)
     try:
-        parsed = json.loads(body)
+        parsed = parse_json(body)
     except ValueError:
         raise RealtimeError(
             400, grant_error_body("Invalid request body", "The body must be valid JSON.", "body")

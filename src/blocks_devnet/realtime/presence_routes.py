@@ -39,7 +39,8 @@ _LARGEST_INT_PARAM = 2**31 - 1
 
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register the presence routes on ``router``."""
-    router.add_get("/v2/presence/sub-key/{tail:.+}", handle_presence)
+    # No HEAD twin: heartbeat, leave and set-state change state.
+    router.add_get("/v2/presence/sub-key/{tail:.+}", handle_presence, allow_head=False)
 
 
 async def handle_presence(request: web.Request) -> web.Response:

@@ -70,8 +70,9 @@ class RealtimeService:
             await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
             horizon = self.messages.clock.head() - BUFFER_RETENTION_SECONDS * 10_000_000
             removed = self.messages.prune(horizon)
-            if removed:
-                logger.debug("pruned %d buffered messages", removed)
+            evicted = self.messages.evict_idle()
+            if removed or evicted:
+                logger.debug("pruned %d buffered messages, %d idle channel logs", removed, evicted)
 
     def intercept_publish(
         self, req: RealtimeRequest, channel: str, message: Any

@@ -177,6 +177,10 @@ GOOD: dict[str, Any] = {"agentName": "echo", "instanceId": "AG-echo-1", "billing
         ({"concurrency": "2"}, "concurrency"),
         ({"concurrency": True}, "concurrency"),
         ({"maxRunningTimeSec": 0}, "maxRunningTimeSec"),
+        # Stored, these would overflow SQLite when a task is created: the agent is bricked.
+        ({"maxRunningTimeSec": 10**30}, "maxRunningTimeSec"),
+        ({"concurrency": 10**30}, "concurrency"),
+        ({"maxPendingBacklog": 2**63}, "maxPendingBacklog"),
         ({"sdkVersion": 3}, "sdkVersion"),
         ({"protocolVersions": "2026-05-01"}, "protocolVersions"),
     ],
@@ -190,7 +194,10 @@ def test_bad_connect_fields_are_400_naming_the_field(
     assert f"'{field}'" in reply.body["message"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 100_000, b'{"agentName": NaN}'],
+)
 def test_malformed_bodies_are_400(
     local_network: LocalNetwork, api: BackendClient, raw: bytes
 ) -> None:

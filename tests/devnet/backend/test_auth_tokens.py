@@ -10,9 +10,12 @@ from blocks_devnet.network import LocalNetwork
 from blocks_network.protocol.constants import (
     API_PATH_AGENT_REFRESH,
     API_PATH_CONSUMER_TOKEN,
+    API_PATH_REGISTRY_AGENTS,
+    API_PATH_RPC,
     WRITE_AFFINITY_HEADER,
 )
 from tests.devnet.backend.conftest import User
+from tests.devnet.fuzz.raw_http import RawRequest, send
 from tests.support.backend_client import BackendClient, make_card
 
 
@@ -198,3 +201,34 @@ def test_bad_refresh_bodies(
 ) -> None:
     reply = api.post(API_PATH_AGENT_REFRESH, body, protocol=None)
     assert (reply.status, reply.code) == (status, code)
+
+
+def test_a_bearer_that_is_not_ascii_is_a_401_not_a_crash(
+    local_network: LocalNetwork, api: BackendClient
+) -> None:
+    """Non-ASCII header bytes reach the route as surrogates; no verifier may see them."""
+    for path, method in ((API_PATH_RPC, b"POST"), (API_PATH_REGISTRY_AGENTS, b"DELETE")):
+        answer = send(
+            local_network.port,
+            RawRequest(
+                method,
+                tuple(path.strip("/").encode().split(b"/")),
+                headers=((b"Authorization", b"Bearer \xff\xfe"),),
+                body=b"{}",
+            ),
+        )
+        assert answer.status == 401
+        body = answer.json()
+        error = body["error"]["data"] if path == API_PATH_RPC else body  # JSON-RPC envelope
+        assert error["code"] == "TOKEN_INVALID"
+    # Optional auth reads it as anonymous, as any other bad bearer.
+    listed = send(
+        local_network.port,
+        RawRequest(
+            b"GET",
+            tuple(API_PATH_REGISTRY_AGENTS.strip("/").encode().split(b"/")),
+            query=((b"agentName", b"echo"),),
+            headers=((b"Authorization", b"Bearer \xff\xfe"),),
+        ),
+    )
+    assert listed.status == 200

@@ -302,6 +302,7 @@ def test_pricing_rules(
         ("free", {"pricePerTask": 0}),
         ("paid", {"pricePerTask": 0.25, "currency": "USD"}),
         ("paid", {"pricePerMinute": 2}),
+        ("paid", {"pricePerTask": 10**400}),  # too large for a float: still a number
     ],
 )
 def test_valid_pricing_is_stored_and_billing_mode_is_never_derived(
@@ -352,6 +353,11 @@ BAD_CARDS: list[tuple[dict[str, Any], str]] = [
     ),
     (make_card("x8", tags=[{"id": "a"}]), "card.tags[0].name"),
     (make_card("x9", runtime={"concurrency": 1}), "card.runtime.handler"),
+    (
+        make_card("x10", runtime={"handler": "./h.py", "maxRunningTimeSec": 10**30}),
+        "card.runtime",
+    ),
+    (make_card("x11", runtime={"handler": "./h.py", "concurrency": 10**30}), "card.runtime"),
 ]
 
 

@@ -66,6 +66,12 @@ def test_unsupported_protocol_version_is_refused(consumer: Consumer) -> None:
         (b"{not json", RPC_PARSE_ERROR),
         (b"", RPC_PARSE_ERROR),
         (b"\xff\xfe", RPC_PARSE_ERROR),
+        (b"[" * 100_000, RPC_PARSE_ERROR),
+        (b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"taskId":NaN}}', RPC_PARSE_ERROR),
+        (
+            b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"taskId":"\\udc00"}}',
+            RPC_PARSE_ERROR,
+        ),
         (b"[]", RPC_INVALID_REQUEST),
         (b'[{"jsonrpc":"2.0","id":1,"method":"GetTask"}]', RPC_INVALID_REQUEST),
         (b'"text"', RPC_INVALID_REQUEST),
@@ -138,7 +144,18 @@ def test_bad_send_message_params(consumer: Consumer, params: dict[str, Any]) -> 
 
 
 def test_bad_list_params(consumer: Consumer) -> None:
-    for params in ({"limit": "10"}, {"limit": 1000}, {"state": "sleeping"}, {"agentName": 3}):
+    foreign_cursors = (
+        "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsImEiXQ",  # [10**27, "a"]: not a SQLite integer
+        "WzEsIlx1ZDgwMCJd",  # [1, "\ud800"]: not storable text
+        "not-a-cursor",
+    )
+    for params in (
+        {"limit": "10"},
+        {"limit": 1000},
+        {"state": "sleeping"},
+        {"agentName": 3},
+        *({"cursor": cursor} for cursor in foreign_cursors),
+    ):
         assert consumer.error("ListTasks", params)["code"] == RPC_INVALID_PARAMS, params
 
 

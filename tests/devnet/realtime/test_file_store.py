@@ -181,3 +181,15 @@ def test_download_signature_binds_file_and_expiry() -> None:
     ):
         refusal = check_download_signature(*args, signature=sig, now=0)
         assert refusal is not None and "signature" in refusal
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, "\udcff" * 64, "", "0" * 1000])
+def test_a_forged_signature_is_refused_whatever_its_characters(signature: str) -> None:
+    refusal = check_download_signature("secret", SUB, "ch", "id", "n.txt", 2000, signature, now=0)
+    assert refusal is not None and "signature" in refusal
+
+
+def test_a_foreign_list_cursor_is_a_value_error(store: FileStore) -> None:
+    for cursor in ("WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsImEiXQ", "!!!"):  # [10**27, "a"]
+        with pytest.raises(ValueError, match="Invalid next"):
+            store.list_files(SUB, "ch", next=cursor)

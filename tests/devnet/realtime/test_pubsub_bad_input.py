@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import urllib.error
 import urllib.request
+import zlib
 
 import pytest
 
 from blocks_devnet.realtime.server import RealtimeServer
-from tests.conftest import OPEN_KEYSET
+from tests.conftest import OPEN_KEYSET, PubNubFactory
 
 PUB, SUB = OPEN_KEYSET.publish_key, OPEN_KEYSET.subscribe_key
 
@@ -72,3 +74,103 @@ def test_rejected_publishes_store_nothing(realtime_server: RealtimeServer) -> No
     status, history = fetch(realtime_server, f"/v2/history/sub-key/{SUB}/channel/ch?count=100")
     assert status == 200
     assert history == [[], 0, 0]
+
+
+def post_publish(
+    server: RealtimeServer, body: bytes, *, encoding: str | None = None, channel: str = "ch"
+) -> tuple[int, object]:
+    request = urllib.request.Request(
+        f"{server.url}/publish/{PUB}/{SUB}/0/{channel}/0?uuid=u", data=body, method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    if encoding is not None:
+        request.add_header("Content-Encoding", encoding)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def stored_messages(server: RealtimeServer, channel: str = "ch") -> list[object]:
+    status, history = fetch(server, f"/v2/history/sub-key/{SUB}/channel/{channel}?count=100")
+    assert status == 200 and isinstance(history, list)
+    return list(history[0])
+
+
+def test_official_client_compressed_publish_is_stored(
+    realtime_server: RealtimeServer, pubnub_factory: PubNubFactory
+) -> None:
+    """should_compress sends zlib labelled as gzip: the server must read it, once."""
+    client = pubnub_factory("compressor")
+    client.config.should_compress = True
+    envelope = client.publish().channel("ch").message({"z": "zipped"}).use_post(True).sync()
+    assert envelope.status.is_error() is False
+    assert stored_messages(realtime_server) == [{"z": "zipped"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        (gzip.compress(b'{"g":1}'), "gzip"),
+        (zlib.compress(b'{"g":1}'), "gzip"),
+        (zlib.compress(b'{"g":1}'), "deflate"),
+    ],
+    ids=["gzip", "zlib-labelled-gzip", "zlib-labelled-deflate"],
+)
+def test_compressed_bodies_are_decoded_exactly_once(
+    realtime_server: RealtimeServer, body: bytes, encoding: str
+) -> None:
+    assert post_publish(realtime_server, body, encoding=encoding)[0] == 200
+    assert stored_messages(realtime_server) == [{"g": 1}]
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "status"),
+    [
+        (b"not compressed", "gzip", 400),
+        (zlib.compress(b'{"g":1}')[:-6], "gzip", 400),  # truncated stream
+        (zlib.compress(b"[" + b"0," * 1_000_000 + b"0]", 9), "gzip", 413),  # a small bomb
+        (b'"\xff"', None, 400),  # not UTF-8: refused, not stored as U+FFFD
+        (b'{"a": NaN}', None, 400),
+        (b'"\\ud800"', None, 400),
+        (b"[" * 10_000, None, 400),
+        (zlib.compress(b'{"g":1}'), "br", 400),  # an encoding we do not read
+    ],
+    ids=["garbage", "truncated", "bomb", "not-utf8", "nan", "surrogate", "deep", "brotli"],
+)
+def test_bad_bodies_get_publish_errors_and_store_nothing(
+    realtime_server: RealtimeServer, body: bytes, encoding: str | None, status: int
+) -> None:
+    got_status, got_body = post_publish(realtime_server, body, encoding=encoding)
+    assert got_status == status
+    assert isinstance(got_body, list) and got_body[0] == 0
+    assert stored_messages(realtime_server) == []
+
+
+def test_path_segments_must_encode_utf8(realtime_server: RealtimeServer) -> None:
+    """``%ff`` and ``%fe`` would both decode to U+FFFD: one channel under two names."""
+    for channel in ("%ff", "%fe"):
+        status, body = fetch(realtime_server, f"/publish/{PUB}/{SUB}/0/{channel}/0/%22x%22")
+        assert status == 400 and isinstance(body, dict)
+    status, _ = fetch(realtime_server, f"/publish/{PUB}/{SUB}/0/ch/0/%22%ff%22")
+    assert status == 400
+    assert stored_messages(realtime_server) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/signal/{PUB}/{SUB}/0/ch/0/%22s%22",
+        f"/v2/subscribe/{SUB}/ch/0?tt=0&uuid=head",
+        f"/v2/presence/sub-key/{SUB}/channel/ch/heartbeat?uuid=head",
+    ],
+    ids=["signal", "subscribe", "heartbeat"],
+)
+def test_head_changes_nothing(realtime_server: RealtimeServer, path: str) -> None:
+    request = urllib.request.Request(realtime_server.url + path, method="HEAD")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405
+    status, here_now = fetch(realtime_server, f"/v2/presence/sub-key/{SUB}/channel/ch")
+    assert status == 200 and isinstance(here_now, dict) and here_now["occupancy"] == 0

@@ -86,29 +86,28 @@ def _forwardable(record: TaskRecord, verb: str) -> None:
 
 
 def pause(service: TaskService, principal: Principal, task_id: str) -> dict[str, Any]:
-    record = service.visible_task(principal, task_id)
-    _forwardable(record, "paused")
-    message = PauseTask(
-        record.task_id, caller=principal.user_id, protocol_version=record.protocol_version
-    )
-    publish_control(service.ctx, record, message.to_wire())
-    return _ack(service, task_id)
+    return _forward(service, principal, task_id, PauseTask, "paused")
 
 
 def resume(service: TaskService, principal: Principal, task_id: str) -> dict[str, Any]:
-    record = service.visible_task(principal, task_id)
-    _forwardable(record, "resumed")
-    message = ResumeTask(
-        record.task_id, caller=principal.user_id, protocol_version=record.protocol_version
-    )
-    publish_control(service.ctx, record, message.to_wire())
-    return _ack(service, task_id)
+    return _forward(service, principal, task_id, ResumeTask, "resumed")
 
 
 def retry(service: TaskService, principal: Principal, task_id: str) -> dict[str, Any]:
+    return _forward(service, principal, task_id, RetryTask, "retried")
+
+
+def _forward(
+    service: TaskService,
+    principal: Principal,
+    task_id: str,
+    kind: type[PauseTask | ResumeTask | RetryTask],
+    verb: str,
+) -> dict[str, Any]:
+    """Send ``kind`` to the instance running the task; 409 if it is queued or ended."""
     record = service.visible_task(principal, task_id)
-    _forwardable(record, "retried")
-    message = RetryTask(
+    _forwardable(record, verb)
+    message = kind(
         record.task_id, caller=principal.user_id, protocol_version=record.protocol_version
     )
     publish_control(service.ctx, record, message.to_wire())

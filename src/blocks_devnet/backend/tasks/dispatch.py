@@ -82,11 +82,14 @@ class ReportedState:
 
 
 def _non_negative_int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
         return None
-    if not math.isfinite(value) or value < 0 or value != int(value):
-        return None
-    return int(value)
+    # An int is checked apart: math.isfinite cannot convert a huge one to a float.
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
+        return int(value)
+    return None
 
 
 def parse_reported_state(state: Mapping[str, Any] | None) -> ReportedState:

@@ -13,8 +13,9 @@ from blocks_devnet.backend.errors import BackendError
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.tasks import errors
 from blocks_devnet.backend.tasks.params import ListTasksParams
-from blocks_devnet.backend.tasks.store import InvalidCursor, TaskFilter
+from blocks_devnet.backend.tasks.store import TaskFilter
 from blocks_devnet.backend.tasks.views import status_channel, task_object
+from blocks_devnet.store.cursor import InvalidCursor
 from blocks_network.protocol.constants import (
     BILLING_MODE_FREE,
     LISTING_PUBLIC,

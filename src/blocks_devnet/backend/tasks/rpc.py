@@ -11,7 +11,6 @@ its token on 401 and retries once). Nothing here answers 500: an unexpected bug 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -32,6 +31,7 @@ from blocks_devnet.backend.tasks.params import (
     parse_task_id,
 )
 from blocks_devnet.backend.tasks.service import TaskService
+from blocks_devnet.json_input import parse_json
 from blocks_network.protocol import rpc as wire_rpc
 from blocks_network.protocol.constants import API_PATH_RPC
 from blocks_network.protocol.errors import (
@@ -153,10 +153,13 @@ async def handle_rpc(request: web.Request) -> web.Response:
             INVALID_REQUEST,
         )
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = parse_json(raw)
+    except ValueError as exc:
         return _failure(
-            None, RPC_PARSE_ERROR, "Parse error: the body is not valid JSON.", INVALID_REQUEST
+            None,
+            RPC_PARSE_ERROR,
+            f"Parse error: the body is not valid JSON ({exc}).",
+            INVALID_REQUEST,
         )
     try:
         rpc = RpcRequest.from_wire(body)

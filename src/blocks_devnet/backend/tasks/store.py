@@ -7,14 +7,13 @@ that is not terminal yet. Runs on the server's event loop like the rest of the d
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from blocks_devnet.store.cursor import decode_cursor, encode_cursor
 from blocks_devnet.store.database import Database
 from blocks_network.protocol.constants import TERMINAL_STATES
 
@@ -136,10 +135,6 @@ class TaskPage:
     tasks: list[TaskRecord]
     next: str | None
     total_count: int
-
-
-class InvalidCursor(ValueError):
-    """A ListTasks cursor this server did not hand out."""
 
 
 _COLUMNS = list(TaskRecord.__dataclass_fields__)
@@ -317,24 +312,3 @@ class TaskStore:
             (agent_name, STATE_QUEUED),
         )
         return int(row["n"]) if row is not None else 0
-
-
-def encode_cursor(created_ms: int, task_id: str) -> str:
-    raw = json.dumps([created_ms, task_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """Raises :class:`InvalidCursor` when ``cursor`` is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_ms, task_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
-        raise InvalidCursor("Invalid cursor: pass the 'next' value of the previous page") from None
-    if (
-        isinstance(created_ms, bool)
-        or not isinstance(created_ms, int)
-        or not isinstance(task_id, str)
-    ):
-        raise InvalidCursor("Invalid cursor: pass the 'next' value of the previous page")
-    return created_ms, task_id

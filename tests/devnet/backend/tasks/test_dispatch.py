@@ -69,6 +69,10 @@ def test_reported_state_is_read_leniently() -> None:
     )
     odd = parse_reported_state({"activeTasks": True, "concurrency": -1, "protocolVersions": "x"})
     assert (odd.active_tasks, odd.concurrency, odd.protocol_versions) == (None, None, None)
+    # Any client can set presence state: a number too large for a float is still read.
+    huge = parse_reported_state({"activeTasks": 10**400, "concurrency": 2.0})
+    assert (huge.active_tasks, huge.concurrency) == (10**400, 2)
+    assert parse_reported_state({"concurrency": 2.5}).concurrency is None
     assert parse_reported_state(None).concurrency is None
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from blocks_devnet.backend.tasks.store import InvalidCursor, TaskFilter, TaskStore, decode_cursor
+from blocks_devnet.backend.tasks.store import TaskFilter, TaskStore
+from blocks_devnet.store.cursor import InvalidCursor, decode_cursor
 from blocks_devnet.store.database import Database
 from tests.devnet.backend.tasks.test_scanner import record
 

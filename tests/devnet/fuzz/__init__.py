@@ -1,0 +1,1 @@
+"""Seeded fuzzing of the local network's routes: raw HTTP, mutations, targets, checks."""
