@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 """
 
 
+#: Verified grants kept in memory (a few per active task).
+VERIFIED_CACHE_SIZE = 8192
+
+
 class TokenRevokedError(access_tokens.TokenError):
     """The token was revoked (revoke_token, or the backend ended the task it granted)."""
 
@@ -45,6 +49,9 @@ class AccessGate:
     def __init__(self, db: Database) -> None:
         self._db = db
         db.ensure_schema(_REVOKED_SCHEMA)
+        # Verifying a token costs a CBOR round trip and an HMAC; every request of a task
+        # carries the same few tokens, so verified grants are kept (expiry still checked).
+        self._verified: dict[tuple[str, str], access_tokens.TokenGrant] = {}
         self._revoked: set[tuple[str, str]] = {
             (row["subscribe_key"], row["token"])
             for row in db.query("SELECT subscribe_key, token FROM revoked_tokens")
@@ -69,6 +76,7 @@ class AccessGate:
 
     def revoke(self, subscribe_key: str, token: str) -> None:
         self._revoked.add((subscribe_key, token))
+        self._verified.pop((subscribe_key, token), None)
         self._db.execute(
             "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at) VALUES (?,?,?)",
             (subscribe_key, token, int(time.time())),
@@ -83,10 +91,26 @@ class AccessGate:
             raise forbidden([])
         if self.is_revoked(req.keyset.subscribe_key, req.auth):
             raise token_rejected(TokenRevokedError())
-        try:
-            return access_tokens.verify_token(req.auth, req.keyset.secret_key, time.time())
-        except access_tokens.TokenError as exc:
-            raise token_rejected(exc) from None
+        key = (req.keyset.subscribe_key, req.auth)
+        now = time.time()
+        grant = self._verified.get(key)
+        if grant is None:
+            try:
+                grant = access_tokens.verify_token(req.auth, req.keyset.secret_key, now)
+            except access_tokens.TokenError as exc:
+                raise token_rejected(exc) from None
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                # Drop the oldest entry (dicts keep insertion order).
+                del self._verified[next(iter(self._verified))]
+            self._verified[key] = grant
+        elif now >= grant.expires_at:
+            del self._verified[key]
+            raise token_rejected(
+                access_tokens.TokenExpiredError(
+                    f"the token expired at unix time {grant.expires_at}; request a new one"
+                )
+            )
+        return grant
 
     def require(
         self,

@@ -50,6 +50,7 @@ class RealtimeService:
 
     async def start(self) -> None:
         """Start background work (presence timeouts, buffer pruning) on the running loop."""
+        self.db.batch_commits(asyncio.get_running_loop())
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))
 
@@ -64,6 +65,7 @@ class RealtimeService:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.db.commit()
 
     async def _prune_forever(self) -> None:
         while True:

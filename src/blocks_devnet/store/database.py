@@ -7,6 +7,7 @@ the loop; nothing here is safe to call from another thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -53,17 +54,51 @@ class Database:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._commit_scheduled = False
         self.ensure_schema(_MESSAGES_SCHEMA)
+
+    def batch_commits(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Group the writes of one event-loop turn into one commit (called on ``loop``).
+
+        A commit is the expensive part of a small write; a busy server makes dozens per
+        turn. Each write is still visible at once to every later statement (one
+        connection), and a crash loses at most the last turn's writes.
+        """
+        self._loop = loop
 
     def ensure_schema(self, script: str) -> None:
         """Run idempotent ``CREATE ... IF NOT EXISTS`` statements."""
+        self.commit()
         self._conn.executescript(script)
 
     def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        self._begin_batch()
         return self._conn.execute(sql, tuple(params))
 
     def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> sqlite3.Cursor:
+        self._begin_batch()
         return self._conn.executemany(sql, (tuple(r) for r in rows))
+
+    def _begin_batch(self) -> None:
+        if self._loop is None or self._conn.in_transaction:
+            return
+        self._conn.execute("BEGIN")
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._loop.call_soon(self._commit_batch)
+
+    def _commit_batch(self) -> None:
+        self._commit_scheduled = False
+        try:
+            self.commit()
+        except sqlite3.Error:
+            logger.exception("committing a batch of writes failed")
+
+    def commit(self) -> None:
+        """Commit the open batch now, if there is one."""
+        if not self._closed and self._conn.in_transaction:
+            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         return self._conn.execute(sql, tuple(params)).fetchall()
@@ -77,9 +112,13 @@ class Database:
         return _Transaction(self._conn)
 
     def close(self) -> None:
-        """Close the connection; a second call does nothing."""
+        """Commit pending writes and close the connection; a second call does nothing."""
         if self._closed:
             return
+        try:
+            self.commit()
+        except sqlite3.Error:
+            logger.exception("committing pending writes at close failed")
         self._closed = True
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -89,14 +128,22 @@ class Database:
 
 
 class _Transaction:
+    """All or nothing; inside an open batch it is a savepoint of that batch."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._savepoint = False
 
     def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._savepoint = self._conn.in_transaction
+        self._conn.execute("SAVEPOINT unit" if self._savepoint else "BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
+        if self._savepoint:
+            if exc_type is not None:
+                self._conn.execute("ROLLBACK TO unit")
+            self._conn.execute("RELEASE unit")
+        elif exc_type is None:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
