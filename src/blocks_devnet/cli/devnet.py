@@ -1,9 +1,8 @@
-"""The ``blocks`` command: ``blocks devnet`` runs a local Blocks Network in the foreground.
+"""``blocks devnet`` (run a local Blocks Network in the foreground) and
+``blocks devnet keys create`` (add a user and print its API key).
 
-Subcommands register themselves in :func:`build_parser`; each handler takes the parsed
-arguments and returns the exit code. Later commands (send, tasks, agents, publish, watch)
-slot in the same way; if this module grows past one concept it becomes a package whose
-``__init__`` keeps ``main``.
+The server modules are imported when the command runs, so the other ``blocks`` commands
+start without loading them.
 """
 
 from __future__ import annotations
@@ -15,23 +14,33 @@ import signal
 import sys
 import tempfile
 import threading
-import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from blocks_devnet.backend.app import DATABASE_FILE
 from blocks_devnet.backend.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DevnetConfig
-from blocks_devnet.backend.identity import IdentityStore
-from blocks_devnet.network import LocalNetwork
-from blocks_devnet.server_thread import ServerStartError
-from blocks_devnet.store.database import Database
+
+if TYPE_CHECKING:
+    from blocks_devnet.server_thread import ServerStartError
+
+__all__ = ["ENV_DEVNET_PORT", "default_port", "register", "run_devnet", "run_keys_create"]
 
 logger = logging.getLogger(__name__)
 
 #: How long the ready probe waits for ``config.json`` to answer.
 READY_PROBE_TIMEOUT_SECONDS = 10.0
+#: Overrides the default port (``0`` picks a free one), e.g. for running the README in CI.
+ENV_DEVNET_PORT = "BLOCKS_DEVNET_PORT"
+
+
+def default_port(environ: Mapping[str, str] | None = None) -> int:
+    """``BLOCKS_DEVNET_PORT`` when set to a port number, else 4280."""
+    raw = (os.environ if environ is None else environ).get(ENV_DEVNET_PORT, "").strip()
+    if raw.isdigit() and int(raw) <= 65535:
+        return int(raw)
+    return DEFAULT_PORT
 
 
 def _write_env_file(path: Path, env: dict[str, str]) -> None:
@@ -67,6 +76,9 @@ def _describe_start_error(exc: ServerStartError, config: DevnetConfig) -> str:
 
 def run_devnet(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; print (and optionally write) the env lines once ready."""
+    from blocks_devnet.network import LocalNetwork
+    from blocks_devnet.server_thread import ServerStartError
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,
@@ -126,6 +138,10 @@ def run_devnet(args: argparse.Namespace) -> int:
 
 def run_keys_create(args: argparse.Namespace) -> int:
     """Add a user with its own organisation and API key; the key is the last stdout line."""
+    from blocks_devnet.backend.app import DATABASE_FILE
+    from blocks_devnet.backend.identity import IdentityStore
+    from blocks_devnet.store.database import Database
+
     data_dir = Path(args.keys_data_dir or args.data_dir)
     path = data_dir / DATABASE_FILE
     if not path.exists():
@@ -149,12 +165,9 @@ def run_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``blocks`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="blocks", description="Blocks Network tools.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    devnet = commands.add_parser(
+def register(commands: Any) -> None:
+    """Add ``devnet`` (and ``devnet keys create``) to the ``blocks`` subcommands."""
+    devnet: argparse.ArgumentParser = commands.add_parser(
         "devnet",
         help="run a local Blocks Network in the foreground",
         description="Serve config.json, the Blocks backend and the realtime API on one port.",
@@ -167,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})"
     )
     devnet.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
+        "--port",
+        type=int,
+        default=default_port(),
+        help=f"port (default {DEFAULT_PORT}, or ${ENV_DEVNET_PORT}; 0 picks one)",
     )
     devnet.add_argument(
         "--data-dir",
@@ -201,14 +217,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", dest="keys_data_dir", metavar="DIR", help="state directory of the network"
     )
     create.set_defaults(handler=run_keys_create)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``blocks`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

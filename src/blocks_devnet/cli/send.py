@@ -1,0 +1,216 @@
+"""``blocks send AGENT TEXT``: submit a task, follow it live, print or save its artifacts.
+
+Progress goes to stderr (``[task] ...`` lines; a bar for uploads and downloads on a
+terminal), results to stdout: the text of textual artifacts, the paths saved with
+``--save``, stream data as it arrives, or one JSON document with ``--json``. Exit code 0
+when the task completed, 1 when it failed, was canceled or did not end in ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from blocks_devnet.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_billing_mode,
+    guarded,
+    json_default,
+    open_client,
+)
+from blocks_devnet.cli.follow import TaskFollower, terminal_line
+from blocks_devnet.cli.progress import Reporter
+from blocks_network.consumer.parts import file_part, text_part
+from blocks_network.consumer.task_session import TaskSession
+from blocks_network.errors import ArtifactError
+from blocks_network.protocol.constants import DEFAULT_FILE_PART_ID, DEFAULT_TEXT_PART_ID
+
+__all__ = ["DEFAULT_TIMEOUT_S", "follow_to_end", "parse_file_option", "register", "run_send"]
+
+PROG = "blocks send"
+#: How long ``blocks send`` waits for the terminal by default (seconds).
+DEFAULT_TIMEOUT_S = 120.0
+_PART_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def parse_file_option(value: str) -> tuple[str, Path]:
+    """``PATH`` → ``("file", PATH)``; ``ID=PATH`` → ``(ID, PATH)`` unless ``value`` itself is
+    an existing file. Raises CliError (exit 2) when the file does not exist."""
+    part_id, sep, rest = value.partition("=")
+    if sep and _PART_ID_RE.fullmatch(part_id) and not Path(value).exists():
+        path = Path(rest)
+    else:
+        part_id, path = DEFAULT_FILE_PART_ID, Path(value)
+    if not path.is_file():
+        raise CliError(f"--file {value}: no such file ({path.resolve()})", EXIT_USAGE)
+    return part_id, path
+
+
+def _parts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[tuple[Path, int]]]:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    parts = [text_part(text, part_id=args.text_part_id)]
+    files: list[tuple[Path, int]] = []
+    for value in args.file or []:
+        part_id, path = parse_file_option(value)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        try:
+            parts.append(file_part(path, part_id=part_id, content_type=content_type))
+        except ArtifactError as exc:
+            raise CliError(f"--file {value}: {exc}", EXIT_USAGE) from exc
+        files.append((path, path.stat().st_size))
+    return parts, files
+
+
+def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Run ``blocks send``; returns the exit code."""
+    if args.timeout is not None and args.timeout <= 0:
+        raise CliError("--timeout must be a positive number of seconds", EXIT_USAGE)
+    reporter = Reporter()
+    parts, files = _parts(args)
+    with open_client(args.billing_mode, env) as client:
+        bar = None
+        if files:
+            total = sum(size for _, size in files)
+            names = ", ".join(path.name for path, _ in files)
+            bar = reporter.bar(f"uploading {names}", total)
+        session = client.send_message(
+            args.agent, parts, idempotency_key=args.idempotency_key, stream=args.stream
+        )
+        if bar is not None:
+            bar.finish(f"uploaded {len(files)} file(s)")
+        with session:
+            reporter.line(f"{session.task_id} sent to {args.agent} ({args.billing_mode})")
+            if session.state == "queued":
+                reporter.line(
+                    f"queued: every instance of {args.agent} is busy; it starts when one is free"
+                )
+            if args.no_wait:
+                print(session.task_id, flush=True)
+                return EXIT_OK
+            return follow_to_end(session, args, reporter, started=time.monotonic())
+
+
+def follow_to_end(
+    session: TaskSession,
+    args: argparse.Namespace,
+    reporter: Reporter,
+    *,
+    started: float,
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """Follow ``session`` until its terminal and print the results (send and watch)."""
+    json_out = getattr(args, "json", False)
+    follower = TaskFollower(session, reporter=reporter, collect_streams=json_out)
+    try:
+        try:
+            terminal = session.wait_for_terminal(timeout=args.timeout)
+        except TimeoutError:
+            reporter.line(
+                f"still {session.state or 'running'} after {args.timeout:g} s; follow it with "
+                f"`blocks watch {session.task_id}` or stop it with "
+                f"`blocks tasks cancel {session.task_id}`"
+            )
+            return EXIT_FAILURE
+        except KeyboardInterrupt:
+            reporter.line(
+                f"interrupted; task {session.task_id} goes on: `blocks watch "
+                f"{session.task_id}` follows it, `blocks tasks cancel {session.task_id}` stops it"
+            )
+            return EXIT_INTERRUPTED
+        follower.finish_streams()
+        elapsed = time.monotonic() - started
+        reporter.line(f"{terminal_line(terminal)} ({elapsed:.2f} s)")
+        artifacts = follower.results(args.save, show=not json_out)
+        if json_out:
+            document: dict[str, Any] = {
+                "taskId": session.task_id,
+                "agentName": session.agent_name,
+                "state": terminal.state,
+                **{
+                    k: v
+                    for k, v in (
+                        ("error", terminal.error),
+                        ("reason", terminal.reason),
+                        ("completionReason", terminal.completion_reason),
+                    )
+                    if v
+                },
+                "artifacts": artifacts,
+                "streams": follower.streams,
+                "events": [dict(e.data) for e in session.events],
+                **(extra or {}),
+            }
+            print(json.dumps(document, indent=2, default=json_default), flush=True)
+        if args.save:
+            reporter.line(f"saved {len(artifacts)} artifact(s) in {args.save}")
+        return EXIT_OK if terminal.state == "completed" else EXIT_FAILURE
+    finally:
+        follower.close()
+
+
+def register(commands: Any) -> None:
+    """Add ``send`` to the ``blocks`` subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "send",
+        help="send a task to an agent and print its results",
+        description=(
+            "Send TEXT (and files) to AGENT, follow the task live and print its results. "
+            "Progress goes to stderr, results to stdout. Exit code 0 when the task "
+            "completed, 1 when it failed, was canceled or timed out, 2 for bad arguments, "
+            "3 when the network is unreachable."
+        ),
+        epilog=(
+            'examples:\n  blocks send echo "hello"\n'
+            '  blocks send adder \'{"a": 1, "b": 2}\' --json\n'
+            "  blocks send file_tools notes --file notes.txt --save out/"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("agent", metavar="AGENT", help="agent name, e.g. echo")
+    parser.add_argument("text", metavar="TEXT", help="the text part ('-' reads stdin)")
+    parser.add_argument(
+        "--file",
+        action="append",
+        metavar="[ID=]PATH",
+        help=f"attach a file (part id {DEFAULT_FILE_PART_ID!r} unless ID= is given); repeatable",
+    )
+    parser.add_argument(
+        "--text-part-id",
+        default=DEFAULT_TEXT_PART_ID,
+        metavar="ID",
+        help=f"part id of TEXT (default {DEFAULT_TEXT_PART_ID!r})",
+    )
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask for live streams, or not (default: the agent's card decides)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON result on stdout")
+    parser.add_argument("--save", metavar="DIR", help="save every artifact into DIR")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="print the task id and return at once"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--idempotency-key", metavar="KEY", help="resending KEY returns the same task"
+    )
+    add_billing_mode(parser)
+    parser.set_defaults(handler=guarded(PROG, run_send))

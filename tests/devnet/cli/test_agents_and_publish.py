@@ -1,0 +1,136 @@
+"""``blocks publish`` (register, update, billing mode and pricing) and ``blocks agents``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blocks_network.testing import AgentRunner
+from blocks_network.types import StartTaskMessage, TaskContext
+
+from .conftest import Runner
+
+
+def write_card(folder: Path, name: str, **changes: Any) -> Path:
+    card: dict[str, Any] = {
+        "identity": {
+            "agentName": name,
+            "displayName": "CLI test agent",
+            "description": "Published by the CLI tests.",
+            "version": "1.0.0",
+            "provider": {"organization": "Tests"},
+        },
+        "capabilities": {"taskKinds": ["request"]},
+        "io": {
+            "inputs": [
+                {
+                    "id": "text",
+                    "description": "Text.",
+                    "contentType": "text/plain",
+                    "required": True,
+                }
+            ],
+            "outputs": [{"id": "result", "contentType": "text/plain", "guaranteed": True}],
+        },
+        "tags": [{"id": "cli_tests", "name": "CLI tests"}],
+        "runtime": {"handler": "agent.py"},
+    }
+    card.update(changes)
+    path = folder / "agent-card.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture
+def agent_name() -> str:
+    return f"cli_{uuid.uuid4().hex[:10]}"
+
+
+def test_publish_registers_then_updates(blocks: Runner, tmp_path: Path, agent_name: str) -> None:
+    write_card(tmp_path, agent_name)
+    first = blocks("publish")  # ./agent-card.json by default
+    assert first.code == 0, first.err
+    assert first.out.splitlines()[0] == (
+        f"registered agent {agent_name}: billing free (no price), listing public"
+    )
+    again = blocks("publish", "agent-card.json", "--listing", "private")
+    assert again.code == 0
+    assert again.out.startswith(
+        f"updated agent {agent_name}: billing free (no price), listing private"
+    )
+
+    record = json.loads(blocks("agents", "get", agent_name, "--json").out)
+    assert record["listing"] == "private" and "runtime" not in record["card"]
+    shown = blocks("agents", "get", agent_name)
+    assert shown.out.startswith(f"agent        {agent_name}\n")
+    assert '"agentName": "' + agent_name + '"' in shown.out
+
+
+def test_paid_agents_need_a_price_and_get_their_billing_mode(
+    blocks: Runner, tmp_path: Path, agent_name: str, run_agent: AgentRunner
+) -> None:
+    write_card(tmp_path, agent_name)
+    unpriced = blocks("publish", "--billing-mode", "paid")
+    assert unpriced.code == 1
+    assert unpriced.err.startswith("blocks publish: publishing the agent failed: ")
+    assert "paid" in unpriced.err
+    free_with_price = blocks("publish", "--price-per-task", "2")
+    assert free_with_price.code == 1 and "free" in free_with_price.err
+
+    priced = blocks("publish", "--billing-mode", "paid", "--price-per-task", "0.5")
+    assert priced.code == 0, priced.err
+    assert "billing paid (pricePerTask 0.5)" in priced.out
+    row = next(
+        line for line in blocks("agents", "list").out.splitlines() if line.startswith(agent_name)
+    )
+    assert row.split()[1:3] == ["paid", "0.5/task"]
+
+    def answer(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+        return {"artifacts": [{"data": "paid answer", "mimeType": "text/plain"}]}
+
+    run_agent(answer, agent_name=agent_name)
+    wrong_mode = blocks("send", agent_name, "hi")
+    assert wrong_mode.code == 1 and "billing" in wrong_mode.err.lower()
+    paid = blocks("send", agent_name, "hi", "--billing-mode", "paid")
+    assert (paid.code, paid.out) == (0, "paid answer\n"), paid.err
+
+
+def test_an_invalid_card_is_one_line_naming_the_field(
+    blocks: Runner, tmp_path: Path, agent_name: str
+) -> None:
+    write_card(tmp_path, agent_name, capabilities={"taskKinds": []})
+    result = blocks("publish")
+    assert result.code == 2
+    assert result.err.startswith("blocks publish: agent-card.json: capabilities.taskKinds")
+    (tmp_path / "agent-card.json").write_text("{not json")
+    assert "not valid JSON" in blocks("publish").err
+
+
+def test_publishing_a_name_owned_by_another_organisation_is_refused(
+    blocks: Runner, tmp_path: Path
+) -> None:
+    write_card(tmp_path, "echo")  # the network's built-in agent
+    result = blocks("publish")
+    assert result.code == 1
+    assert "another organisation" in result.err
+
+
+def test_agents_list_shows_the_builtins(blocks: Runner) -> None:
+    result = blocks("agents", "list")
+    assert result.code == 0
+    names = [line.split()[0] for line in result.out.splitlines()[1:]]
+    assert {"echo", "adder"} <= set(names)
+    page = json.loads(blocks("agents", "list", "--limit", "1", "--json").out)
+    assert len(page["agents"]) == 1 and page["next"]
+    following = blocks("agents", "list", "--limit", "1", "--cursor", page["next"], "--json")
+    assert json.loads(following.out)["agents"] != page["agents"]
+
+
+def test_agents_get_unknown_exits_1(blocks: Runner) -> None:
+    result = blocks("agents", "get", "no_such_agent_here")
+    assert result.code == 1
+    assert result.err.startswith("blocks agents get: no agent 'no_such_agent_here'")

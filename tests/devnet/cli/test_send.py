@@ -1,0 +1,165 @@
+"""``blocks send``: results on stdout, progress on stderr, exit codes, files, streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from blocks_network.testing import AgentRunner
+from blocks_network.types import StartTaskMessage, TaskContext
+
+from .conftest import Runner
+
+
+def echo_handler(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+    text = next((p["text"] for p in task.request_parts if "text" in p), "")
+    return {"artifacts": [{"data": f"Echoed request: {text}", "mimeType": "text/plain"}]}
+
+
+def test_completed_task_prints_the_artifact_and_exits_0(
+    run_agent: AgentRunner, blocks: Runner
+) -> None:
+    run_agent(echo_handler, agent_name="echo")
+    result = blocks("send", "echo", "hello")
+    assert result.code == 0, result.err
+    assert result.out == "Echoed request: hello\n"
+    lines = result.err.splitlines()
+    assert lines[0].startswith("[task] t_") and lines[0].endswith("sent to echo (free)")
+    assert "[task] running" in lines
+    assert "[task] artifact: text/plain, 21 B (inline)" in lines
+    assert lines[-1].startswith("[task] completed (")
+    assert "\r" not in result.err  # not a terminal: plain lines only
+
+
+def test_json_output_is_one_document(run_agent: AgentRunner, blocks: Runner) -> None:
+    run_agent(echo_handler, agent_name="echo")
+    result = blocks("send", "echo", "hi", "--json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document["state"] == "completed" and document["agentName"] == "echo"
+    assert document["artifacts"] == [
+        {"kind": "inline", "mimeType": "text/plain", "size": 18, "text": "Echoed request: hi"}
+    ]
+    assert [e["type"] for e in document["events"]] == [
+        "request",
+        "progress",
+        "artifact",
+        "terminal",
+    ]
+
+
+def test_no_wait_prints_the_task_id(run_agent: AgentRunner, blocks: Runner) -> None:
+    run_agent(echo_handler, agent_name="echo")
+    result = blocks("send", "echo", "hi", "--no-wait")
+    assert result.code == 0
+    task_id = result.out.strip()
+    assert task_id.startswith("t_")
+    watched = blocks("watch", task_id)
+    assert watched.code == 0 and watched.out == "Echoed request: hi\n"
+
+
+def test_failed_task_exits_1_with_the_error(run_agent: AgentRunner, blocks: Runner) -> None:
+    def failing(task: StartTaskMessage, ctx: TaskContext) -> None:
+        raise ValueError("the input makes no sense")
+
+    run_agent(failing, agent_name="cli_failing")
+    result = blocks("send", "cli_failing", "x")
+    assert result.code == 1
+    assert result.out == ""
+    assert "[task] failed: the input makes no sense (" in result.err
+
+
+def test_timeout_exits_1_and_says_how_to_follow(run_agent: AgentRunner, blocks: Runner) -> None:
+    release = threading.Event()
+
+    def slow(task: StartTaskMessage, ctx: TaskContext) -> None:
+        release.wait(10)
+
+    run_agent(slow, agent_name="cli_slow")
+    try:
+        result = blocks("send", "cli_slow", "x", "--timeout", "0.3")
+    finally:
+        release.set()
+    assert result.code == 1
+    assert "still running after 0.3 s" in result.err
+    assert "blocks watch t_" in result.err and "blocks tasks cancel t_" in result.err
+
+
+def test_status_lines_and_a_stream_reach_the_terminal(
+    run_agent: AgentRunner, blocks: Runner
+) -> None:
+    def streaming(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+        ctx.report_status("warming up")
+        stream = ctx.create_stream(format="events", subscribe_grace_ms=0)
+        stream.write({"token": "a"})
+        stream.write({"token": "b"})
+        return {"artifacts": [{"data": "ab", "mimeType": "text/plain"}]}
+
+    run_agent(streaming, agent_name="cli_streaming")
+    result = blocks("send", "cli_streaming", "go", "--stream")
+    assert result.code == 0, result.err
+    assert result.out == '{"token": "a"}\n{"token": "b"}\nab\n'
+    assert "[task] status: warming up" in result.err.splitlines()
+    assert "[task] stream _default (events) opened" in result.err
+    as_json = json.loads(blocks("send", "cli_streaming", "go", "--stream", "--json").out)
+    assert as_json["streams"] == {"_default": [{"token": "a"}, {"token": "b"}]}
+
+
+def test_files_are_uploaded_and_artifacts_saved(
+    run_agent: AgentRunner, blocks: Runner, tmp_path: Path
+) -> None:
+    def reverse(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+        part = next(p for p in task.request_parts if p.get("partId") == "doc")
+        data = ctx.download_input_artifact(part).data
+        return {
+            "artifacts": [
+                {"data": data[::-1], "mimeType": "application/octet-stream", "fileName": "out.bin"},
+                {"data": str(len(data)), "mimeType": "text/plain", "fileName": "size.txt"},
+            ]
+        }
+
+    run_agent(reverse, agent_name="cli_files")
+    payload = os.urandom(50_000)  # above the 16 KiB inline limit: uploaded, and returned as a file
+    (tmp_path / "in.bin").write_bytes(payload)
+    result = blocks("send", "cli_files", "go", "--file", "doc=in.bin", "--save", "saved")
+    assert result.code == 0, result.err
+    assert (tmp_path / "saved" / "out.bin").read_bytes() == payload[::-1]
+    assert (tmp_path / "saved" / "size.txt").read_text() == "50000"
+    saved = tmp_path / "saved"
+    assert result.out.split() == [str(saved / "out.bin"), str(saved / "size.txt")]
+    err = result.err.splitlines()
+    assert "[task] uploading in.bin (48.8 KB)..." in err
+    assert any(line.startswith("[task] uploaded 1 file(s): 48.8 KB in ") for line in err)
+    assert any(line.startswith("[task] downloaded 1 file(s): 48.8 KB in ") for line in err)
+    assert "artifact: out.bin application/octet-stream, 48.8 KB (file)" in result.err
+
+    shown = blocks("send", "cli_files", "go", "--file", "doc=in.bin")
+    assert shown.out == "50000\n"  # the binary one is described on stderr, not dumped
+    assert "artifact out.bin is binary (application/octet-stream, 48.8 KB): pass --save DIR" in (
+        shown.err
+    )
+
+
+def test_text_from_stdin(run_agent: AgentRunner, blocks_process: Runner) -> None:
+    run_agent(echo_handler, agent_name="echo")
+    result = blocks_process("send", "echo", "-", "--json", stdin="piped text")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["artifacts"][0]["text"] == "Echoed request: piped text"
+
+
+def test_a_real_process_exits_0_and_prints_the_answer(
+    run_agent: AgentRunner, blocks_process: Runner
+) -> None:
+    run_agent(echo_handler, agent_name="echo")
+    result = blocks_process("send", "echo", "hello")
+    assert (result.code, result.out) == (0, "Echoed request: hello\n"), result.err
+
+
+def test_no_instance_online_exits_1_and_says_to_start_one(blocks: Runner) -> None:
+    result = blocks("send", "adder", '{"a": 1, "b": 2}')  # registered, but no instance runs
+    assert result.code == 1
+    assert result.err.startswith("blocks send: Agent 'adder' cannot take tasks")
+    assert "blocks-run" in result.err
