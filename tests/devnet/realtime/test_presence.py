@@ -410,12 +410,9 @@ def test_leave_then_stale_poll_does_not_bring_the_uuid_back(
         target=lambda: stale.append(get(realtime_server, f"{polls}&tt={first['t']['t']}&tr=1"))
     )
     poll.start()
-    # The held poll registered: here_now lists eve while it waits.
-    wait_for(
-        lambda: (
-            "eve" in get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room")[1]["uuids"]
-        )
-    )
+    # The held poll is parked on "side" (only eve listens there) before the leave is sent;
+    # a poll arriving after the leave would be a fresh subscribe, i.e. a real rejoin.
+    wait_for(lambda: realtime_server.call(lambda: parked_on(realtime_server, "side")))
     get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room/leave?uuid=eve")
     assert next_presence(listener, "eve").event == "leave"
     pubnub_factory("pub").publish().channel("side").message("end the stale poll").sync()
@@ -424,6 +421,12 @@ def test_leave_then_stale_poll_does_not_bring_the_uuid_back(
     assert_empty(listener.presence_events, timeout=SHORT_TIMEOUT + 2)
     _, body = get(realtime_server, f"/v2/presence/sub-key/{KEY}/channel/room")
     assert body["uuids"] == ["alice"]
+
+
+def parked_on(server: RealtimeServer, channel: str) -> bool:
+    assert server.service is not None
+    log = server.service.messages._logs.get((KEY, channel))
+    return bool(log is not None and log.waiters)
 
 
 def wait_for(condition: Any, timeout: float = 10.0) -> None:
