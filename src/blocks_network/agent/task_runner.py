@@ -226,6 +226,11 @@ class TaskRunner:
             # A pipe that returns on its own stays open: no terminal, credentials stay cached.
             self._publish_artifacts(task, artifacts)
             self._release(task)
+            if task.interrupted():
+                # A cancel, expiry or terminate that arrived while the artifacts went out
+                # only set the event: end the task now from the cached credentials.
+                self._publish_cached_terminal(task.task_id, task.terminal())
+                return
             logger.info("pipe task %s handler returned; task stays open", task.task_id)
             return
         # Streams end (stream_end) before the artifacts and the terminal (§3.3 step 6).

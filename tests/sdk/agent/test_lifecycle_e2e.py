@@ -264,3 +264,34 @@ def test_revoked_control_token_is_fatal_with_a_clear_line(
     assert handle.wait(WAIT_S), "the instance did not stop after its access was revoked"
     fatal = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("access token expired or revoked" in m and "doomed" in m for m in fatal)
+
+
+def test_cancel_while_a_returned_pipe_publishes_its_artifacts_still_ends_it(
+    start_agent: AgentFactory, consumer: TaskClient, monkeypatch: Any
+) -> None:
+    from blocks_network.agent import context_services
+
+    contexts: list[TaskContext] = []
+    cancel_now: list[Any] = []
+    original = context_services.ContextServices.publish_bytes
+
+    def publish_during_cancel(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # The cancel lands after the handler returned, before the task is released.
+        cancel_now[0]()
+        assert wait_for_event(contexts[0].cancel_event)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(context_services.ContextServices, "publish_bytes", publish_during_cancel)
+
+    def pipe(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+        contexts.append(ctx)
+        return {"artifacts": [{"data": "partial", "mimeType": "text/plain"}]}
+
+    start_agent(agent_name="piper", handler=pipe)
+    with consumer.send_message("piper", [text_part("x")], task_kind="pipe", duration=5) as session:
+        cancel_now.append(session.cancel)
+        assert session.wait_for_terminal(timeout=WAIT_S).state == "canceled"
+
+
+def wait_for_event(event: threading.Event) -> bool:
+    return event.wait(WAIT_S)
