@@ -12,6 +12,7 @@ import pytest
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.network import LocalNetwork
 from tests.support.backend_client import BackendClient
+from tests.support.task_rpc import Consumer, speed_up
 
 NetworkFactory = Callable[..., LocalNetwork]
 
@@ -68,3 +69,19 @@ def api(local_network: LocalNetwork) -> Iterator[BackendClient]:
 def second_user(local_network: LocalNetwork) -> User:
     """Another user in another organisation (for multi-tenant tests)."""
     return User(*local_network.create_user("second"))
+
+
+@pytest.fixture
+def net(network_factory: NetworkFactory) -> LocalNetwork:
+    """A network whose task service runs its timers fast (scanner, pump, grace periods)."""
+    network = network_factory(scan_interval_seconds=0.05)
+    speed_up(network)
+    return network
+
+
+@pytest.fixture
+def consumer(net: LocalNetwork) -> Iterator[Consumer]:
+    """A JSON-RPC consumer with the dev API key on :func:`net`."""
+    client = Consumer(net)
+    yield client
+    client.close()

@@ -15,10 +15,9 @@ from blocks_network.protocol.constants import (
     API_PATH_FILES_REQUEST_UPLOAD,
     MAX_UPLOAD_BYTES,
 )
-from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.backend_client import Reply
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, speed_up
+from tests.support.task_rpc import Consumer, register_agent
 
 INPUTS = {
     "inputs": [
@@ -32,20 +31,6 @@ INPUTS = {
     ],
     "outputs": [{"id": "result", "contentType": "text/plain", "guaranteed": True}],
 }
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
-
-
-@pytest.fixture
-def consumer(net: LocalNetwork) -> Iterator[Consumer]:
-    client = Consumer(net)
-    yield client
-    client.close()
 
 
 @pytest.fixture

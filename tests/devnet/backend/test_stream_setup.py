@@ -20,23 +20,8 @@ from blocks_network.protocol.stream_setup import (
     StreamStarted,
     parse_stream_setup_rejection,
 )
-from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, speed_up
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
-
-
-@pytest.fixture
-def consumer(net: LocalNetwork) -> Iterator[Consumer]:
-    client = Consumer(net)
-    yield client
-    client.close()
+from tests.support.task_rpc import Consumer, register_agent
 
 
 @pytest.fixture
@@ -170,3 +155,10 @@ def test_setup_after_the_terminal_is_refused(consumer: Consumer, agent: FakeAgen
         )
     assert denied.value.get_status_code() == 403
     assert "streamSetupResponse" not in denied.value._errormsg
+
+
+def test_stream_frames_are_written_in_bulk_and_nothing_else(net: LocalNetwork) -> None:
+    messages = net.context.realtime.messages
+    names = (stream_channel("echo", "t_1-1"), "u.org.t_1", setup_channel("org", "t_1"), "stream.x")
+    decide = net.call(lambda: [messages.defers_unstored(name) for name in names])
+    assert decide == [True, False, False, False]

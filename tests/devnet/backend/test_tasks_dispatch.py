@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from blocks_devnet.network import LocalNetwork
 from blocks_network.protocol.control import StartTask
 from blocks_network.protocol.errors import RPC_AGENT_UNAVAILABLE
-from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, speed_up, task_record, wait_until
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
-
-
-@pytest.fixture
-def consumer(net: LocalNetwork) -> Iterator[Consumer]:
-    client = Consumer(net)
-    yield client
-    client.close()
+from tests.support.task_rpc import Consumer, register_agent, task_record, wait_until
 
 
 def received_by(agents: list[FakeAgent], count: int) -> dict[str, list[StartTask]]:

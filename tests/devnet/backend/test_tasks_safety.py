@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pubnub.exceptions import PubNubException
 
 from blocks_devnet.network import LocalNetwork
 from blocks_network.protocol.control import ExpireTask
 from blocks_network.protocol.events import ProgressState
-from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.fake_agent import FakeAgent
 from tests.support.task_rpc import Consumer, register_agent, speed_up, wait_until
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
-
-
-@pytest.fixture
-def consumer(net: LocalNetwork) -> Iterator[Consumer]:
-    client = Consumer(net)
-    yield client
-    client.close()
 
 
 def task_of(consumer: Consumer, task_id: str) -> dict[str, object]:

@@ -18,28 +18,13 @@ from blocks_network.protocol.errors import (
     RPC_INVALID_PARAMS,
     RPC_NOT_FOUND,
 )
-from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, speed_up
+from tests.support.task_rpc import Consumer, register_agent
 
 
 def grant_of(net: LocalNetwork, token: str | None, environment: str = "playground") -> TokenGrant:
     assert token is not None
     return verify_token(token, net.keysets[environment].secret_key, time.time())
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
-
-
-@pytest.fixture
-def consumer(net: LocalNetwork) -> Iterator[Consumer]:
-    client = Consumer(net)
-    yield client
-    client.close()
 
 
 @pytest.fixture

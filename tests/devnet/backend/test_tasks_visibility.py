@@ -16,14 +16,7 @@ from blocks_network.protocol.constants import (
 from blocks_network.protocol.errors import RPC_INVALID_PARAMS, RPC_NOT_FOUND
 from tests.devnet.backend.conftest import NetworkFactory
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, speed_up, wait_until
-
-
-@pytest.fixture
-def net(network_factory: NetworkFactory) -> LocalNetwork:
-    network = network_factory(scan_interval_seconds=0.05)
-    speed_up(network)
-    return network
+from tests.support.task_rpc import Consumer, register_agent, wait_until
 
 
 @pytest.fixture
