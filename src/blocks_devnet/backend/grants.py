@@ -7,12 +7,13 @@ realtime server verifies it exactly as it verifies a token from the grant endpoi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from blocks_devnet.realtime.access_tokens import READ, WRITE, TokenGrant, issue_token
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_network.protocol.channels import control_channel, setup_channel, task_channel
 
-#: Control-channel tokens last a day; connect and StartTask hand out fresh ones.
+#: Control-channel tokens last a day; connect hands out a fresh one, StartTask a recent one.
 CONTROL_TOKEN_TTL_MINUTES = 24 * 60
 #: Default lifetime of task tokens (write and read); long tasks get their duration.
 TASK_TOKEN_TTL_MINUTES = 120
@@ -33,6 +34,31 @@ def _mint(
 def control_token(keyset: Keyset, agent_id: str, instance_id: str) -> str:
     """Read (subscribe, presence) on the agent's control channel, bound to the instance."""
     return _mint(keyset, CONTROL_TOKEN_TTL_MINUTES, {control_channel(agent_id): READ}, instance_id)
+
+
+#: StartTask reuses an instance's control token while at least this much of it is left.
+CONTROL_TOKEN_REUSE_MINUTES = CONTROL_TOKEN_TTL_MINUTES // 2
+_CONTROL_CACHE_SIZE = 1024
+_control_tokens: dict[tuple[str, str, str, str], tuple[str, int]] = {}
+
+
+def reusable_control_token(
+    keyset: Keyset, agent_id: str, instance_id: str, revoked: Callable[[str], bool]
+) -> str:
+    """A control token for StartTask: the instance's previous one while it has at least
+    :data:`CONTROL_TOKEN_REUSE_MINUTES` left and ``revoked(token)`` is false, else a new
+    one. Minting costs more than the rest of a task's dispatch."""
+    key = (keyset.subscribe_key, keyset.secret_key, agent_id, instance_id)
+    now = int(time.time())
+    cached = _control_tokens.get(key)
+    reuse_until = (CONTROL_TOKEN_TTL_MINUTES - CONTROL_TOKEN_REUSE_MINUTES) * 60
+    if cached is not None and now - cached[1] < reuse_until and not revoked(cached[0]):
+        return cached[0]
+    token = control_token(keyset, agent_id, instance_id)
+    if len(_control_tokens) >= _CONTROL_CACHE_SIZE:
+        _control_tokens.clear()
+    _control_tokens[key] = (token, now)
+    return token
 
 
 def task_write_token(

@@ -25,7 +25,7 @@ import hmac
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cbor2
@@ -57,6 +57,11 @@ _Bits = dict[str, int]
 _RESOURCE_WIRE_KEYS = (b"chan", b"grp", b"usr", b"spc", b"uuid")
 _CATEGORY_WIRE_KEYS = {"channels": b"chan", "uuids": b"uuid"}
 _SIG_BYTES = 32
+#: Tokens issued lately by this process, with their secret and grant: verifying one of them
+#: needs no CBOR decode or HMAC (the backend mints a write and a read token per task, and
+#: each is verified on first use). Oldest entries go first.
+_ISSUED_CACHE_SIZE = 4096
+_issued: dict[str, tuple[str, TokenGrant]] = {}
 _BITS_FIELDS = (
     "channels",
     "groups",
@@ -66,6 +71,7 @@ _BITS_FIELDS = (
     "uuid_patterns",
     "categories",
 )
+_COPIED_FIELDS = (*_BITS_FIELDS, "meta")
 
 
 class AccessManagerError(Exception):
@@ -222,7 +228,21 @@ def issue_token(grant: TokenGrant, secret_key: str) -> str:
     """
     payload = _payload(grant)
     payload[b"sig"] = _signature(payload, secret_key)
-    return base64.urlsafe_b64encode(cbor2.dumps(payload)).decode("ascii")
+    token = base64.urlsafe_b64encode(cbor2.dumps(payload)).decode("ascii")
+    _remember_issued(token, secret_key, grant)
+    return token
+
+
+def _remember_issued(token: str, secret_key: str, grant: TokenGrant) -> None:
+    # A copy: the caller keeps its grant's dicts and may change them.
+    copies: dict[str, Any] = {name: dict(getattr(grant, name)) for name in _COPIED_FIELDS}
+    frozen = replace(grant, **copies)
+    while len(_issued) >= _ISSUED_CACHE_SIZE:
+        try:
+            del _issued[next(iter(_issued))]
+        except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+            break
+    _issued[token] = (secret_key, frozen)
 
 
 def _text_keys(value: object, what: str) -> dict[str, Any]:
@@ -305,6 +325,10 @@ def verify_token(token: str, secret_key: str, now: float) -> TokenGrant:
     """
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenMalformedError("the token is empty, not a string or too long")
+    issued = _issued.get(token)
+    if issued is not None and hmac.compare_digest(issued[0].encode(), secret_key.encode()):
+        _check_expiry(issued[1], now)
+        return issued[1]
     try:
         raw = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
     except (ValueError, UnicodeEncodeError):
@@ -333,11 +357,15 @@ def verify_token(token: str, secret_key: str, now: float) -> TokenGrant:
         raise TokenMalformedError(
             "the token is not in the exact form grant_token returned; pass it unchanged"
         )
+    _check_expiry(grant, now)
+    return grant
+
+
+def _check_expiry(grant: TokenGrant, now: float) -> None:
     if now >= grant.expires_at:
         raise TokenExpiredError(
             f"the token expired at unix time {grant.expires_at}; request a new one with grant_token"
         )
-    return grant
 
 
 # ------------------------------------------------------------------------- access checks

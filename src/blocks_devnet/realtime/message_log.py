@@ -3,6 +3,14 @@
 Assigning the timetoken, appending to the channel's buffer, persisting the row and
 waking waiting subscribers happen in one synchronous step on the event loop, so
 concurrent publishers can never make a subscriber miss or reorder a message.
+
+Unstored messages (``store=0``) are on disk only so a subscriber can catch up after a
+restart, and a restart reloads just the newest ``buffer_size`` rows of a channel. On the
+channels :meth:`MessageLog.defer_unstored_writes` names (the backend names its stream
+channels, whose frames are most of its traffic), such messages are written in bulk every
+:data:`UNSTORED_FLUSH_SECONDS` (and at eviction and close), and only those still among
+their channel's newest ``buffer_size``: a fast stream writes a fraction of its frames. A
+crash may lose the last seconds of those (other rows: the last loop turn's writes).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import json
 import logging
 import time
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +42,17 @@ MAX_MESSAGES_PER_RESPONSE = 100
 #: A channel log nobody read, wrote or waited on for this long leaves memory; its next use
 #: reloads it from SQLite (thousands of finished task channels would otherwise stay forever).
 IDLE_LOG_SECONDS = 300.0
+#: How long unstored (``store=0``) rows may wait in memory before they are written.
+UNSTORED_FLUSH_SECONDS = 5.0
+#: Rows a timed flush writes per event-loop turn (~16 KB stream frames: a few ms).
+UNSTORED_ROWS_PER_TURN = 32
+
+_INSERT_SQL = (
+    "INSERT INTO messages (subscribe_key, channel, timetoken, publisher, message,"
+    " meta, message_type, custom_message_type, stored, expires_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_Row = tuple[str, str, int, str, str, str | None, int, str | None, int, int | None]
 
 
 @dataclass(slots=True)
@@ -109,6 +129,12 @@ class MessageLog:
         self._logs: dict[tuple[str, str], _ChannelLog] = {}
         self._observers: list[PublishObserver] = []
         self._closed = False
+        # Unstored rows not yet written, per channel; older ones fall off (never reloaded).
+        self._unstored: dict[tuple[str, str], deque[_Row]] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._defers: Callable[[str], bool] = _never
+        # Rows a timed flush is still writing, a batch per loop turn.
+        self._flushing: list[_Row] = []
 
     def add_observer(self, observer: PublishObserver) -> None:
         """Call ``observer(subscribe_key, channel, tt, message, meta, publisher)`` after
@@ -192,23 +218,20 @@ class MessageLog:
         )
         if persist:
             expires_at = timetoken + ttl_hours * 3600 * 10_000_000 if ttl_hours else None
-            self._db.execute(
-                "INSERT INTO messages (subscribe_key, channel, timetoken, publisher, message,"
-                " meta, message_type, custom_message_type, stored, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    subscribe_key,
-                    channel,
-                    timetoken,
-                    publisher,
-                    message_json,
-                    meta_json,
-                    message_type,
-                    custom_message_type,
-                    1 if store else 0,
-                    expires_at,
-                ),
+            row: _Row = (
+                subscribe_key,
+                channel,
+                timetoken,
+                publisher,
+                message_json,
+                meta_json,
+                message_type,
+                custom_message_type,
+                1 if store else 0,
+                expires_at,
             )
+            if store or message_type != MESSAGE or not self._defer_unstored(row):
+                self._db.execute(_INSERT_SQL, row)
         log.entries.append(LoggedMessage(timetoken, channel, publisher, meta, envelope))
         if len(log.entries) > 2 * self._buffer_size:
             # Amortised trim keeps bisect on a plain list cheap.
@@ -221,6 +244,64 @@ class MessageLog:
                 except Exception:
                     logger.exception("publish observer failed for channel %s", channel)
         return timetoken
+
+    def defer_unstored_writes(self, channels: Callable[[str], bool]) -> None:
+        """Write unstored messages of the channels ``channels(name)`` accepts in bulk
+        (see the module doc); others are written at once."""
+        self._defers = channels
+
+    def defers_unstored(self, channel: str) -> bool:
+        """Whether unstored messages on ``channel`` are written in bulk."""
+        return self._defers(channel)
+
+    def _defer_unstored(self, row: _Row) -> bool:
+        """Queue an unstored row for the next bulk write; False if its channel is not
+        deferred or no loop runs (then the caller writes it now)."""
+        if self._closed or not self._defers(row[1]):
+            return False
+        if self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return False
+            self._flush_handle = loop.call_later(UNSTORED_FLUSH_SECONDS, self._flush_in_steps)
+        key = (row[0], row[1])
+        pending = self._unstored.get(key)
+        if pending is None:
+            pending = self._unstored[key] = deque(maxlen=self._buffer_size)
+        pending.append(row)
+        return True
+
+    def flush_unstored(self) -> int:
+        """Write the queued unstored rows now; returns how many were written."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        rows = self._take_unstored()
+        if rows:
+            self._db.executemany(_INSERT_SQL, rows)
+        return len(rows)
+
+    def _take_unstored(self) -> list[_Row]:
+        pending, self._unstored = self._unstored, {}
+        rows, self._flushing = self._flushing, []
+        rows.extend(row for queue in pending.values() for row in queue)
+        return rows
+
+    def _flush_in_steps(self) -> None:
+        """The timer's flush: a bounded batch per loop turn, so a burst of large frames
+        never holds the loop (and every subscriber) for long."""
+        self._flush_handle = None
+        self._flushing = self._take_unstored()
+        self._write_step()
+
+    def _write_step(self) -> None:
+        batch = self._flushing[:UNSTORED_ROWS_PER_TURN]
+        del self._flushing[:UNSTORED_ROWS_PER_TURN]
+        if batch:
+            self._db.executemany(_INSERT_SQL, batch)
+        if self._flushing:
+            asyncio.get_running_loop().call_soon(self._write_step)
 
     @staticmethod
     def _wake(log: _ChannelLog) -> None:
@@ -282,6 +363,7 @@ class MessageLog:
         A dropped log's persisted messages come back from SQLite on its next use; its
         memory-only entries (presence events) are gone, as after a restart.
         """
+        self.flush_unstored()
         horizon = self._monotonic() - idle_seconds
         idle = [
             key for key, log in self._logs.items() if not log.waiters and log.last_used < horizon
@@ -299,10 +381,16 @@ class MessageLog:
         return cursor.rowcount
 
     def close(self) -> None:
-        """Release every waiting subscriber (they answer with what they have)."""
+        """Write queued unstored rows and release every waiting subscriber (they answer
+        with what they have)."""
+        self.flush_unstored()
         self._closed = True
         for log in self._logs.values():
             self._wake(log)
+
+
+def _never(channel: str) -> bool:
+    return False
 
 
 def _timetoken_of(entry: LoggedMessage) -> int:

@@ -1,13 +1,14 @@
 """TaskSession: one task's events, state and artifacts, as a consumer sees them (§4.2-§4.5, §7).
 
-A session owns one PubNub client holding the task's read token. It is fed either live
+A session follows its task channel with the task's read token (a subscription of its own,
+see :mod:`.subscription`). It is fed either live
 (a new task: subscribed from a timetoken taken before SendMessage, so the server's cache
 replays every event) or by a history catch-up followed by a subscription from the newest
 event seen (``connect`` and idempotent re-sends). Events are de-duplicated by timetoken,
 the first terminal wins, and callbacks registered late get the past replayed in order.
 
-After the terminal the subscription stops by itself; the client stays usable for artifact
-downloads until :meth:`TaskSession.close`. Callbacks run on the client's delivery thread.
+After the terminal the subscription stops by itself; the session stays usable for artifact
+downloads until :meth:`TaskSession.close`. Callbacks run on the subscription's poll thread.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pubnub.callbacks import SubscribeCallback
-from pubnub.enums import PNStatusCategory
 from pubnub.pubnub import PubNub
 
 from blocks_network.consumer.artifacts import (
@@ -34,6 +33,7 @@ from blocks_network.consumer.event_log import EventLog, callback_kind
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.history import fetch_history
 from blocks_network.consumer.realtime import SessionRealtime
+from blocks_network.consumer.subscription import ChannelSubscription, SubscriptionSink
 from blocks_network.errors import ArtifactError, AuthError, BlocksError, ClosedError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.cdm import Keyset
@@ -54,24 +54,6 @@ ENTRY_POINT = "taskSession"
 #: ``task_id`` → a fresh read token; used once when the subscription is refused.
 ReadTokenSource = Callable[[], str]
 TaskAction = Callable[[str], None]
-
-
-class _Listener(SubscribeCallback):  # type: ignore[misc]
-    def __init__(self, session: TaskSession) -> None:
-        self._session = session
-
-    def message(self, pubnub: PubNub, message: Any) -> None:
-        self._session._receive(message.message, message.timetoken)
-
-    def status(self, pubnub: PubNub, status: Any) -> None:
-        if status.category == PNStatusCategory.PNAccessDeniedCategory:
-            self._session._subscription_denied()
-
-    def presence(self, pubnub: PubNub, presence: Any) -> None:
-        pass
-
-    def file(self, pubnub: PubNub, file_message: Any) -> None:
-        logger.debug("ignoring a file message on %s", file_message.channel)
 
 
 class TaskSession:
@@ -113,8 +95,9 @@ class TaskSession:
         self._done = threading.Event()
         self._failure: BlocksError | None = None
         self._closed = False
-        self._subscribed = False
+        self._subscription: ChannelSubscription | None = None
         self._token_retries = 1
+        # Built only for history and file downloads; the subscription needs none.
         self._pubnub: PubNub | None = None
         # Stream client ids are ``{user id}-stream-NNNN`` (protocol §2).
         self._stream_prefix = user_id or "consumer"
@@ -136,11 +119,18 @@ class TaskSession:
 
     def _follow(self, cursor: int) -> None:
         """Subscribe from ``cursor``; events after it arrive through callbacks."""
-        pubnub = self._client()
-        pubnub.add_listener(_Listener(self))
+        sink = SubscriptionSink(self._receive, self._subscription_denied)
         with self._state_lock:
-            self._subscribed = True
-        pubnub.subscribe().channels([self._channel]).with_timetoken(cursor).execute()
+            if self._closed:
+                raise ClosedError(f"session for task {self._task_id} is closed")
+            subscription = self._realtime.subscription(
+                self._channel, self._read_token, cursor, sink
+            )
+            old, self._subscription = self._subscription, subscription
+        if old is not None:
+            old.stop()
+        # Registered before it starts, so a terminal delivered at once can stop it.
+        subscription.start()
 
     def _catch_up(self, recorded_state: str | None, *, follow: bool) -> None:
         """Load history; then, unless the task is over (history or ``recorded_state``),
@@ -237,12 +227,17 @@ class TaskSession:
         """Let opened streams finish for up to ``window_s`` after the terminal (§8.6)."""
         self._streams.drain(window_s)
 
+    @property
+    def _subscribed(self) -> bool:
+        """Whether a subscription is following the channel (tests)."""
+        with self._state_lock:
+            return self._subscription is not None
+
     def _stop_subscription(self) -> None:
         with self._state_lock:
-            was, self._subscribed = self._subscribed, False
-            pubnub = self._pubnub
-        if was and pubnub is not None:
-            pubnub.stop()
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.stop()
 
     def _subscription_denied(self) -> None:
         """The read token was refused: fetch a new one once, else fail waiters."""
@@ -250,7 +245,7 @@ class TaskSession:
             retry = self._token_retries > 0 and not self._closed and self._log.terminal is None
             self._token_retries -= 1
             hwm = self._log.high_water_mark
-            old, self._pubnub, self._subscribed = self._pubnub, None, False
+            old, self._subscription = self._subscription, None
         if old is not None:
             old.stop()
         if retry and self._read_token_source is not None:
@@ -437,7 +432,10 @@ class TaskSession:
             if self._closed:
                 return
             self._closed = True
-            pubnub, self._pubnub, self._subscribed = self._pubnub, None, False
+            pubnub, self._pubnub = self._pubnub, None
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.stop()
         if pubnub is not None:
             pubnub.stop()
         self._streams.close()

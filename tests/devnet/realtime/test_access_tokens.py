@@ -20,6 +20,7 @@ from pubnub.models.consumer.v3.uuid import UUID
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub import PubNub
 
+from blocks_devnet.realtime import access_tokens
 from blocks_devnet.realtime.access_tokens import (
     ALL_PERMISSIONS,
     CREATE,
@@ -172,6 +173,35 @@ def test_verify_round_trip() -> None:
     grant = full_grant()
     assert verify_token(issue_token(grant, SECRET), SECRET, NOW + 1) == grant
     assert grant.expires_at == NOW + 3600
+
+
+def test_verify_round_trip_without_the_issued_cache() -> None:
+    grant = full_grant()
+    token = issue_token(grant, SECRET)
+    access_tokens._issued.clear()  # as in another process, or after a restart
+    assert verify_token(token, SECRET, NOW + 1) == grant
+    with pytest.raises(TokenExpiredError):
+        verify_token(token, SECRET, NOW + 3600)
+
+
+def test_a_token_issued_here_verifies_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    grant = full_grant()
+    token = issue_token(grant, SECRET)
+    grant.channels["late-addition"] = ALL_PERMISSIONS  # the caller's dicts are not shared
+
+    def no_decoding(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an issued token was decoded again")
+
+    monkeypatch.setattr(cbor2, "loads", no_decoding)
+    verified = verify_token(token, SECRET, NOW + 1)
+    assert "late-addition" not in verified.channels
+    assert verified == full_grant()
+    # The cache keeps the other checks: another keyset's secret, expiry.
+    monkeypatch.undo()
+    with pytest.raises(TokenSignatureError):
+        verify_token(token, "another-secret", NOW)
+    with pytest.raises(TokenExpiredError):
+        verify_token(token, SECRET, NOW + 3600)
 
 
 def test_expiry_boundary() -> None:

@@ -1,13 +1,16 @@
-"""MessageLog memory: idle channel logs leave memory and come back from SQLite intact."""
+"""MessageLog memory: idle channel logs leave memory and come back from SQLite intact;
+unstored rows are written in bulk."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from blocks_devnet.realtime import message_log
 from blocks_devnet.realtime.message_log import IDLE_LOG_SECONDS, MessageLog
 from blocks_devnet.store.database import Database
 
@@ -91,3 +94,112 @@ def test_a_log_with_a_waiting_subscriber_is_never_evicted(db: Database) -> None:
     asyncio.run(scenario())
     clock.now += IDLE_LOG_SECONDS + 1
     assert log.evict_idle() == 1
+
+
+def publish_unstored(log: MessageLog, channel: str, text: str) -> int:
+    return log.append(
+        subscribe_key=SUB,
+        channel=channel,
+        publisher="u",
+        message=text,
+        message_json=json.dumps(text),
+        store=False,
+    )
+
+
+def rows_on_disk(db: Database, channel: str) -> list[str]:
+    rows = db.query("SELECT message FROM messages WHERE channel=? ORDER BY timetoken", (channel,))
+    return [json.loads(row["message"]) for row in rows]
+
+
+def test_unstored_rows_are_written_in_bulk_keeping_the_newest_buffer(tmp_path: Path) -> None:
+    db = Database(tmp_path / "log.sqlite3")
+    log = MessageLog(db, buffer_size=3)
+    log.defer_unstored_writes(lambda channel: channel == "frames")
+
+    async def scenario() -> None:
+        for n in range(5):
+            publish_unstored(log, "frames", f"f{n}")
+        publish(log, "frames", "stored")  # stored rows are written at once
+        # Delivered live at once; on disk only once flushed.
+        assert [json.loads(m.envelope)["d"] for m in log.collect(SUB, ["frames"], 0)[0]] == [
+            "f0",
+            "f1",
+            "f2",
+            "f3",
+            "f4",
+            "stored",
+        ]
+        assert rows_on_disk(db, "frames") == ["stored"]
+        # Only the newest buffer_size unstored rows can ever be reloaded: the rest are dropped.
+        assert log.flush_unstored() == 3
+        assert rows_on_disk(db, "frames") == ["f2", "f3", "f4", "stored"]
+        publish_unstored(log, "frames", "f5")
+
+    asyncio.run(scenario())
+    log.close()  # a clean shutdown writes what is still queued
+    db.close()
+
+    reopened = Database(tmp_path / "log.sqlite3")
+    try:
+        again = MessageLog(reopened, buffer_size=3)
+        assert [json.loads(m.envelope)["d"] for m in again.collect(SUB, ["frames"], 0)[0]] == [
+            "f4",
+            "stored",
+            "f5",
+        ]
+    finally:
+        reopened.close()
+
+
+def test_unstored_rows_are_flushed_by_the_timer_a_batch_per_turn(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(message_log, "UNSTORED_FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(message_log, "UNSTORED_ROWS_PER_TURN", 2)
+    log = MessageLog(db)
+    log.defer_unstored_writes(lambda channel: True)
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        for n in range(5):
+            publish_unstored(log, "frames", f"f{n}")
+        assert rows_on_disk(db, "frames") == []
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(rows_on_disk(db, "frames")) < 5:
+            assert asyncio.get_running_loop().time() < deadline, "the flush timer never ran"
+            seen.append(len(rows_on_disk(db, "frames")))
+            await asyncio.sleep(0)
+        assert rows_on_disk(db, "frames") == [f"f{n}" for n in range(5)]
+
+    asyncio.run(scenario())
+    # Written over several loop turns, never more than a batch at a time.
+    assert {2, 4} <= set(seen)
+
+
+def test_unstored_rows_are_written_before_an_idle_log_is_evicted(db: Database) -> None:
+    clock = FakeClock()
+    log = MessageLog(db, monotonic=clock)
+    log.defer_unstored_writes(lambda channel: True)
+
+    async def scenario() -> None:
+        publish_unstored(log, "frames", "f0")
+
+    asyncio.run(scenario())
+    clock.now += IDLE_LOG_SECONDS + 1
+    assert log.evict_idle() == 1
+    assert [json.loads(m.envelope)["d"] for m in log.collect(SUB, ["frames"], 0)[0]] == ["f0"]
+
+
+def test_unstored_rows_of_other_channels_are_written_at_once(db: Database) -> None:
+    log = MessageLog(db)
+    log.defer_unstored_writes(lambda channel: channel.startswith("stream."))
+
+    async def scenario() -> None:
+        publish_unstored(log, "room", "r0")
+        publish_unstored(log, "stream.a.s1", "f0")
+        assert rows_on_disk(db, "room") == ["r0"]
+        assert rows_on_disk(db, "stream.a.s1") == []
+
+    asyncio.run(scenario())
+    assert MessageLog(db).defers_unstored("stream.a.s1") is False  # off unless asked for

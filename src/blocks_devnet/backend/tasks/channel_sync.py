@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from blocks_network.protocol.channels import parse_task_channel, task_channel
+from blocks_network.protocol.channels import (
+    parse_stream_channel,
+    parse_task_channel,
+    stream_channel,
+    task_channel,
+)
 from blocks_network.protocol.constants import TASK_STATE_RUNNING
 from blocks_network.protocol.errors import ProtocolError
 from blocks_network.protocol.events import ProgressState, TerminalEvent, parse_task_event
@@ -25,6 +30,12 @@ logger = logging.getLogger(__name__)
 # A cheap pre-filter derived from the builder, so the pattern stays spelled in one place.
 _TASK_CHANNEL_PREFIX = task_channel("o", "t").partition(".")[0] + "."
 _WATCHED_TYPES = frozenset({ProgressState.TYPE, TerminalEvent.TYPE})
+_STREAM_CHANNEL_PREFIX = stream_channel("a", "s").partition(".")[0] + "."
+
+
+def is_stream_channel(channel: str) -> bool:
+    """Whether ``channel`` is a Blocks stream channel (``stream.{agentName}.{streamId}``)."""
+    return channel.startswith(_STREAM_CHANNEL_PREFIX) and parse_stream_channel(channel) is not None
 
 
 class TaskChannelSync:

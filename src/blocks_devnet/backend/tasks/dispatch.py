@@ -240,12 +240,19 @@ def start_task_wire(record: TaskRecord, *, write_token: str, control_token: str)
 
 def publish_start_task(ctx: BackendContext, record: TaskRecord, instance_id: str) -> str:
     """Publish StartTask to ``instance_id`` on the agent's control channel, with a fresh
-    write token (returned, so it can be revoked at the terminal) and control token."""
+    write token (returned, so it can be revoked at the terminal) and a control token
+    (reused while it has half its lifetime left)."""
     keyset = ctx.keyset_for_environment(record.environment)
     write_token = grants.task_write_token(
         keyset, record.org_id, record.task_id, instance_id, write_token_ttl_minutes(record)
     )
-    control_token = grants.control_token(keyset, record.agent_id, instance_id)
+    access = ctx.realtime.access
+    control_token = grants.reusable_control_token(
+        keyset,
+        record.agent_id,
+        instance_id,
+        lambda token: access.is_revoked(keyset.subscribe_key, token),
+    )
     message = start_task_wire(record, write_token=write_token, control_token=control_token)
     ctx.publish(
         record.environment,

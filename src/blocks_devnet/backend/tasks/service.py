@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from blocks_devnet.backend import grants
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.tasks import errors, queries
-from blocks_devnet.backend.tasks.channel_sync import TaskChannelSync
+from blocks_devnet.backend.tasks.channel_sync import TaskChannelSync, is_stream_channel
 from blocks_devnet.backend.tasks.dispatch import (
     CapacityLedger,
     choose_instance,
@@ -89,6 +89,8 @@ class TaskService:
         self._cards: dict[str, tuple[Mapping[str, Any], AgentCard]] = {}
         self._rebuild()
         ctx.realtime.messages.add_observer(TaskChannelSync(self))
+        # Stream frames are most of the traffic and buffer-only: write them in bulk.
+        ctx.realtime.messages.defer_unstored_writes(is_stream_channel)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

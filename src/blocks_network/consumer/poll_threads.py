@@ -1,0 +1,100 @@
+"""Reusable threads for the sessions' long-poll loops (``blocks-session-poll``).
+
+A subscription holds a thread for as long as its task runs; starting a thread per session
+costs more than the task's own work on a busy consumer, so finished loops hand their
+thread to the next session. Threads idle for :data:`IDLE_TIMEOUT_S` end by themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from blocks_network.errors import ClosedError
+
+__all__ = ["PollThreads"]
+
+logger = logging.getLogger(__name__)
+
+IDLE_TIMEOUT_S: Final = 10.0
+_THREAD_NAME: Final = "blocks-session-poll"
+_JOIN_TIMEOUT_S: Final = 5.0
+
+Job = Callable[[], None]
+
+
+class PollThreads:
+    """An unbounded pool of daemon threads; each job runs on its own thread. Thread-safe."""
+
+    def __init__(self, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+        self._idle_timeout_s = idle_timeout_s
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
+
+    def submit(self, job: Job) -> None:
+        """Run ``job`` on an idle thread, or a new one. Raises ClosedError after close()."""
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the client was destroyed; create a new TaskClient")
+            if self._idle > 0:
+                # An idle thread is (or is about to be) waiting on the queue: it takes this.
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+            thread = threading.Thread(target=self._run, args=(job,), name=_THREAD_NAME, daemon=True)
+            self._threads.add(thread)
+        thread.start()
+
+    @property
+    def size(self) -> int:
+        """Threads alive (running a job or idle)."""
+        with self._lock:
+            return len(self._threads)
+
+    def _run(self, job: Job | None) -> None:
+        try:
+            while job is not None:
+                try:
+                    job()
+                except Exception:
+                    logger.exception("a session poll loop failed")
+                job = self._next_job()
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _next_job(self) -> Job | None:
+        with self._lock:
+            if self._closed:
+                return None
+            self._idle += 1
+        try:
+            return self._jobs.get(timeout=self._idle_timeout_s)
+        except queue.Empty:
+            pass
+        with self._lock:
+            # submit() may have counted on this thread just as it timed out.
+            try:
+                return self._jobs.get_nowait()
+            except queue.Empty:
+                self._idle -= 1
+                return None
+
+    def close(self) -> None:
+        """Wake idle threads so they end, and join every thread (jobs must have been told to
+        stop first); safe to call twice."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        current = threading.current_thread()
+        for thread in threads:
+            if thread is not current:
+                thread.join(_JOIN_TIMEOUT_S)

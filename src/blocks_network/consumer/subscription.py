@@ -1,0 +1,261 @@
+"""One task channel's subscribe long-poll loop, as plain keep-alive HTTP (pubnub-wire.md §3).
+
+Why not the official client: a session needs only "deliver each message of one channel, in
+order, with its timetoken", and a PubNub client per session costs several threads, a new
+TCP connection and ~3 ms of CPU per task. Here a session's loop runs on a thread borrowed
+from :class:`PollThreads` over a connection borrowed from :class:`PollConnections`; a loop
+that ends by itself (after the terminal) hands both back for the next session.
+
+The requests are exactly the official client's: ``GET /v2/subscribe/{sub}/{ch}/0`` with
+``tt``/``tr``, ``uuid``, ``pnsdk`` and the task's read token in ``auth``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+from pubnub.pubnub_core import PubNubCore
+
+from blocks_network.consumer.poll_threads import PollThreads
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+
+__all__ = ["ChannelSubscription", "PollConnections", "SubscriptionSink"]
+
+logger = logging.getLogger(__name__)
+
+#: The official client's subscribe request timeout (servers answer well before it).
+SUBSCRIBE_TIMEOUT_S: Final = 310.0
+#: Back-off after a failed poll: doubles from the first value up to the second.
+RETRY_DELAYS_S: Final = (0.5, 30.0)
+_PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
+_MAX_IDLE_CONNECTIONS: Final = 64
+#: Envelope ``e`` values delivered as messages (absent or 0); signals, files etc. are not.
+_MESSAGE_TYPES: Final = (None, 0)
+
+
+class SubscriptionSink:
+    """Where a subscription reports: ``message(payload, timetoken)`` and ``denied()``."""
+
+    def __init__(
+        self, message: Callable[[object, int | None], None], denied: Callable[[], None]
+    ) -> None:
+        self.message = message
+        self.denied = denied
+
+
+class PollConnections:
+    """Idle keep-alive connections to the realtime origin, shared by subscriptions."""
+
+    def __init__(self, endpoint: RealtimeEndpoint) -> None:
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._closed = False
+
+    def take(self) -> http.client.HTTPConnection:
+        """An idle connection, or a new (not yet connected) one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        host = self._endpoint.origin
+        if self._endpoint.ssl:
+            return http.client.HTTPSConnection(host, timeout=SUBSCRIBE_TIMEOUT_S)
+        return http.client.HTTPConnection(host, timeout=SUBSCRIBE_TIMEOUT_S)
+
+    def give_back(self, conn: http.client.HTTPConnection) -> None:
+        """Keep ``conn`` for reuse (closed instead if the pool is closed or full)."""
+        with self._lock:
+            if (
+                not self._closed
+                and conn.sock is not None
+                and len(self._idle) < _MAX_IDLE_CONNECTIONS
+            ):
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class ChannelSubscription:
+    """Follows ``channel`` from timetoken ``cursor`` until :meth:`stop`; not restartable.
+
+    Messages reach ``sink.message`` in order on the poll thread; a 403 calls ``sink.denied``
+    once and ends the loop. Network errors and other statuses are retried with back-off,
+    from the same cursor, until stopped.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: RealtimeEndpoint,
+        subscribe_key: str,
+        channel: str,
+        token: str | None,
+        user_id: str,
+        cursor: int,
+        sink: SubscriptionSink,
+        threads: PollThreads,
+        connections: PollConnections,
+    ) -> None:
+        self._path = f"/v2/subscribe/{quote(subscribe_key, safe='')}/{quote(channel, safe='')}/0"
+        self._endpoint = endpoint
+        self._token = token
+        self._user_id = user_id
+        self._tt = cursor
+        self._tr: int | None = None
+        self._sink = sink
+        self._threads = threads
+        self._connections = connections
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._conn: http.client.HTTPConnection | None = None
+        self._in_flight = False
+        self._aborted = False
+
+    def start(self) -> None:
+        """Start polling on a pool thread (raises ClosedError if the pool is closed)."""
+        self._threads.submit(self._run)
+
+    def stop(self) -> None:
+        """End the loop; an in-flight poll is aborted (unless called from the loop itself)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            conn = self._conn if self._in_flight else None
+            self._aborted = conn is not None
+        if conn is not None and conn.sock is not None:
+            # shutdown() wakes the poll thread blocked in recv(); close() alone does not.
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._conn = self._connections.take()
+        failures = 0
+        try:
+            while not self._stopped.is_set():
+                result = self._poll()
+                if self._stopped.is_set():
+                    return
+                if result is not None and result[0] == 403:
+                    self._stopped.set()
+                    self._sink.denied()
+                    return
+                if result is not None and result[0] == 200 and self._deliver(result[1]):
+                    failures = 0
+                    continue
+                if result is not None:
+                    logger.warning("subscribe on %s answered %s; retrying", self._path, result[0])
+                failures += 1
+                self._stopped.wait(min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1]))
+        except Exception:
+            logger.exception("subscription loop for %s failed", self._path)
+        finally:
+            with self._lock:
+                conn, self._conn = self._conn, None
+                aborted = self._aborted
+            if conn is not None:
+                # Only a loop that ended between polls leaves a clean keep-alive connection.
+                if aborted:
+                    conn.close()
+                else:
+                    self._connections.give_back(conn)
+
+    def _query(self) -> str:
+        params: dict[str, str] = {"tt": str(self._tt)}
+        if self._tr is not None:
+            params["tr"] = str(self._tr)
+        params["uuid"] = self._user_id
+        params["pnsdk"] = _PNSDK
+        if self._token:
+            params["auth"] = self._token
+        return urlencode(params, quote_via=quote)
+
+    def _poll(self) -> tuple[int, bytes] | None:
+        """One long-poll: (status, body), or None after a network error (logged)."""
+        for attempt in (0, 1):
+            conn = self._conn
+            if conn is None:
+                return None
+            with self._lock:
+                if self._stopped.is_set():
+                    return None
+                self._in_flight = True
+            try:
+                if conn.sock is None:
+                    _connect(conn)
+                conn.request("GET", f"{self._path}?{self._query()}")
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                if self._stopped.is_set():
+                    return None
+                # A kept-alive connection the server closed while idle: retry once at once.
+                if attempt == 0 and isinstance(
+                    exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+                ):
+                    continue
+                logger.warning("subscribe on %s failed (%s); retrying", self._path, exc)
+                return None
+            finally:
+                with self._lock:
+                    self._in_flight = False
+            if response.will_close:
+                conn.close()
+            return response.status, body
+        return None
+
+    def _deliver(self, body: bytes) -> bool:
+        """Hand the envelope's messages to the sink; False if the body is not an envelope."""
+        try:
+            envelope: Any = json.loads(body)
+            cursor = envelope["t"]
+            messages = envelope["m"]
+            next_tt = int(cursor["t"])
+            next_tr = int(cursor.get("r", 0))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return False
+        for message in messages:
+            if self._stopped.is_set():
+                return True
+            if not isinstance(message, dict) or message.get("e") not in _MESSAGE_TYPES:
+                continue
+            try:
+                timetoken: int | None = int(message["p"]["t"])
+            except (KeyError, TypeError, ValueError):
+                timetoken = None
+            self._sink.message(message.get("d"), timetoken)
+        self._tt, self._tr = next_tt, next_tr
+        return True
+
+
+def _connect(conn: http.client.HTTPConnection) -> None:
+    conn.connect()
+    sock: socket.socket | None = conn.sock
+    if sock is not None:
+        # Small pushes must not wait for Nagle's algorithm.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
