@@ -206,7 +206,7 @@ class TaskSession:
             self._callbacks.deliver("onEvent", event)
             kind = callback_kind(event)
             if kind == "onStream":
-                for ref in self._streams.add_announcement(event.data):
+                for ref in self._streams.add_announcement(event.data, event.timetoken):
                     self._callbacks.deliver(kind, ref)
             elif kind is not None:
                 self._callbacks.deliver(kind, event)

@@ -27,7 +27,9 @@ class StreamDescriptor:
     """One stream of a task: where it is, how to reach it and what it carries.
 
     ``token`` is the access token for the stream channel (T7c for consumers). ``declared_stream``
-    is the card's stream name (``_default`` when the agent declared none).
+    is the card's stream name (``_default`` when the agent declared none). ``announced_at`` is
+    the PubNub timetoken of the ``stream_started`` event that announced the stream to this task
+    (None when unknown); a reader replays only frames newer than it (see docs/streams.md).
     """
 
     task_id: str
@@ -42,6 +44,7 @@ class StreamDescriptor:
     metadata: Mapping[str, Any] | None = None
     declared_stream: str | None = None
     token_ttl_minutes: int | None = None
+    announced_at: int | None = None
 
     @classmethod
     def for_consumer(
@@ -50,6 +53,7 @@ class StreamDescriptor:
         stream_id: str,
         announcement: StreamAnnouncement,
         declared_stream: str | None = None,
+        announced_at: int | None = None,
     ) -> StreamDescriptor:
         """The consumer's descriptor of an announced stream (direction inverted)."""
         parsed = parse_stream_channel(announcement.channel)
@@ -67,6 +71,7 @@ class StreamDescriptor:
             metadata=announcement.metadata,
             declared_stream=declared_stream,
             token_ttl_minutes=announcement.token_ttl_minutes,
+            announced_at=announced_at,
         )
 
     @property

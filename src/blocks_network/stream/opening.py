@@ -37,11 +37,13 @@ def open_stream_client(
     reorder_window_ms: float = STREAM_REORDER_WINDOW_MS,
     writer_settings: WriterSettings | None = None,
     on_close: Callable[[StreamClient], None] | None = None,
+    replay_after: int | None = None,
 ) -> StreamClient:
     """Create the client for ``info`` and start its subscription (if it reads).
 
     Returns without waiting for the subscription to connect: reads start from the server's
-    replay buffer (timetoken 1000), so nothing published meanwhile is missed.
+    replay buffer, so nothing published meanwhile is missed. ``replay_after`` is the timetoken
+    the replay starts after (the stream's announcement; None: timetoken 1000, all of it).
     """
     user_id = link.new_client_id()
     reader: StreamReader | None = None
@@ -69,7 +71,7 @@ def open_stream_client(
     client = StreamClient(info, reader=reader, writer=writer, token=token, on_close=on_close)
     if reader is not None:
         try:
-            reader.start(link, token)
+            reader.start(link, token, replay_after=replay_after)
         except Exception:
             client.abort()
             raise
@@ -103,6 +105,7 @@ def consumer_opener(
             token=descriptor.token,
             reorder_window_ms=reorder_window_ms,
             writer_settings=settings,
+            replay_after=descriptor.announced_at,
         )
         if on_open is not None:
             on_open(client)

@@ -1,7 +1,10 @@
 """The reading half of a stream (protocol §8.4): subscribe, reassemble, reorder, hand out.
 
 One PubNub client per reader (each stream has its own token) subscribes to the stream channel
-at timetoken 1000, so the server replays what it still buffers. A bidirectional reader sets the
+at timetoken 1000, so the server replays what it still buffers, or, when the stream's
+announcement timetoken is known, just after it: a shared stream's channel outlives its writer,
+and a reopened stream's new writer restarts at the first seq, so the previous writer's cached
+frames must not be replayed (they would shadow the new ones as duplicates). A bidirectional reader sets the
 filter ``meta.sender != '<own uuid>'`` (and drops its own frames again, defensively). Each
 message goes through: channel and shape checks → multipart reassembly → the reorder buffer →
 a bounded queue of in-order :class:`InboundFrame` objects. Bad frames (malformed, another
@@ -102,8 +105,12 @@ class StreamReader:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self, link: StreamLink, token: str) -> None:
-        """Subscribe at timetoken 1000 (replay) with ``token``; returns without waiting."""
+    def start(self, link: StreamLink, token: str, *, replay_after: int | None = None) -> None:
+        """Subscribe with ``token``, replaying buffered frames newer than ``replay_after`` (None:
+        timetoken 1000, everything buffered); returns without waiting."""
+        cursor = STREAM_REPLAY_TIMETOKEN
+        if replay_after is not None:
+            cursor = max(replay_after, STREAM_REPLAY_TIMETOKEN)
         flt = stream_sender_filter(self.user_id) if self._filter_own else None
         client = link.subscriber(user_id=self.user_id, token=token, filter_expression=flt)
         client.add_listener(SubscriptionListener(self))
@@ -112,9 +119,7 @@ class StreamReader:
                 client.stop()
                 return
             self._pubnub = client
-        client.subscribe().channels([self.channel]).with_timetoken(
-            STREAM_REPLAY_TIMETOKEN
-        ).execute()
+        client.subscribe().channels([self.channel]).with_timetoken(cursor).execute()
 
     @property
     def finished(self) -> bool:

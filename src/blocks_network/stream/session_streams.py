@@ -60,8 +60,11 @@ class SessionStreams:
 
     # --- intake -------------------------------------------------------------------------
 
-    def add_announcement(self, announcement: Mapping[str, Any]) -> list[StreamRef]:
-        """Record a ``stream_started`` event; returns the refs of streams it introduced."""
+    def add_announcement(
+        self, announcement: Mapping[str, Any], timetoken: int | None = None
+    ) -> list[StreamRef]:
+        """Record a ``stream_started`` event (``timetoken``: its PubNub timetoken, if known);
+        returns the refs of streams it introduced."""
         try:
             started = StreamStarted.from_wire(announcement)
         except ProtocolError as exc:
@@ -75,7 +78,7 @@ class SessionStreams:
                 if stream_id in self._refs:
                     continue
                 descriptor = StreamDescriptor.for_consumer(
-                    started.task_id, stream_id, entry, started.declared_stream
+                    started.task_id, stream_id, entry, started.declared_stream, timetoken
                 )
                 ref = StreamRef(descriptor, opener=self._open, terminal_state=self._terminal_state)
                 self._refs[stream_id] = ref

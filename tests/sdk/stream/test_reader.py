@@ -285,3 +285,56 @@ def test_file_like_reads() -> None:
     f = client(r).as_file()
     assert f.readline() == b"line one\n"
     assert f.read() == b"line two\n"
+
+
+class _Subscribe:
+    def __init__(self, cursors: list[int]) -> None:
+        self._cursors = cursors
+
+    def channels(self, channels: list[str]) -> _Subscribe:
+        return self
+
+    def with_timetoken(self, timetoken: int) -> _Subscribe:
+        self._cursors.append(timetoken)
+        return self
+
+    def execute(self) -> None:
+        pass
+
+
+class _Subscriber:
+    def __init__(self, cursors: list[int]) -> None:
+        self._cursors = cursors
+
+    def add_listener(self, listener: object) -> None:
+        pass
+
+    def subscribe(self) -> _Subscribe:
+        return _Subscribe(self._cursors)
+
+    def stop(self) -> None:
+        pass
+
+
+class _Link:
+    def __init__(self) -> None:
+        self.cursors: list[int] = []
+
+    def subscriber(self, **kw: Any) -> _Subscriber:
+        return _Subscriber(self.cursors)
+
+
+@pytest.mark.parametrize(
+    ("replay_after", "cursor"),
+    [(None, 1000), (17_000_000_000_000_123, 17_000_000_000_000_123), (5, 1000)],
+)
+def test_subscription_replays_from_the_announcement_else_timetoken_1000(
+    replay_after: int | None, cursor: int
+) -> None:
+    # A reopened shared stream's channel still buffers the previous writer's frames (same
+    # seqs): replaying only what follows this task's announcement keeps them out.
+    link = _Link()
+    r = reader()
+    r.start(link, "tok", replay_after=replay_after)  # type: ignore[arg-type]
+    assert link.cursors == [cursor]
+    r.close()

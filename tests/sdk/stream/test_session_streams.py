@@ -143,3 +143,10 @@ def test_close_closes_opened_clients(h: Harness) -> None:
     client = h.streams.wait_for_stream().open()
     h.streams.close()
     assert client.closed
+
+
+def test_announcement_timetoken_becomes_the_descriptor_s_replay_start(h: Harness) -> None:
+    (a,) = h.streams.add_announcement(started(("t_1-1", "outbound")), 17_000_000_000_000_123)
+    (b,) = h.streams.add_announcement(started(("t_1-2", "outbound")))
+    assert a.descriptor.announced_at == 17_000_000_000_000_123
+    assert b.descriptor.announced_at is None
