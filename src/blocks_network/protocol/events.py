@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from ._fields import (
     as_object,
@@ -125,18 +125,18 @@ class ProgressState:
 
 
 @dataclass(frozen=True)
-class ProgressMessage:
-    """``progress`` with a human status line (``ctx.report_status``)."""
+class _TaskMessage:
+    """Shape shared by ``progress`` with ``message`` and ``log``: ``{taskId, message}``."""
 
-    TYPE: ClassVar[str] = "progress"
+    TYPE: ClassVar[str] = ""
 
     task_id: str
     message: str
     protocol_version: str | None = PROTOCOL_VERSION
 
     @classmethod
-    def from_wire(cls, value: object) -> ProgressMessage:
-        """Parse a ``progress`` carrying ``message``; raises ProtocolError on a bad shape."""
+    def from_wire(cls: type[_M], value: object) -> _M:
+        """Parse this event; raises ProtocolError on a bad shape."""
         obj, task_id = _open(value, cls.TYPE, cls.TYPE)
         with message_context(cls.TYPE, task_id):
             return cls(
@@ -149,6 +149,16 @@ class ProgressMessage:
         """Return the wire object."""
         wire: dict[str, Any] = {"type": self.TYPE, "taskId": self.task_id, "message": self.message}
         return _finish(wire, self.protocol_version)
+
+
+_M = TypeVar("_M", bound=_TaskMessage)
+
+
+@dataclass(frozen=True)
+class ProgressMessage(_TaskMessage):
+    """``progress`` with a human status line (``ctx.report_status``)."""
+
+    TYPE: ClassVar[str] = "progress"
 
 
 def _parse_progress(value: object) -> ProgressState | ProgressMessage | StreamStarted | None:
@@ -258,30 +268,10 @@ class CancelRequested:
 
 
 @dataclass(frozen=True)
-class LogEvent:
+class LogEvent(_TaskMessage):
     """``log``: a free-text log line attached to the task."""
 
     TYPE: ClassVar[str] = "log"
-
-    task_id: str
-    message: str
-    protocol_version: str | None = PROTOCOL_VERSION
-
-    @classmethod
-    def from_wire(cls, value: object) -> LogEvent:
-        """Parse; raises ProtocolError on a bad shape."""
-        obj, task_id = _open(value, cls.TYPE, cls.TYPE)
-        with message_context(cls.TYPE, task_id):
-            return cls(
-                task_id,
-                req_str(obj, "message", cls.TYPE, non_empty=False),
-                opt_str(obj, "protocolVersion", cls.TYPE),
-            )
-
-    def to_wire(self) -> dict[str, Any]:
-        """Return the wire object."""
-        wire: dict[str, Any] = {"type": self.TYPE, "taskId": self.task_id, "message": self.message}
-        return _finish(wire, self.protocol_version)
 
 
 @dataclass(frozen=True)
