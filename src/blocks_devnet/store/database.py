@@ -56,16 +56,20 @@ class Database:
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit_scheduled = False
+        self._commit_interval_s = 0.0
         self.ensure_schema(_MESSAGES_SCHEMA)
 
-    def batch_commits(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Group the writes of one event-loop turn into one commit (called on ``loop``).
+    def batch_commits(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
+        """Group writes into one commit per ``interval_s`` (0: per event-loop turn); called
+        on ``loop``.
 
         A commit is the expensive part of a small write; a busy server makes dozens per
         turn. Each write is still visible at once to every later statement (one
-        connection), and a crash loses at most the last turn's writes.
+        connection); other connections see it at the next commit, and a crash loses at
+        most the writes of the last interval.
         """
         self._loop = loop
+        self._commit_interval_s = max(0.0, interval_s)
 
     def ensure_schema(self, script: str) -> None:
         """Run idempotent ``CREATE ... IF NOT EXISTS`` statements."""
@@ -86,7 +90,10 @@ class Database:
         self._conn.execute("BEGIN")
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            self._loop.call_soon(self._commit_batch)
+            if self._commit_interval_s > 0:
+                self._loop.call_later(self._commit_interval_s, self._commit_batch)
+            else:
+                self._loop.call_soon(self._commit_batch)
 
     def _commit_batch(self) -> None:
         self._commit_scheduled = False

@@ -22,6 +22,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pubnub.pubnub import PubNub
+
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.control import ControlHandler, ControlHooks
 from blocks_network.agent.control_client import ControlClient, ControlEvents
@@ -48,7 +50,7 @@ from blocks_network.agent.workers import UNLIMITED_WORKERS, WorkerPool
 from blocks_network.auth.agent_auth import AgentAuth, ConnectResult, connect_payload
 from blocks_network.config import environment_for, read_env
 from blocks_network.errors import AuthError, ClosedError
-from blocks_network.protocol.cdm import CdmConfig
+from blocks_network.protocol.cdm import CdmConfig, Keyset
 from blocks_network.protocol.constants import (
     BILLING_MODE_FREE,
     BILLING_MODES,
@@ -237,17 +239,28 @@ class AgentInstance:
             on_access_denied=self._on_access_denied,
         )
 
-    def _subscribe(self, network: NetworkSettings, result: ConnectResult) -> None:
-        assert self._http is not None and self._presence is not None
-        self._denied = False
-        self._control = ControlClient(
+    def _control_client(
+        self, network: NetworkSettings, keyset: Keyset, pubnub: PubNub | None
+    ) -> ControlClient:
+        assert self._http is not None and self._realtime is not None
+        assert self._scheduler is not None
+        return ControlClient(
             instance_id=self.instance_id,
-            keyset=network.keyset(self._environment),
+            keyset=keyset,
             endpoint=network.endpoint,
             http=self._http,
             events=self._control_events(),
+            realtime=self._realtime,
+            scheduler=self._scheduler,
             heartbeat_ms=self._options.heartbeat_ms,
-            pubnub=self._options.pubnub,
+            pubnub=pubnub,
+        )
+
+    def _subscribe(self, network: NetworkSettings, result: ConnectResult) -> None:
+        assert self._http is not None and self._presence is not None
+        self._denied = False
+        self._control = self._control_client(
+            network, network.keyset(self._environment), self._options.pubnub
         )
         connected = self._control.subscribe(
             self._control_channel, self._control_token, SUBSCRIBE_WAIT_S
@@ -345,14 +358,7 @@ class AgentInstance:
         assert self._http is not None and self._control is not None
         assert self._realtime is not None and self._auth is not None
         old = self._control
-        new = ControlClient(
-            instance_id=self.instance_id,
-            keyset=network.keyset(message.environment),
-            endpoint=network.endpoint,
-            http=self._http,
-            events=self._control_events(),
-            heartbeat_ms=self._options.heartbeat_ms,
-        )
+        new = self._control_client(network, network.keyset(message.environment), None)
         old_environment, old_token = self._environment, self._control_token
         self._environment = message.environment
         self._control_token = message.pam_token

@@ -90,6 +90,18 @@ class RealtimeHttp:
         )
         return self._send("GET", url, None, f"presence update on {channel}")
 
+    def heartbeat(
+        self, keyset: Keyset, channel: str, *, token: str | None, presence_timeout_s: int
+    ) -> bool:
+        """Tell presence this uuid is still on ``channel`` (pubnub-wire.md presence
+        heartbeat); True when accepted."""
+        url = (
+            f"{self._base}/v2/presence/sub-key/{_segment(keyset.subscribe_key)}/channel/"
+            f"{_segment(channel)}/heartbeat?"
+            f"{self._query(token, {'heartbeat': str(presence_timeout_s)})}"
+        )
+        return self._send("GET", url, None, f"presence heartbeat on {channel}")
+
     def leave(self, keyset: Keyset, channel: str, *, token: str | None) -> bool:
         """Leave ``channel``'s presence now (the instance stops being a candidate at once)."""
         url = (

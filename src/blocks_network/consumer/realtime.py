@@ -20,18 +20,18 @@ from typing import Final
 
 from pubnub.pubnub import PubNub
 
-from blocks_network.consumer.poll_threads import PollThreads
-from blocks_network.consumer.subscription import (
-    ChannelSubscription,
-    PollConnections,
-    SubscriptionSink,
-)
 from blocks_network.errors import BlocksError
 from blocks_network.protocol.constants import STREAM_REPLAY_TIMETOKEN
 from blocks_network.protocol.ids import new_session_client_id
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
+from blocks_network.transport.subscription import (
+    ChannelSubscription,
+    PollConnections,
+    SubscriptionSink,
+)
 
 __all__ = ["SessionRealtime"]
 

@@ -33,7 +33,6 @@ from blocks_network.consumer.event_log import EventLog, callback_kind
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.history import fetch_history
 from blocks_network.consumer.realtime import SessionRealtime
-from blocks_network.consumer.subscription import ChannelSubscription, SubscriptionSink
 from blocks_network.errors import ArtifactError, AuthError, BlocksError, ClosedError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.cdm import Keyset
@@ -45,6 +44,7 @@ from blocks_network.protocol.constants import (
 from blocks_network.stream import StreamClient, StreamRef
 from blocks_network.stream.link import StreamLink
 from blocks_network.stream.session_streams import SessionStreams
+from blocks_network.transport.subscription import ChannelSubscription, SubscriptionSink
 
 __all__ = ["TaskSession"]
 
@@ -193,7 +193,7 @@ class TaskSession:
 
     # --- event intake -----------------------------------------------------------------------------
 
-    def _receive(self, message: object, timetoken: int | None) -> None:
+    def _receive(self, message: object, timetoken: int | None, meta: object = None) -> None:
         event = TaskEvent.from_wire(message, timetoken)
         if event is None:
             logger.debug("ignoring a non-event message on %s", self._channel)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +16,6 @@ from pubnub.models.consumer.v3.category import Category
 from pubnub.models.consumer.v3.channel import Channel
 from pubnub.models.consumer.v3.group import Group
 from pubnub.models.consumer.v3.uuid import UUID
-from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub import PubNub
 
 from blocks_devnet.realtime import access_tokens
@@ -48,6 +46,7 @@ from blocks_devnet.realtime.access_tokens import (
     token_error_body,
     verify_token,
 )
+from tests.support.offline_pubnub import offline_pubnub
 
 SECRET = "sec-c-test"
 NOW = 1_700_000_000
@@ -55,16 +54,8 @@ NOW = 1_700_000_000
 
 @pytest.fixture
 def pn() -> Iterator[PubNub]:
-    config = PNConfiguration()
-    config.publish_key = "pub-c-test"
-    config.subscribe_key = "sub-c-test"
-    config.secret_key = SECRET
-    config.user_id = "server"
-    config.enable_subscribe = False  # no worker thread; nothing here touches the network
-    client = PubNub(config)
-    yield client
-    with contextlib.suppress(Exception):  # stop() complains when subscribe is disabled
-        client.stop()
+    with offline_pubnub(SECRET) as client:
+        yield client
 
 
 def full_grant(**changes: Any) -> TokenGrant:

@@ -71,3 +71,28 @@ def test_close_commits_pending_writes(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert other_connection_count(path) == 1
+
+
+def test_with_an_interval_writes_commit_together_once_it_has_passed(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    db = Database(path)
+    db.ensure_schema("CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+
+    async def scenario() -> tuple[int, int, float]:
+        loop = asyncio.get_running_loop()
+        db.batch_commits(loop, interval_s=0.05)
+        started = loop.time()
+        db.execute("INSERT INTO t (x) VALUES (1)")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        db.execute("INSERT INTO t (x) VALUES (2)")  # a later turn joins the same batch
+        after_turns = other_connection_count(path)
+        deadline = started + 5.0
+        while other_connection_count(path) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        return after_turns, other_connection_count(path), loop.time() - started
+
+    after_turns, committed, elapsed = asyncio.run(scenario())
+    db.close()
+    assert (after_turns, committed) == (0, 2)
+    assert elapsed >= 0.045

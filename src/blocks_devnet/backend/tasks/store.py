@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from blocks_devnet.store.cursor import decode_cursor, encode_cursor
@@ -164,11 +164,21 @@ def _from_row(row: sqlite3.Row) -> TaskRecord:
     return TaskRecord(**values)
 
 
+#: Records kept in memory (write-through): every event on a task channel looks its task up.
+_RECORD_CACHE_SIZE = 4096
+
+
 class TaskStore:
-    """Reads and writes task rows; every method is a few short SQLite statements."""
+    """Reads and writes task rows; every method is a few short SQLite statements.
+
+    Recently used records are also kept in memory, updated by every write here (this class
+    is the only writer of the table), so the per-event lookups skip SQLite. Records are
+    shared: treat them and their dicts as read-only.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._records: dict[str, TaskRecord] = {}
         db.ensure_schema(_SCHEMA)
         self._insert_sql = (
             f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -183,11 +193,27 @@ class TaskStore:
             if record.idempotency_key is not None:
                 return None
             raise
+        self._remember(record)
         return record
 
     def get(self, task_id: str) -> TaskRecord | None:
+        cached = self._records.get(task_id)
+        if cached is not None:
+            return cached
         row = self._db.query_one("SELECT * FROM tasks WHERE task_id=?", (task_id,))
-        return None if row is None else _from_row(row)
+        return None if row is None else self._remember(_from_row(row))
+
+    def _remember(self, record: TaskRecord) -> TaskRecord:
+        records = self._records
+        if len(records) >= _RECORD_CACHE_SIZE and record.task_id not in records:
+            del records[next(iter(records))]  # the oldest entry
+        records[record.task_id] = record
+        return record
+
+    def _update_cached(self, task_id: str, **changes: Any) -> None:
+        cached = self._records.get(task_id)
+        if cached is not None:
+            self._records[task_id] = replace(cached, **changes)
 
     def find_idempotent(self, owner_id: str, key: str) -> TaskRecord | None:
         row = self._db.query_one(
@@ -220,7 +246,17 @@ class TaskStore:
                 STATE_QUEUED,
             ),
         )
-        return cursor.rowcount > 0
+        if cursor.rowcount == 0:
+            return False
+        self._update_cached(
+            task_id,
+            state=STATE_SUBMITTED,
+            instance_id=instance_id,
+            dispatched_ms=now_ms,
+            updated_ms=now_ms,
+            duration_expires_at_ms=duration_expires_at_ms,
+        )
+        return True
 
     def mark_running(self, task_id: str, now_ms: int) -> bool:
         """submitted → running (first report only)."""
@@ -229,19 +265,28 @@ class TaskStore:
             " WHERE task_id=? AND state IN (?,?)",
             (STATE_RUNNING, now_ms, now_ms, task_id, STATE_QUEUED, STATE_SUBMITTED),
         )
-        return cursor.rowcount > 0
+        if cursor.rowcount == 0:
+            return False
+        cached = self._records.get(task_id)
+        if cached is not None:
+            started = now_ms if cached.started_ms is None else cached.started_ms
+            self._update_cached(task_id, state=STATE_RUNNING, started_ms=started, updated_ms=now_ms)
+        return True
 
     def touch(self, task_id: str, now_ms: int) -> None:
-        self._db.execute(
+        cursor = self._db.execute(
             "UPDATE tasks SET updated_ms=? WHERE task_id=? AND state IN (?,?,?)",
             (now_ms, task_id, *ACTIVE_STATES),
         )
+        if cursor.rowcount:
+            self._update_cached(task_id, updated_ms=now_ms)
 
     def mark_expire_sent(self, task_id: str, now_ms: int) -> None:
         self._db.execute(
             "UPDATE tasks SET expire_sent_ms=?, updated_ms=? WHERE task_id=?",
             (now_ms, now_ms, task_id),
         )
+        self._update_cached(task_id, expire_sent_ms=now_ms, updated_ms=now_ms)
 
     def finish(
         self,
@@ -262,7 +307,18 @@ class TaskStore:
             " completion_reason=? WHERE task_id=? AND state IN (?,?,?)",
             (state, now_ms, now_ms, error, reason, completion_reason, task_id, *ACTIVE_STATES),
         )
-        return self.get(task_id) if cursor.rowcount else None
+        if not cursor.rowcount:
+            return None
+        self._update_cached(
+            task_id,
+            state=state,
+            ended_ms=now_ms,
+            updated_ms=now_ms,
+            error=error,
+            reason=reason,
+            completion_reason=completion_reason,
+        )
+        return self.get(task_id)
 
     def list_visible(
         self,

@@ -10,14 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from blocks_network.consumer.poll_threads import PollThreads
-from blocks_network.consumer.subscription import (
+from blocks_network.errors import ClosedError
+from blocks_network.transport.poll_threads import PollThreads
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.subscription import (
     ChannelSubscription,
     PollConnections,
     SubscriptionSink,
 )
-from blocks_network.errors import ClosedError
-from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from tests.sdk.stub_server import Recorded, stub_server
 
 WAIT = 10.0
@@ -36,11 +36,18 @@ class _Sink:
         self.denied = threading.Event()
 
     def sink(self) -> SubscriptionSink:
-        return SubscriptionSink(lambda m, tt: self.messages.put((m, tt)), self.denied.set)
+        return SubscriptionSink(lambda m, tt, _meta: self.messages.put((m, tt)), self.denied.set)
 
 
-def _subscription(url: str, sink: SubscriptionSink, threads: PollThreads) -> ChannelSubscription:
+def _subscription(
+    url: str, sink: SubscriptionSink, threads: PollThreads, timeout_s: float | None = None
+) -> ChannelSubscription:
     endpoint = RealtimeEndpoint(origin=urlsplit(url).netloc, ssl=False)
+    connections = (
+        PollConnections(endpoint)
+        if timeout_s is None
+        else PollConnections(endpoint, timeout_s=timeout_s)
+    )
     return ChannelSubscription(
         endpoint=endpoint,
         subscribe_key="sub-c-1",
@@ -50,7 +57,7 @@ def _subscription(url: str, sink: SubscriptionSink, threads: PollThreads) -> Cha
         cursor=100,
         sink=sink,
         threads=threads,
-        connections=PollConnections(endpoint),
+        connections=connections,
     )
 
 
@@ -107,7 +114,7 @@ def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() ->
     done = threading.Event()
     holder: list[ChannelSubscription] = []
 
-    def on_message(message: object, tt: int | None) -> None:
+    def on_message(message: object, tt: int | None, meta: object) -> None:
         sink_calls.append(message)
         holder[0].stop()  # what a session does on the terminal event
         done.set()
@@ -125,7 +132,7 @@ def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() ->
 
 
 def test_server_errors_are_retried_from_the_same_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
-    from blocks_network.consumer import subscription as module
+    from blocks_network.transport import subscription as module
 
     monkeypatch.setattr(module, "RETRY_DELAYS_S", (0.01, 0.02))
     answers = iter([(500, {"error": True}), (200, _envelope(200, [(200, "ok")]))])
@@ -159,3 +166,28 @@ def test_poll_threads_are_reused_and_end_when_idle() -> None:
     threads.close()
     with pytest.raises(ClosedError):
         threads.submit(lambda: None)
+
+
+def test_a_poll_that_outlives_the_client_timeout_is_sent_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from blocks_network.transport import subscription as module
+
+    monkeypatch.setattr(module, "RETRY_DELAYS_S", (60.0, 60.0))  # a failure would stall
+    held = threading.Event()
+    sink = _Sink()
+    threads = PollThreads()
+
+    def respond(request: Recorded) -> tuple[int, Any]:
+        if not held.is_set():
+            held.set()
+            time.sleep(1.0)  # the server holds the poll past the client's 0.2 s timeout
+        return 200, _envelope(200, [(200, "after")])
+
+    with stub_server(respond) as server:
+        subscription = _subscription(server.url, sink.sink(), threads, timeout_s=0.2)
+        subscription.start()
+        assert sink.messages.get(timeout=WAIT) == ("after", 200)
+        subscription.stop()
+        threads.close()
+        assert [_query(r)["tt"] for r in server.requests[:2]] == ["100", "100"]

@@ -1,13 +1,16 @@
-"""One task channel's subscribe long-poll loop, as plain keep-alive HTTP (pubnub-wire.md §3).
+"""One channel's subscribe long-poll loop, as plain keep-alive HTTP (pubnub-wire.md §3).
 
-Why not the official client: a session needs only "deliver each message of one channel, in
-order, with its timetoken", and a PubNub client per session costs several threads, a new
-TCP connection and ~3 ms of CPU per task. Here a session's loop runs on a thread borrowed
-from :class:`PollThreads` over a connection borrowed from :class:`PollConnections`; a loop
-that ends by itself (after the terminal) hands both back for the next session.
+Why not the official client: consumer sessions and the agent's control channel need only
+"deliver each message of one channel, in order, with its timetoken and meta", and the
+official client hands every response and message through two more threads and a queue
+(~2 ms per hop), and costs a TCP connection and ~3 ms of CPU to set up per task. Here a
+loop runs on a thread borrowed from :class:`PollThreads` over a connection borrowed from
+:class:`PollConnections`; a loop that ends by itself (e.g. after a task's terminal) hands
+both back for the next subscription.
 
 The requests are exactly the official client's: ``GET /v2/subscribe/{sub}/{ch}/0`` with
-``tt``/``tr``, ``uuid``, ``pnsdk`` and the task's read token in ``auth``.
+``tt``/``tr``, ``uuid``, ``pnsdk``, the token in ``auth`` and, when asked for,
+``filter-expr`` and ``heartbeat``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from pubnub.pubnub_core import PubNubCore
 
-from blocks_network.consumer.poll_threads import PollThreads
+from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
 __all__ = ["ChannelSubscription", "PollConnections", "SubscriptionSink"]
@@ -39,23 +42,32 @@ _PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 _MAX_IDLE_CONNECTIONS: Final = 64
 #: Envelope ``e`` values delivered as messages (absent or 0); signals, files etc. are not.
 _MESSAGE_TYPES: Final = (None, 0)
+#: What :meth:`ChannelSubscription._poll` returns for a poll the client's timeout ended.
+_TIMED_OUT: Final = (0, b"")
 
 
 class SubscriptionSink:
-    """Where a subscription reports: ``message(payload, timetoken)`` and ``denied()``."""
+    """Where a subscription reports: ``message(payload, timetoken, meta)``, ``denied()``
+    and, optionally, ``connected(reconnected)`` after the first answered poll and after the
+    first answered poll that follows failures."""
 
     def __init__(
-        self, message: Callable[[object, int | None], None], denied: Callable[[], None]
+        self,
+        message: Callable[[object, int | None, object], None],
+        denied: Callable[[], None],
+        connected: Callable[[bool], None] | None = None,
     ) -> None:
         self.message = message
         self.denied = denied
+        self.connected = connected
 
 
 class PollConnections:
     """Idle keep-alive connections to the realtime origin, shared by subscriptions."""
 
-    def __init__(self, endpoint: RealtimeEndpoint) -> None:
+    def __init__(self, endpoint: RealtimeEndpoint, timeout_s: float = SUBSCRIBE_TIMEOUT_S) -> None:
         self._endpoint = endpoint
+        self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         self._closed = False
@@ -67,8 +79,8 @@ class PollConnections:
                 return self._idle.pop()
         host = self._endpoint.origin
         if self._endpoint.ssl:
-            return http.client.HTTPSConnection(host, timeout=SUBSCRIBE_TIMEOUT_S)
-        return http.client.HTTPConnection(host, timeout=SUBSCRIBE_TIMEOUT_S)
+            return http.client.HTTPSConnection(host, timeout=self._timeout_s)
+        return http.client.HTTPConnection(host, timeout=self._timeout_s)
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
         """Keep ``conn`` for reuse (closed instead if the pool is closed or full)."""
@@ -95,7 +107,9 @@ class ChannelSubscription:
 
     Messages reach ``sink.message`` in order on the poll thread; a 403 calls ``sink.denied``
     once and ends the loop. Network errors and other statuses are retried with back-off,
-    from the same cursor, until stopped.
+    from the same cursor, until stopped; a poll that outlives the connections' timeout is
+    simply sent again. ``filter_expr`` and ``heartbeat`` (presence timeout, s) are sent
+    with every poll.
     """
 
     def __init__(
@@ -110,11 +124,15 @@ class ChannelSubscription:
         sink: SubscriptionSink,
         threads: PollThreads,
         connections: PollConnections,
+        filter_expr: str | None = None,
+        heartbeat: int | None = None,
     ) -> None:
         self._path = f"/v2/subscribe/{quote(subscribe_key, safe='')}/{quote(channel, safe='')}/0"
         self._endpoint = endpoint
         self._token = token
         self._user_id = user_id
+        self._filter_expr = filter_expr
+        self._heartbeat = heartbeat
         self._tt = cursor
         self._tr: int | None = None
         self._sink = sink
@@ -125,6 +143,10 @@ class ChannelSubscription:
         self._conn: http.client.HTTPConnection | None = None
         self._in_flight = False
         self._aborted = False
+
+    def set_token(self, token: str | None) -> None:
+        """Send ``token`` from the next poll on."""
+        self._token = token
 
     def start(self) -> None:
         """Start polling on a pool thread (raises ClosedError if the pool is closed)."""
@@ -155,17 +177,23 @@ class ChannelSubscription:
                 return
             self._conn = self._connections.take()
         failures = 0
+        answered = False
         try:
             while not self._stopped.is_set():
                 result = self._poll()
                 if self._stopped.is_set():
                     return
+                if result is _TIMED_OUT:
+                    continue
                 if result is not None and result[0] == 403:
                     self._stopped.set()
                     self._sink.denied()
                     return
                 if result is not None and result[0] == 200 and self._deliver(result[1]):
+                    if (failures or not answered) and self._sink.connected is not None:
+                        self._sink.connected(answered)
                     failures = 0
+                    answered = True
                     continue
                 if result is not None:
                     logger.warning("subscribe on %s answered %s; retrying", self._path, result[0])
@@ -188,14 +216,20 @@ class ChannelSubscription:
         params: dict[str, str] = {"tt": str(self._tt)}
         if self._tr is not None:
             params["tr"] = str(self._tr)
+        if self._filter_expr:
+            params["filter-expr"] = self._filter_expr
+        if self._heartbeat is not None:
+            params["heartbeat"] = str(self._heartbeat)
         params["uuid"] = self._user_id
         params["pnsdk"] = _PNSDK
-        if self._token:
-            params["auth"] = self._token
+        token = self._token
+        if token:
+            params["auth"] = token
         return urlencode(params, quote_via=quote)
 
     def _poll(self) -> tuple[int, bytes] | None:
-        """One long-poll: (status, body), or None after a network error (logged)."""
+        """One long-poll: (status, body), None after a network error (logged), or
+        :data:`_TIMED_OUT`."""
         for attempt in (0, 1):
             conn = self._conn
             if conn is None:
@@ -214,6 +248,9 @@ class ChannelSubscription:
                 conn.close()
                 if self._stopped.is_set():
                     return None
+                if isinstance(exc, TimeoutError):
+                    logger.debug("subscribe on %s timed out; polling again", self._path)
+                    return _TIMED_OUT
                 # A kept-alive connection the server closed while idle: retry once at once.
                 if attempt == 0 and isinstance(
                     exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -248,7 +285,7 @@ class ChannelSubscription:
                 timetoken: int | None = int(message["p"]["t"])
             except (KeyError, TypeError, ValueError):
                 timetoken = None
-            self._sink.message(message.get("d"), timetoken)
+            self._sink.message(message.get("d"), timetoken, message.get("u"))
         self._tt, self._tr = next_tt, next_tr
         return True
 

@@ -29,8 +29,11 @@ Job = Callable[[], None]
 class PollThreads:
     """An unbounded pool of daemon threads; each job runs on its own thread. Thread-safe."""
 
-    def __init__(self, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+    def __init__(
+        self, idle_timeout_s: float = IDLE_TIMEOUT_S, thread_name: str = _THREAD_NAME
+    ) -> None:
         self._idle_timeout_s = idle_timeout_s
+        self._thread_name = thread_name
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._idle = 0
@@ -47,7 +50,9 @@ class PollThreads:
                 self._idle -= 1
                 self._jobs.put(job)
                 return
-            thread = threading.Thread(target=self._run, args=(job,), name=_THREAD_NAME, daemon=True)
+            thread = threading.Thread(
+                target=self._run, args=(job,), name=self._thread_name, daemon=True
+            )
             self._threads.add(thread)
         thread.start()
 
