@@ -185,17 +185,32 @@ def _decode_cursor(cursor: str) -> str:
     return after
 
 
+#: Agent records kept in memory by name (emptied on any write).
+_RECORD_CACHE_SIZE = 1024
+
+
 class AgentRegistry:
     """Agent records in the shared database (all calls are short and synchronous)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         db.ensure_schema(_SCHEMA)
+        # Every SendMessage looks its agent up; this class is the table's only writer and
+        # empties the cache on each write. Records are shared: treat them as read-only.
+        self._by_name: dict[str, AgentRecord] = {}
 
     def get(self, agent_name: str) -> AgentRecord | None:
         """The record of ``agent_name`` regardless of visibility (None if not registered)."""
+        cached = self._by_name.get(agent_name)
+        if cached is not None:
+            return cached
         row = self._db.query_one("SELECT * FROM agents WHERE agent_name=?", (agent_name,))
-        return None if row is None else _record_of(row)
+        if row is None:
+            return None
+        if len(self._by_name) >= _RECORD_CACHE_SIZE:
+            self._by_name.clear()
+        record = self._by_name[agent_name] = _record_of(row)
+        return record
 
     def get_by_id(self, agent_id: str) -> AgentRecord | None:
         row = self._db.query_one("SELECT * FROM agents WHERE agent_id=?", (agent_id,))
@@ -270,6 +285,7 @@ class AgentRegistry:
         return record, existing is None
 
     def _write(self, record: AgentRecord, now: int) -> None:
+        self._by_name.clear()
         self._db.execute(
             "INSERT INTO agents (agent_id, agent_name, org_id, owner_user_id, card, card_ref,"
             " card_summary, billing_mode, pricing, listing, scaling, registered_at, updated_at,"
@@ -308,6 +324,7 @@ class AgentRegistry:
         if not given:
             return record
         scaling = replace(record.scaling, **given)
+        self._by_name.clear()
         self._db.execute(
             "UPDATE agents SET scaling=?, updated_at=? WHERE agent_id=?",
             (json.dumps(scaling.to_wire()), _now_ms(), record.agent_id),
@@ -316,6 +333,7 @@ class AgentRegistry:
 
     def set_forced_offline(self, agent_name: str, offline: bool) -> bool:
         """Flag (or unflag) an agent as forced offline by an administrator; False if unknown."""
+        self._by_name.clear()
         cursor = self._db.execute(
             "UPDATE agents SET forced_offline=? WHERE agent_name=?", (int(offline), agent_name)
         )
@@ -368,6 +386,7 @@ class AgentRegistry:
 
     def delete(self, agent_name: str) -> bool:
         """Remove an agent; False if it did not exist."""
+        self._by_name.clear()
         cursor = self._db.execute("DELETE FROM agents WHERE agent_name=?", (agent_name,))
         return cursor.rowcount > 0
 

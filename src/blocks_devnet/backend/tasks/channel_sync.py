@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from blocks_devnet.backend.tasks.store import STATE_RUNNING
 from blocks_network.protocol.channels import (
     parse_stream_channel,
     parse_task_channel,
@@ -55,14 +56,19 @@ class TaskChannelSync:
     ) -> None:
         if not channel.startswith(_TASK_CHANNEL_PREFIX) or not isinstance(message, dict):
             return
-        if message.get("type") not in _WATCHED_TYPES:
+        kind = message.get("type")
+        if kind not in _WATCHED_TYPES:
             return
+        if kind == ProgressState.TYPE and message.get("state") != TASK_STATE_RUNNING:
+            return  # only the first "running" report changes the record
         parsed = parse_task_channel(channel)
         if parsed is None:
             return
         service = self._service
         record = service.store.get(parsed.task_id)
         if record is None or record.org_id != parsed.org_id or record.terminal:
+            return
+        if kind == ProgressState.TYPE and record.state == STATE_RUNNING:
             return
         if service.subscribe_key_of(record.environment) != subscribe_key:
             return
