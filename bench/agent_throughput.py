@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import percentile
+from _servers import cpu_seconds, percentile
 from blocks_devnet.realtime.signing import request_signature
 from blocks_network.protocol.constants import (
     API_PATH_CONSUMER_TOKEN,
@@ -90,13 +90,6 @@ def network_process() -> Iterator[Network]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status(pid: int) -> tuple[int, float]:

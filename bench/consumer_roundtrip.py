@@ -34,7 +34,7 @@ from pubnub.callbacks import SubscribeCallback
 from pubnub.enums import PNStatusCategory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import percentile
+from _servers import cpu_seconds, percentile
 from blocks_network import TaskClient, text_part
 from blocks_network.config import load_cdm_config, realtime_endpoint
 from blocks_network.transport.http_client import HttpClient
@@ -52,7 +52,8 @@ def _free_port() -> int:
 
 @contextmanager
 def devnet_process(data_dir: Path) -> Iterator[dict[str, str]]:
-    """``blocks devnet`` in its own process; yields BLOCKS_CDM_URL and BLOCKS_API_KEY."""
+    """``blocks devnet`` in its own process; yields BLOCKS_CDM_URL and BLOCKS_API_KEY (and
+    the process id as ``BENCH_PID``)."""
     env_file = data_dir / "devnet.env"
     process = subprocess.Popen(
         [
@@ -77,6 +78,7 @@ def devnet_process(data_dir: Path) -> Iterator[dict[str, str]]:
                 raise RuntimeError("blocks devnet did not start")
             time.sleep(0.05)
         env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        env["BENCH_PID"] = str(process.pid)
         yield env
     finally:
         process.terminate()
@@ -102,7 +104,7 @@ def run_agent(concurrency: int) -> int:
 
 
 @contextmanager
-def agent_process(env: dict[str, str]) -> Iterator[None]:
+def agent_process(env: dict[str, str]) -> Iterator[int]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--agent-child", str(AGENT_CONCURRENCY)],
         stdin=subprocess.PIPE,
@@ -114,7 +116,7 @@ def agent_process(env: dict[str, str]) -> Iterator[None]:
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the echo agent did not start")
-        yield
+        yield process.pid
     finally:
         if process.stdin is not None:
             process.stdin.close()
@@ -252,14 +254,18 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp, devnet_process(Path(tmp)) as env:
         os.environ["BENCH_SECRET_KEY"] = _keyset_secret(Path(tmp))
-        with agent_process(env):
+        with agent_process(env) as agent_pid:
+            pids = (int(env["BENCH_PID"]), agent_pid, os.getpid())
             client = TaskClient.create(
                 "free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"]
             )
             try:
                 round_trips(client, 50)  # warm-up
+                before = [cpu_seconds(pid) for pid in pids]
                 rtt = round_trips(client, args.tasks)
+                middle = [cpu_seconds(pid) for pid in pids]
                 rate = throughput(client, args.threads, args.parallel_tasks)
+                after = [cpu_seconds(pid) for pid in pids]
             finally:
                 client.destroy()
         floor = transport_floor(env["BLOCKS_CDM_URL"], args.hops, pooled=False)
@@ -269,6 +275,15 @@ def main() -> int:
     f50, fp50 = percentile(floor, 50), percentile(floor_pooled, 50)
     print(f"round trip over {args.tasks} tasks: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
     print(f"throughput, {args.threads} threads: {rate:.0f} tasks/s")
+    for phase, start, end, count in (
+        ("sequential", before, middle, args.tasks),
+        (f"{args.threads} threads", middle, after, args.parallel_tasks),
+    ):
+        network, agent, consumer = (1000 * (b - a) / count for a, b in zip(start, end, strict=True))
+        print(
+            f"CPU per task, {phase}: network {network:.2f} ms, agent {agent:.2f} ms, "
+            f"consumer {consumer:.2f} ms (sum {network + agent + consumer:.2f} ms)"
+        )
     print(
         f"transport floor (publish → listener): official client p50 {f50:.2f} ms "
         f"(p99 {percentile(floor, 99):.2f}); with the SDK's pooled HTTP p50 {fp50:.2f} ms"

@@ -103,12 +103,15 @@ class ContextServices:
         file_name: str | None,
         output_id: str | None,
     ) -> ArtifactRef:
-        """Publish ``data`` for the task of ``creds``: inline event or upload (blocking)."""
+        """Publish ``data`` for the task of ``creds``: an inline event (sent; the task's next
+        publish reads the answer) or an upload (blocking)."""
         if len(data) <= self._cfg.inline_limit:
             ref = InlineArtifactRef.from_bytes(data, mime_type=mime_type, file_name=file_name)
             event = ArtifactEvent(creds.task_id, ref, output_id, creds.protocol_version)
-            self._runner.publish_event(creds, event.to_wire())
+            self._runner.publish_event(creds, event.to_wire(), wait=False)
             return ref
+        # The backend publishes the file's artifact event: our earlier events go first.
+        self._runner.settle(creds)
         return self._uploader.upload(
             creds.task_id,
             data,
@@ -158,6 +161,8 @@ class ContextServices:
                 f"task {ctx.task_id} has ended (or this runtime has no streams); open streams "
                 "from the handler while the task runs"
             )
+        # The backend announces the stream on the task channel: our earlier events go first.
+        self._runner.settle(task.creds)
         stream = streams.create(
             StreamTask(
                 task_id=task.task_id,

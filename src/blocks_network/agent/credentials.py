@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from blocks_network.agent.realtime_http import PendingPublish
 from blocks_network.protocol.channels import task_channel
 from blocks_network.protocol.constants import Environment
 
@@ -27,6 +28,9 @@ class TaskCredentials:
     environment: Environment | None
     protocol_version: str | None = None
     stream_ids: set[str] = field(default_factory=set)
+    #: The task's publishes go out one after another: the last one, if not waited for yet.
+    pending: PendingPublish | None = field(default=None, repr=False, compare=False)
+    publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def channel(self) -> str:

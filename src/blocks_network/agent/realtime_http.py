@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -21,10 +22,10 @@ from pubnub.pubnub_core import PubNubCore
 
 from blocks_network.errors import NetworkError
 from blocks_network.protocol.cdm import Keyset
-from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.http_client import HttpClient, HttpResponse, PendingResponse
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
-__all__ = ["PNSDK", "RealtimeHttp"]
+__all__ = ["PNSDK", "PendingPublish", "RealtimeHttp"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 #: Publishes are small and local: fail fast rather than hold a worker for 30 s.
 _REQUEST_TIMEOUT_S: Final = 10.0
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
 def _segment(value: str) -> str:
@@ -69,6 +71,36 @@ class RealtimeHttp:
         store: bool = True,
     ) -> bool:
         """POST-publish ``message`` on ``channel``; True when the server accepted it."""
+        url, body = self._publish_request(keyset, channel, message, token, meta, store)
+        return self._send("POST", url, body, f"publish on {channel}")
+
+    def start_publish(
+        self,
+        keyset: Keyset,
+        channel: str,
+        message: Any,
+        *,
+        token: str | None,
+        meta: dict[str, Any] | None = None,
+        store: bool = True,
+    ) -> PendingPublish:
+        """Send a publish now; :meth:`PendingPublish.wait` tells later whether it was
+        accepted. Every started publish must be waited for (it holds a connection)."""
+        url, body = self._publish_request(keyset, channel, message, token, meta, store)
+        pending = self._http.start(
+            "POST", url, body=body, headers=_JSON_HEADERS, timeout=_REQUEST_TIMEOUT_S
+        )
+        return PendingPublish(pending, f"publish on {channel}")
+
+    def _publish_request(
+        self,
+        keyset: Keyset,
+        channel: str,
+        message: Any,
+        token: str | None,
+        meta: dict[str, Any] | None,
+        store: bool,
+    ) -> tuple[str, bytes]:
         extra = {"store": "1" if store else "0"}
         if meta:
             extra["meta"] = json.dumps(meta, separators=(",", ":"))
@@ -76,8 +108,7 @@ class RealtimeHttp:
             f"{self._base}/publish/{_segment(keyset.publish_key)}/{_segment(keyset.subscribe_key)}"
             f"/0/{_segment(channel)}/0?{self._query(token, extra)}"
         )
-        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-        return self._send("POST", url, body, f"publish on {channel}")
+        return url, json.dumps(message, separators=(",", ":")).encode("utf-8")
 
     def set_state(
         self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
@@ -111,20 +142,42 @@ class RealtimeHttp:
         return self._send("GET", url, None, f"presence leave on {channel}")
 
     def _send(self, method: str, url: str, body: bytes | None, what: str) -> bool:
-        headers = {"Content-Type": "application/json"} if body is not None else None
-        try:
-            response = self._http.request(
+        headers = _JSON_HEADERS if body is not None else None
+        return _accepted(
+            lambda: self._http.request(
                 method, url, body=body, headers=headers, timeout=_REQUEST_TIMEOUT_S
-            )
-        except NetworkError as exc:
-            logger.warning("%s failed: %s", what, exc)
-            return False
-        if response.status == 200:
-            return True
-        if response.status == 403:
-            logger.warning(
-                "%s refused (HTTP 403): the task's access token expired or was revoked", what
-            )
-        else:
-            logger.warning("%s failed: HTTP %s %s", what, response.status, response.text[:200])
+            ),
+            what,
+        )
+
+
+class PendingPublish:
+    """A publish :meth:`RealtimeHttp.start_publish` sent."""
+
+    def __init__(self, pending: PendingResponse, what: str) -> None:
+        self._pending = pending
+        self._what = what
+        self._accepted: bool | None = None
+
+    def wait(self) -> bool:
+        """True when the server accepted the publish (failures are logged); idempotent."""
+        if self._accepted is None:
+            self._accepted = _accepted(self._pending.result, self._what)
+        return self._accepted
+
+
+def _accepted(respond: Callable[[], HttpResponse], what: str) -> bool:
+    try:
+        response = respond()
+    except NetworkError as exc:
+        logger.warning("%s failed: %s", what, exc)
         return False
+    if response.status == 200:
+        return True
+    if response.status == 403:
+        logger.warning(
+            "%s refused (HTTP 403): the task's access token expired or was revoked", what
+        )
+    else:
+        logger.warning("%s failed: HTTP %s %s", what, response.status, response.text[:200])
+    return False

@@ -132,17 +132,39 @@ class TaskRunner:
 
     # --- publishing ------------------------------------------------------------------------
 
-    def publish_event(self, creds: TaskCredentials, wire: dict[str, Any]) -> bool:
-        """Publish a task event on ``creds``' channel with its write token (failures logged)."""
+    def publish_event(
+        self, creds: TaskCredentials, wire: dict[str, Any], *, wait: bool = True
+    ) -> bool:
+        """Publish a task event on ``creds``' channel with its write token (failures logged).
+
+        A task's events go out in order: each waits until the server took the previous one.
+        ``wait=False`` returns once the request is sent (True), so the caller works on while
+        the server answers; the next publish of the task, or :meth:`settle`, reads it.
+        """
         version = creds.protocol_version or PROTOCOL_VERSION
         wire.setdefault("protocolVersion", version)
-        return self._realtime.publish(
-            self._cfg.keyset_for(creds.environment),
-            creds.channel,
-            wire,
-            token=creds.write_token,
-            meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
-        )
+        with creds.publish_lock:
+            previous, creds.pending = creds.pending, None
+            if previous is not None:
+                previous.wait()
+            pending = self._realtime.start_publish(
+                self._cfg.keyset_for(creds.environment),
+                creds.channel,
+                wire,
+                token=creds.write_token,
+                meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
+            )
+            if wait:
+                return pending.wait()
+            creds.pending = pending
+            return True
+
+    def settle(self, creds: TaskCredentials) -> None:
+        """Wait until the server answered the task's last publish (nothing if none is open)."""
+        with creds.publish_lock:
+            previous, creds.pending = creds.pending, None
+        if previous is not None:
+            previous.wait()
 
     def reject(self, start: StartTask, error: str, *, protocol_version: str | None = None) -> None:
         """End a StartTask that will not run with ``terminal failed error``."""
@@ -212,7 +234,14 @@ class TaskRunner:
     def _run(self, task: ActiveTask) -> None:
         if task.ended:
             return
-        self.publish_event(task.creds, ProgressState(task.task_id).to_wire())
+        try:
+            self._run_handler(task)
+        finally:
+            self.settle(task.creds)
+
+    def _run_handler(self, task: ActiveTask) -> None:
+        # The handler starts while the server takes "running" (the next publish waits for it).
+        self.publish_event(task.creds, ProgressState(task.task_id).to_wire(), wait=False)
         handler = self._cfg.handler
         try:
             if handler is None:

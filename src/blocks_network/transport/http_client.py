@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from blocks_network.errors import NetworkError
 
@@ -83,25 +83,14 @@ class HttpClient:
 
         Any HTTP status is returned, not raised: callers map statuses to their errors.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        send_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        if json_body is not None:
-            body = json.dumps(json_body, separators=(",", ":")).encode()
-            send_headers["Content-Type"] = "application/json"
-        if headers:
-            send_headers.update(headers)
+        parts, path, body, send_headers = self._prepare(url, json_body, body, headers)
         attempts = TRANSIENT_ATTEMPTS if retry_transient else 1
         last_error: Exception | None = None
         for attempt in range(attempts):
             try:
                 return self._send(
                     parts.scheme,
-                    parts.hostname,
+                    parts.hostname or "",
                     parts.port,
                     method,
                     path,
@@ -119,6 +108,60 @@ class HttpClient:
             f"could not reach {parts.scheme}://{parts.netloc}: {last_error}"
         ) from last_error
 
+    def start(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> PendingResponse:
+        """Send one request now and read its answer later with :meth:`PendingResponse.result`.
+
+        The caller can do other work (another request on another connection, say) while
+        the server answers. The connection stays with the pending response until its
+        result is read, so every started request must be read. Never raises: a failure to
+        send is retried, as :meth:`request` would, when the result is asked for.
+        """
+        parts, path, body, send_headers = self._prepare(url, None, body, headers)
+        key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
+        conn: http.client.HTTPConnection | None = None
+        for fresh in (False, True):
+            conn = self._checkout(key, fresh)
+            conn.timeout = timeout or self._timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            try:
+                conn.request(method, path, body=body, headers=send_headers)
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = None
+                logger.debug("sending to %s failed (%s)", url, exc)
+        return PendingResponse(self, key, conn, (method, url, body, send_headers, timeout))
+
+    def _prepare(
+        self,
+        url: str,
+        json_body: Any,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[SplitResult, str, bytes | None, dict[str, str]]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        send_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":")).encode()
+            send_headers["Content-Type"] = "application/json"
+        if headers:
+            send_headers.update(headers)
+        return parts, path, body, send_headers
+
     def _send(
         self,
         scheme: str,
@@ -130,7 +173,7 @@ class HttpClient:
         headers: dict[str, str],
         timeout: float | None,
     ) -> HttpResponse:
-        key = (scheme, host, port or (443 if scheme == "https" else 80))
+        key = _origin_key(scheme, host, port)
         # A pooled connection may have been closed by the server: retry once on a fresh one.
         for fresh in (False, True):
             conn = self._checkout(key, fresh)
@@ -154,15 +197,24 @@ class HttpClient:
             except BaseException:
                 conn.close()
                 raise
-            result = HttpResponse(
-                response.status, {k.lower(): v for k, v in response.getheaders()}, data
-            )
-            if response.will_close:
-                conn.close()
-            else:
-                self._checkin(key, conn)
-            return result
+            return self._finish(key, conn, response, data)
         raise http.client.HTTPException("unreachable")  # pragma: no cover
+
+    def _finish(
+        self,
+        key: tuple[str, str, int],
+        conn: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        data: bytes,
+    ) -> HttpResponse:
+        result = HttpResponse(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        )
+        if response.will_close:
+            conn.close()
+        else:
+            self._checkin(key, conn)
+        return result
 
     def _checkout(self, key: tuple[str, str, int], fresh: bool) -> http.client.HTTPConnection:
         if not fresh:
@@ -195,3 +247,49 @@ class HttpClient:
         for idle in pools.values():
             for conn in idle:
                 conn.close()
+
+
+def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return (scheme, host, port or (443 if scheme == "https" else 80))
+
+
+class PendingResponse:
+    """A request :meth:`HttpClient.start` sent; :meth:`result` reads its answer (once)."""
+
+    def __init__(
+        self,
+        client: HttpClient,
+        key: tuple[str, str, int],
+        conn: http.client.HTTPConnection | None,
+        request: tuple[str, str, bytes | None, dict[str, str], float | None],
+    ) -> None:
+        self._client = client
+        self._key = key
+        self._conn = conn
+        self._request = request
+        self._result: HttpResponse | None = None
+
+    def result(self) -> HttpResponse:
+        """The response; raises :class:`NetworkError` as :meth:`HttpClient.request` does.
+
+        When the started request failed (not sent, or its connection was lost before the
+        answer), it is sent again through :meth:`HttpClient.request` with its retries.
+        """
+        if self._result is not None:
+            return self._result
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                logger.debug("reading a started request's answer failed (%s); resending", exc)
+            else:
+                self._result = self._client._finish(self._key, conn, response, data)
+                return self._result
+        method, url, body, headers, timeout = self._request
+        self._result = self._client.request(
+            method, url, body=body, headers=headers, timeout=timeout
+        )
+        return self._result

@@ -93,3 +93,27 @@ def test_over_25_mib_fails_the_task_with_a_reason(
     assert terminal.state == "failed"
     assert "25 MiB" in terminal.data["error"]
     assert refs == []
+
+
+def test_events_land_in_the_order_the_handler_made_them(
+    start_agent: AgentFactory, consumer: TaskClient
+) -> None:
+    # Inline artifacts are sent without waiting for the answer; an upload's event comes from
+    # the backend. Whatever the mix, the channel shows them in the handler's order.
+    big = os.urandom(40_000)
+
+    def handler(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+        ctx.publish_artifact(b"first", mime_type="text/plain")
+        ctx.publish_artifact(big, mime_type="application/octet-stream", file_name="big.bin")
+        ctx.publish_artifact(b"third", mime_type="text/plain")
+        return {"artifacts": [{"data": "last", "mimeType": "text/plain"}]}
+
+    start_agent(agent_name="ordered", handler=handler)
+    for _ in range(3):
+        with consumer.send_message("ordered", [text_part("go")]) as session:
+            assert session.wait_for_terminal(timeout=WAIT_S).state == "completed"
+            types = [e.type for e in session.events]
+            downloads = [session.download_artifact(ref).data for ref in session.list_artifacts()]
+        assert types.index("progress") < types.index("artifact")
+        assert types[-1] == "terminal"
+        assert downloads == [b"first", big, b"third", b"last"]
