@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from blocks_network.errors import NetworkError
+from blocks_network.transport.connections import new_connection
 
 logger = logging.getLogger(__name__)
 
@@ -223,14 +224,15 @@ class HttpClient:
                 if idle:
                     return idle.pop()
         scheme, host, port = key
-        if scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = ssl.create_default_context()
-            return http.client.HTTPSConnection(
-                host, port, timeout=self._timeout, context=self._ssl_context
-            )
-        conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
-        return conn
+        if scheme == "https" and self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return new_connection(
+            host,
+            port,
+            secure=scheme == "https",
+            timeout=self._timeout,
+            context=self._ssl_context,
+        )
 
     def _checkin(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 
 from pubnub.pubnub_core import PubNubCore
 
+from blocks_network.transport.connections import new_connection
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
@@ -77,10 +78,9 @@ class PollConnections:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        host = self._endpoint.origin
-        if self._endpoint.ssl:
-            return http.client.HTTPSConnection(host, timeout=self._timeout_s)
-        return http.client.HTTPConnection(host, timeout=self._timeout_s)
+        return new_connection(
+            self._endpoint.origin, secure=self._endpoint.ssl, timeout=self._timeout_s
+        )
 
     def give_back(self, conn: http.client.HTTPConnection) -> None:
         """Keep ``conn`` for reuse (closed instead if the pool is closed or full)."""

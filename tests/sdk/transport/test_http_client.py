@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -33,20 +35,28 @@ def test_a_started_request_is_answered_when_read_while_other_requests_go_out() -
 
 
 def test_a_started_request_whose_connection_dies_is_sent_again() -> None:
-    calls: list[int] = []
+    # A raw server: it drops the first connection unanswered, then answers properly.
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
 
-    def respond(request: Recorded) -> tuple[int, Any]:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ConnectionAbortedError("the server drops the first request unanswered")
-        return 200, {"ok": True}
+    def serve() -> None:
+        for answer in (False, True):
+            conn, _ = listener.accept()
+            with conn:
+                requests.append(conn.recv(65536))
+                if answer:
+                    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}')
 
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     client = HttpClient()
-    with stub_server(respond) as server:
-        answer = client.start("POST", f"{server.url}/publish", body=b"{}").result()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    answer = client.start("POST", url, body=b"{}").result()
+    server.join(10)
+    listener.close()
     client.close()
     assert answer.status == 200 and answer.json() == {"ok": True}
-    assert len(calls) == 2
+    assert len(requests) == 2 and all(r.startswith(b"POST /publish") for r in requests)
 
 
 def test_a_started_request_to_nowhere_raises_network_error_when_read(
