@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     subscribe_key TEXT NOT NULL,
     token TEXT NOT NULL,
     revoked_at INTEGER NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (subscribe_key, token)
 );
 """
@@ -52,10 +53,39 @@ class AccessGate:
         # Verifying a token costs a CBOR round trip and an HMAC; every request of a task
         # carries the same few tokens, so verified grants are kept (expiry still checked).
         self._verified: dict[tuple[str, str], access_tokens.TokenGrant] = {}
-        self._revoked: set[tuple[str, str]] = {
+        self._revoked: set[tuple[str, str]] = set()
+        self._add_expiry_column()
+        self.prune_revoked(time.time())
+        self._revoked.update(
             (row["subscribe_key"], row["token"])
             for row in db.query("SELECT subscribe_key, token FROM revoked_tokens")
-        }
+        )
+
+    def _add_expiry_column(self) -> None:
+        # Data directories from before revocations were pruned lack the column.
+        columns = {row["name"] for row in self._db.query("PRAGMA table_info(revoked_tokens)")}
+        if "expires_at" in columns:
+            return
+        with self._db.transaction():
+            self._db.execute("ALTER TABLE revoked_tokens ADD COLUMN expires_at INTEGER")
+            for row in self._db.query("SELECT subscribe_key, token FROM revoked_tokens"):
+                self._db.execute(
+                    "UPDATE revoked_tokens SET expires_at=? WHERE subscribe_key=? AND token=?",
+                    (access_tokens.token_expiry(row["token"]), row["subscribe_key"], row["token"]),
+                )
+
+    def prune_revoked(self, now: float) -> int:
+        """Forget revocations of tokens that have expired (they are refused anyway), so the
+        list does not grow for ever; returns how many were dropped."""
+        rows = self._db.query(
+            "SELECT subscribe_key, token FROM revoked_tokens WHERE expires_at <= ?", (int(now),)
+        )
+        if not rows:
+            return 0
+        self._db.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (int(now),))
+        for row in rows:
+            self._revoked.discard((row["subscribe_key"], row["token"]))
+        return len(rows)
 
     def verify_signature(self, req: RealtimeRequest, body: bytes) -> None:
         """Mark a correctly signed request privileged; a wrong signature is a 403."""
@@ -78,8 +108,9 @@ class AccessGate:
         self._revoked.add((subscribe_key, token))
         self._verified.pop((subscribe_key, token), None)
         self._db.execute(
-            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at) VALUES (?,?,?)",
-            (subscribe_key, token, int(time.time())),
+            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at, expires_at)"
+            " VALUES (?,?,?,?)",
+            (subscribe_key, token, int(time.time()), access_tokens.token_expiry(token)),
         )
 
     def is_revoked(self, subscribe_key: str, token: str) -> bool:

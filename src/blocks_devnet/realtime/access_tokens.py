@@ -405,6 +405,23 @@ def verify_token(token: str, secret_key: str, now: float) -> TokenGrant:
     return grant
 
 
+def token_expiry(token: str) -> int | None:
+    """The unix time (s) from which ``token`` is expired, read without checking its
+    signature; None when it is not a readable token. For bookkeeping only (pruning
+    revocations), never for access decisions."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        decoded = cbor2.loads(base64.b64decode(token.encode("ascii"), altchars=b"-_"))
+        fields = _text_keys(decoded, "token")
+    except Exception:  # hostile input: cbor2 and base64 raise assorted types
+        return None
+    issued_at, ttl = fields.get("t"), fields.get("ttl")
+    if type(issued_at) is not int or type(ttl) is not int:
+        return None
+    return issued_at + ttl * 60
+
+
 def _check_expiry(grant: TokenGrant, now: float) -> None:
     if now >= grant.expires_at:
         raise TokenExpiredError(

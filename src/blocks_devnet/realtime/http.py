@@ -21,6 +21,8 @@ from blocks_devnet.realtime.signing import parse_query_string
 
 #: Longest channel name accepted (PubNub's documented API limit).
 MAX_CHANNEL_LENGTH = 2048
+#: Channels one request may name (subscribe, presence, history; our choice, docs/local-network.md).
+MAX_CHANNELS_PER_REQUEST = 2000
 #: Longest user id accepted.
 MAX_UUID_LENGTH = 512
 
@@ -59,7 +61,18 @@ def decode_segment(segment: str) -> str:
 
 
 def decode_channel_list(segment: str) -> list[str]:
-    """A ``{chs}`` segment: comma-joined, each name encoded; ``,`` alone is empty."""
+    """A ``{chs}`` segment: comma-joined, each name encoded; ``,`` alone is empty.
+
+    At most :data:`MAX_CHANNELS_PER_REQUEST` names: a request naming tens of thousands
+    would hold the server's one event loop for most of a second.
+    """
+    if segment.count(",") >= MAX_CHANNELS_PER_REQUEST:
+        parts = [part for part in segment.split(",") if part]
+        if len(parts) > MAX_CHANNELS_PER_REQUEST:
+            raise bad_request(
+                f"Invalid channels: {len(parts)} given, at most {MAX_CHANNELS_PER_REQUEST} per "
+                "request; split the list over several requests"
+            )
     names = [decode_segment(part) for part in segment.split(",") if part]
     for name in names:
         validate_channel(name)

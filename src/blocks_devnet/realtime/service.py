@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +79,14 @@ class RealtimeService:
             horizon = self.messages.clock.head() - BUFFER_RETENTION_SECONDS * 10_000_000
             removed = self.messages.prune(horizon)
             evicted = self.messages.evict_idle()
-            if removed or evicted:
-                logger.debug("pruned %d buffered messages, %d idle channel logs", removed, evicted)
+            forgotten = self.access.prune_revoked(time.time())
+            if removed or evicted or forgotten:
+                logger.debug(
+                    "pruned %d buffered messages, %d idle channel logs, %d expired revocations",
+                    removed,
+                    evicted,
+                    forgotten,
+                )
 
     def intercept_publish(
         self, req: RealtimeRequest, channel: str, message: Any

@@ -10,7 +10,7 @@ import pytest
 
 from blocks_devnet.realtime import access
 from blocks_devnet.realtime.access import AccessGate
-from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token
+from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token, token_expiry
 from blocks_devnet.realtime.errors import RealtimeError
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.store.database import Database
@@ -56,3 +56,64 @@ def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for token in tokens:
         gate.grant_for(request_with(token))
     assert len(gate._verified) == 3
+
+
+def _revoked_rows(db: Database) -> list[tuple[str, int | None]]:
+    rows = db.query("SELECT token, expires_at FROM revoked_tokens ORDER BY revoked_at, token")
+    return [(row["token"], row["expires_at"]) for row in rows]
+
+
+def test_revocations_are_forgotten_once_their_token_expired() -> None:
+    db = Database(None)
+    gate = AccessGate(db)
+    short, long = make_token(ttl_minutes=1), make_token(ttl_minutes=60)
+    gate.revoke(KEYSET.subscribe_key, short)
+    gate.revoke(KEYSET.subscribe_key, long)
+    assert gate.prune_revoked(time.time()) == 0
+    assert gate.prune_revoked(time.time() + 120) == 1
+    assert not gate.is_revoked(KEYSET.subscribe_key, short)
+    assert gate.is_revoked(KEYSET.subscribe_key, long)
+    assert [token for token, _ in _revoked_rows(db)] == [long]
+
+
+def test_an_unreadable_revoked_token_is_kept() -> None:
+    db = Database(None)
+    gate = AccessGate(db)
+    gate.revoke(KEYSET.subscribe_key, "not-a-token")
+    assert gate.prune_revoked(time.time() + 10**9) == 0
+    assert gate.is_revoked(KEYSET.subscribe_key, "not-a-token")
+
+
+def test_a_data_directory_from_before_expiries_is_upgraded_and_pruned(tmp_path: Any) -> None:
+    path = tmp_path / "db.sqlite3"
+    old = Database(path)
+    old.ensure_schema(
+        "CREATE TABLE revoked_tokens (subscribe_key TEXT NOT NULL, token TEXT NOT NULL,"
+        " revoked_at INTEGER NOT NULL, PRIMARY KEY (subscribe_key, token));"
+    )
+    expired = issue_token(
+        TokenGrant(issued_at=int(time.time()) - 3600, ttl_minutes=1, channels={"c": READ}),
+        KEYSET.secret_key,
+    )
+    live = make_token(ttl_minutes=60)
+    for token in (expired, live):
+        old.execute(
+            "INSERT INTO revoked_tokens (subscribe_key, token, revoked_at) VALUES (?,?,?)",
+            (KEYSET.subscribe_key, token, 1),
+        )
+    old.close()
+
+    db = Database(path)
+    gate = AccessGate(db)
+    assert not gate.is_revoked(KEYSET.subscribe_key, expired)
+    assert gate.is_revoked(KEYSET.subscribe_key, live)
+    [(token, expires_at)] = _revoked_rows(db)
+    assert token == live and expires_at is not None and expires_at > time.time()
+    db.close()
+
+
+@pytest.mark.parametrize("garbage", ["", "%%%", "AAAA", "oA==", "x" * 40_000])
+def test_token_expiry_reads_tokens_and_nothing_else(garbage: str) -> None:
+    grant = TokenGrant(issued_at=1_700_000_000, ttl_minutes=30, channels={"c": READ})
+    assert token_expiry(issue_token(grant, KEYSET.secret_key)) == grant.expires_at
+    assert token_expiry(garbage) is None

@@ -48,6 +48,8 @@ BAD_REQUESTS = [
     ("GET", f"/v2/subscribe/{SUB}/ch/0?tt=0&heartbeat=abc", None, 400),
     ("GET", f"/v2/subscribe/{SUB}/ch/0?tt=0&state=%7Bbad", None, 400),
     ("GET", "/v2/subscribe/sub-c-wrong/ch/0?tt=0", None, 400),
+    ("GET", f"/v2/subscribe/{SUB}/{','.join(f'c{i}' for i in range(2001))}/0?tt=0", None, 400),
+    ("GET", f"/v2/presence/sub-key/{SUB}/channel/{','.join('c' * 2001)}/leave", None, 400),
     ("GET", "/v2/subscribe", None, 404),
     ("GET", "/nothing/here", None, 404),
     ("DELETE", "/time/0", None, 405),
@@ -174,3 +176,9 @@ def test_head_changes_nothing(realtime_server: RealtimeServer, path: str) -> Non
     assert refused.value.code == 405
     status, here_now = fetch(realtime_server, f"/v2/presence/sub-key/{SUB}/channel/ch")
     assert status == 200 and isinstance(here_now, dict) and here_now["occupancy"] == 0
+
+
+def test_the_largest_channel_list_allowed_is_served(realtime_server: RealtimeServer) -> None:
+    channels = ",".join(f"c{i}" for i in range(2000))
+    status, body = fetch(realtime_server, f"/v2/subscribe/{SUB}/{channels}/0?tt=0")
+    assert status == 200 and isinstance(body, dict) and body["m"] == []
