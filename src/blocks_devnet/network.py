@@ -14,7 +14,12 @@ from typing import TypeVar, cast
 
 from aiohttp import web
 
-from blocks_devnet.backend.app import build_context, create_devnet_app, open_database
+from blocks_devnet.backend.app import (
+    build_context,
+    create_devnet_app,
+    devnet_fast_routes,
+    open_database,
+)
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.backend.context import BackendContext
 from blocks_devnet.backend.identity import DevIdentity
@@ -55,6 +60,7 @@ class LocalNetwork:
             port=self.config.port,
             on_shutdown=self._release_long_polls,
             name="blocks-devnet-server",
+            fast_routes=devnet_fast_routes() if self.config.fast_path else (),
         )
         self._running = False
 

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+
+from blocks_devnet.fast_path import FastConnections, FastRoute
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class ServerThread:
     """Serves ``app_factory()`` on ``host:port`` (0 picks a free port) until ``stop()``.
 
     ``on_shutdown`` runs on the loop before connections close (release long-polls there).
+    ``fast_routes`` are answered without aiohttp's request machinery when the request is a
+    plain POST (see ``fast_path.py``); everything else is aiohttp's.
     """
 
     def __init__(
@@ -40,8 +44,10 @@ class ServerThread:
         port: int = 0,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         name: str = "blocks-devnet-server",
+        fast_routes: Sequence[FastRoute] = (),
     ) -> None:
         self._app_factory = app_factory
+        self._fast_routes = tuple(fast_routes)
         self._host = host
         self._requested_port = port
         self._on_shutdown = on_shutdown
@@ -118,10 +124,18 @@ class ServerThread:
             auto_decompress=False,
         )
         await runner.setup()
+        fast: FastConnections | None = None
+        server: asyncio.AbstractServer | None = None
         try:
-            site = web.TCPSite(runner, self._host, self._requested_port, reuse_address=True)
-            await site.start()
-            server = site._server  # the asyncio.Server, for the bound port
+            if self._fast_routes and runner.server is not None:
+                fast = FastConnections(app, runner.server, self._fast_routes)
+                server = await asyncio.get_running_loop().create_server(
+                    fast, self._host, self._requested_port, reuse_address=True
+                )
+            else:
+                site = web.TCPSite(runner, self._host, self._requested_port, reuse_address=True)
+                await site.start()
+                server = site._server  # the asyncio.Server, for the bound port
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
             self._started.set()
@@ -129,4 +143,8 @@ class ServerThread:
             if self._on_shutdown is not None:
                 await self._on_shutdown()
         finally:
+            if fast is not None and server is not None:
+                server.close()
+                fast.close()
+                await asyncio.sleep(0)  # let cancelled long-polls finish their clean-up
             await runner.cleanup()

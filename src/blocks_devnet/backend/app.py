@@ -13,16 +13,23 @@ from aiohttp import web
 from blocks_devnet.backend import auth_routes, cdm, files_routes, registry_routes, stream_setup
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.backend.context import CONTEXT_KEY, BackendContext
-from blocks_devnet.backend.http import backend_error_middleware
+from blocks_devnet.backend.http import MAX_JSON_BODY_BYTES, backend_error_middleware
 from blocks_devnet.backend.identity import IdentityStore
 from blocks_devnet.backend.jwt_tokens import JwtIssuer, load_or_create_secret
 from blocks_devnet.backend.keyset_store import load_or_create_keysets
 from blocks_devnet.backend.registry import AgentRegistry
 from blocks_devnet.backend.tasks import rpc
 from blocks_devnet.backend.tasks.service import TaskService
-from blocks_devnet.realtime.app import add_realtime_routes, build_realtime_service, error_middleware
+from blocks_devnet.fast_path import FastRoute
+from blocks_devnet.realtime.app import (
+    add_realtime_routes,
+    build_realtime_service,
+    error_middleware,
+    realtime_fast_routes,
+)
 from blocks_devnet.realtime.keysets import KeysetRegistry
 from blocks_devnet.store.database import Database
+from blocks_network.protocol.constants import API_PATH_RPC
 
 DATABASE_FILE = "devnet.sqlite3"
 #: Uploads up to 25 MiB plus multipart overhead.
@@ -46,6 +53,11 @@ def build_context(config: DevnetConfig, db: Database) -> BackendContext:
     ctx.registry = AgentRegistry(db)
     ctx.tasks = TaskService(ctx)
     return ctx
+
+
+def devnet_fast_routes() -> list[FastRoute]:
+    """The routes :mod:`blocks_devnet.fast_path` may answer: publishes and task RPCs."""
+    return [*realtime_fast_routes(), FastRoute(API_PATH_RPC, rpc.handle_rpc, MAX_JSON_BODY_BYTES)]
 
 
 def create_devnet_app(ctx: BackendContext) -> web.Application:

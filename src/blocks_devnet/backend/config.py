@@ -25,7 +25,9 @@ class DevnetConfig:
 
     ``data_dir=None`` keeps everything in memory (nothing survives a restart).
     ``auto_register_agents`` lets an agent whose card is not registered yet register on
-    connect (on for ``blocks devnet``, off for a production-like run).
+    connect (on for ``blocks devnet``, off for a production-like run). ``fast_path``
+    answers plain publishes and RPCs in front of aiohttp (``fast_path.py``); off, aiohttp
+    serves every request.
     """
 
     host: str = DEFAULT_HOST
@@ -37,6 +39,7 @@ class DevnetConfig:
     scan_interval_seconds: float = DEFAULT_SCAN_INTERVAL_SECONDS
     auto_register_agents: bool = True
     register_builtin_agents: bool = True
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from blocks_devnet.fast_path import FastRoute
 from blocks_devnet.realtime import files, history, pam, presence
 from blocks_devnet.realtime.access import AccessGate
 from blocks_devnet.realtime.errors import RealtimeError, bad_request, service_error
@@ -15,7 +16,8 @@ from blocks_devnet.realtime.http import json_response
 from blocks_devnet.realtime.keysets import KeysetRegistry
 from blocks_devnet.realtime.message_log import DEFAULT_BUFFER_SIZE, MessageLog
 from blocks_devnet.realtime.presence import PresenceTracker
-from blocks_devnet.realtime.publish import handle_publish, handle_signal
+from blocks_devnet.realtime.presence_routes import handle_presence
+from blocks_devnet.realtime.publish import MAX_BODY_BYTES, handle_publish, handle_signal
 from blocks_devnet.realtime.service import DEFAULT_LONG_POLL_SECONDS, SERVICE_KEY, RealtimeService
 from blocks_devnet.realtime.subscribe import handle_subscribe
 from blocks_devnet.store.database import Database
@@ -101,6 +103,16 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
     history.add_routes(router)
     files.add_routes(router)
     pam.add_routes(router)
+
+
+def realtime_fast_routes() -> list[FastRoute]:
+    """The realtime routes :mod:`blocks_devnet.fast_path` may answer: POST publishes, the
+    presence calls (heartbeat, state, leave, here/where now) and subscribe long-polls."""
+    return [
+        FastRoute("/publish/", handle_publish, MAX_BODY_BYTES, prefix=True),
+        FastRoute("/v2/presence/sub-key/", handle_presence, prefix=True, method="GET"),
+        FastRoute("/v2/subscribe/", handle_subscribe, prefix=True, method="GET", waits=True),
+    ]
 
 
 def create_realtime_app(

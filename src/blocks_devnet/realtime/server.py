@@ -8,7 +8,11 @@ from types import TracebackType
 
 from aiohttp import web
 
-from blocks_devnet.realtime.app import build_realtime_service, create_realtime_app
+from blocks_devnet.realtime.app import (
+    build_realtime_service,
+    create_realtime_app,
+    realtime_fast_routes,
+)
 from blocks_devnet.realtime.keysets import Keyset, KeysetRegistry
 from blocks_devnet.realtime.message_log import DEFAULT_BUFFER_SIZE
 from blocks_devnet.realtime.service import DEFAULT_LONG_POLL_SECONDS, RealtimeService
@@ -22,7 +26,8 @@ class RealtimeServer:
     """Serve the realtime API for ``keysets`` in a background thread.
 
     ``data_dir=None`` keeps everything in memory; with a directory, a restart on the same
-    directory keeps history, buffers, files and revocations.
+    directory keeps history, buffers, files and revocations. ``fast_path`` answers plain
+    publishes and presence calls in front of aiohttp (``blocks_devnet/fast_path.py``).
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class RealtimeServer:
         port: int = 0,
         long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        fast_path: bool = True,
     ) -> None:
         self.keysets = list(keysets)
         self.host = host
@@ -43,7 +49,11 @@ class RealtimeServer:
         self.service: RealtimeService | None = None
         self._db: Database | None = None
         self._thread = ServerThread(
-            self._create_app, host=host, port=port, on_shutdown=self._shutdown
+            self._create_app,
+            host=host,
+            port=port,
+            on_shutdown=self._shutdown,
+            fast_routes=realtime_fast_routes() if fast_path else (),
         )
 
     @property

@@ -88,6 +88,7 @@ class AgentInstance:
         self._accepting = False
         self.instance_id = ""
         self._http: HttpClient | None = None
+        self._publish_http: HttpClient | None = None
         self._scheduler: Scheduler | None = None
         self._pool: WorkerPool | None = None
         self._presence: PresenceReporter | None = None
@@ -187,7 +188,10 @@ class AgentInstance:
         opts = self._options
         assert self._http is not None
         self._started_at = int(time.time() * 1000)
-        realtime = RealtimeHttp(self._http, network.endpoint, self.instance_id)
+        self._publish_http = HttpClient()
+        realtime = RealtimeHttp(
+            self._http, network.endpoint, self.instance_id, publish_http=self._publish_http
+        )
         self._realtime = realtime
         self._scheduler = Scheduler()
         self._pool = WorkerPool(opts.concurrency or UNLIMITED_WORKERS)
@@ -471,8 +475,9 @@ class AgentInstance:
             self._task_client.shutdown()
         if self._streams is not None:
             self._streams.close()
-        if self._http is not None:
-            self._http.close()
+        for http in (self._http, self._publish_http):
+            if http is not None:
+                http.close()
         self._stopped.set()
 
 

@@ -47,8 +47,17 @@ class RealtimeHttp:
     agent swallows publish failures (protocol §3.2).
     """
 
-    def __init__(self, http: HttpClient, endpoint: RealtimeEndpoint, user_id: str) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        endpoint: RealtimeEndpoint,
+        user_id: str,
+        publish_http: HttpClient | None = None,
+    ) -> None:
         self._http = http
+        # Publishes get connections of their own when given: a connection that carries
+        # nothing else stays on the local network's fast publish path.
+        self._publish_http = publish_http or http
         self._base = f"{'https' if endpoint.ssl else 'http'}://{endpoint.origin}"
         self._user_id = user_id
 
@@ -71,8 +80,9 @@ class RealtimeHttp:
         store: bool = True,
     ) -> bool:
         """POST-publish ``message`` on ``channel``; True when the server accepted it."""
-        url, body = self._publish_request(keyset, channel, message, token, meta, store)
-        return self._send("POST", url, body, f"publish on {channel}")
+        return self.start_publish(
+            keyset, channel, message, token=token, meta=meta, store=store
+        ).wait()
 
     def start_publish(
         self,
@@ -87,7 +97,7 @@ class RealtimeHttp:
         """Send a publish now; :meth:`PendingPublish.wait` tells later whether it was
         accepted. Every started publish must be waited for (it holds a connection)."""
         url, body = self._publish_request(keyset, channel, message, token, meta, store)
-        pending = self._http.start(
+        pending = self._publish_http.start(
             "POST", url, body=body, headers=_JSON_HEADERS, timeout=_REQUEST_TIMEOUT_S
         )
         return PendingPublish(pending, f"publish on {channel}")

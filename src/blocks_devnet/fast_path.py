@@ -1,0 +1,333 @@
+"""A lean HTTP/1.1 front for the hottest POST routes (publish, RPC); aiohttp serves the rest.
+
+Every task event and stream frame is one ``POST /publish``, every task one ``POST
+/api/v1/rpc``, and aiohttp's per-request machinery (request and response objects, routing,
+middlewares, a task per request) costs about as much CPU as a publish itself. This protocol
+sits on the listening socket in front of aiohttp: it reads each request head itself and
+answers a plain ``POST`` to one of the :class:`FastRoute` paths, with a ``Content-Length``
+body, by calling the very same route function, wrapped in the application's own
+middlewares (so errors are answered exactly as aiohttp would), with a minimal request
+object. Route functions must finish without waiting on anything but ``request.read()``.
+The first request it does not serve (another route or method, a chunked or oversized body,
+``Expect``, ``Upgrade``, HTTP/1.0, anything odd) hands the connection, with every byte
+received so far, to aiohttp's own protocol for good. So the fast path never has to be right
+about anything but plain POSTs to its routes; aiohttp stays the reference for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+__all__ = ["FastConnections", "FastProtocol", "FastRoute"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest request head read here (a longer one goes to aiohttp, which refuses or serves it).
+_MAX_HEAD_BYTES: Final = 16 * 1024
+#: Request lines the fast path may serve start with one of these.
+_METHOD_PREFIXES: Final = (b"POST ", b"GET ")
+#: Request headers whose presence means "let aiohttp deal with it".
+_DEFERRED_HEADERS: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
+
+
+class _Headers(dict[str, str]):
+    """Request headers by lower-case name; ``get`` ignores case, as aiohttp's does."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+Route = Callable[[Any], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    """``method path`` (``prefix``: any longer path starting with it) served by ``handler``;
+    bodies over ``max_body`` bytes (any body, for a GET) go to aiohttp."""
+
+    path: str
+    handler: Route
+    max_body: int = 0
+    prefix: bool = False
+    method: str = "POST"
+    #: The handler may wait (a long-poll): it runs as a task, cancelled if the client leaves,
+    #: and the connection's next request is read once it answered.
+    waits: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        if method != self.method:
+            return False
+        if self.prefix:
+            return len(path) > len(self.path) and path.startswith(self.path)
+        return path == self.path
+
+
+class _PlainRequest:
+    """What the fast routes read from an aiohttp request, and nothing more."""
+
+    __slots__ = ("_body", "app", "content_length", "headers", "method", "raw_path")
+
+    def __init__(
+        self, app: web.Application, method: str, raw_path: str, headers: _Headers, body: bytes
+    ):
+        self.app = app
+        self.method = method
+        self.raw_path = raw_path
+        self.headers = headers
+        self.content_length = len(body)
+        self._body = body
+
+    @property
+    def path(self) -> str:
+        return self.raw_path.partition("?")[0]
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+class FastConnections:
+    """Builds :class:`FastProtocol` for a server and closes its connections at stop."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        fallback: Callable[[], asyncio.Protocol],
+        routes: Sequence[FastRoute],
+    ) -> None:
+        self._app = app
+        self._fallback = fallback
+        self._open: set[FastProtocol] = set()
+        # Each route inside the app's middlewares, composed as aiohttp composes them.
+        self._routes: list[tuple[FastRoute, Route]] = []
+        for route in routes:
+            handler = route.handler
+            for middleware in reversed(app.middlewares):
+                handler = functools.partial(middleware, handler=handler)
+            self._routes.append((route, handler))
+
+    def __call__(self) -> FastProtocol:
+        return FastProtocol(self._app, self._routes, self._fallback, self._open)
+
+    def close(self) -> None:
+        """Close the connections still served here (aiohttp closes the ones it took)."""
+        for protocol in list(self._open):
+            protocol.close()
+
+
+class FastProtocol(asyncio.Protocol):
+    """One client connection: fast routes answered here until the first other request."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        routes: list[tuple[FastRoute, Route]],
+        fallback: Callable[[], asyncio.Protocol],
+        registry: set[FastProtocol],
+    ) -> None:
+        self._app = app
+        self._routes = routes
+        self._fallback = fallback
+        self._registry = registry
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiting: asyncio.Task[web.StreamResponse] | None = None
+        self._waiting_keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._registry.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._registry.discard(self)
+        self._transport = None
+        if self._waiting is not None:
+            self._waiting.cancel()  # as aiohttp's handler_cancellation does
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # A client that sends requests without reading the answers must not fill our memory:
+    # stop reading while the transport's write buffer is over its high-water mark.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while self._transport is not None and self._buffer and self._waiting is None:
+            start = bytes(self._buffer[:5])
+            if not any(method.startswith(start[: len(method)]) for method in _METHOD_PREFIXES):
+                self._hand_over()
+                return
+            end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEAD_BYTES)
+            if end < 0:
+                if len(self._buffer) >= _MAX_HEAD_BYTES:
+                    self._hand_over()
+                return  # the head is not complete yet
+            parsed = _parse_head(bytes(self._buffer[:end]))
+            found = None if parsed is None else self._route_for(*parsed[:2], parsed[3])
+            if parsed is None or found is None:
+                self._hand_over()
+                return
+            method, raw_path, headers, length, keep_alive = parsed
+            total = end + 4 + length
+            if len(self._buffer) < total:
+                return  # the body is not complete yet
+            body = bytes(self._buffer[end + 4 : total])
+            route, handler = found
+            if route.waits:
+                del self._buffer[:total]
+                self._start_waiting(handler, method, raw_path, headers, body, keep_alive)
+                return
+            answer = self._serve(handler, method, raw_path, headers, body)
+            if answer is None:
+                self._hand_over()
+                return
+            del self._buffer[:total]
+            self._transport.write(_serialize(answer, keep_alive))
+            if not keep_alive:
+                self._transport.close()
+                return
+
+    def _route_for(self, method: str, raw_path: str, length: int) -> tuple[FastRoute, Route] | None:
+        path = raw_path.partition("?")[0]
+        for route, handler in self._routes:
+            if route.matches(method, path):
+                return (route, handler) if length <= route.max_body else None
+        return None
+
+    def _start_waiting(
+        self,
+        handler: Route,
+        method: str,
+        raw_path: str,
+        headers: _Headers,
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        request = _PlainRequest(self._app, method, raw_path, headers, body)
+        self._waiting_keep_alive = keep_alive
+        self._waiting = asyncio.ensure_future(handler(request))
+        self._waiting.add_done_callback(self._answer_waited)
+
+    def _answer_waited(self, task: asyncio.Task[web.StreamResponse]) -> None:
+        self._waiting = None
+        transport = self._transport
+        if transport is None or task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("unexpected error answering a long-poll", exc_info=error)
+            answer: web.StreamResponse = web.Response(status=500, text="500 Internal Server Error")
+        else:
+            answer = task.result()
+        if not isinstance(answer, web.Response):
+            transport.close()  # nothing here can stream a response
+            return
+        transport.write(_serialize(answer, self._waiting_keep_alive))
+        if not self._waiting_keep_alive:
+            transport.close()
+            return
+        self.data_received(b"")  # requests that arrived meanwhile
+
+    def _serve(
+        self, handler: Route, method: str, raw_path: str, headers: _Headers, body: bytes
+    ) -> web.Response | None:
+        """The route's answer, or None when it did not finish at once (aiohttp takes over)."""
+        request = _PlainRequest(self._app, method, raw_path, headers, body)
+        try:
+            answer = _run_now(handler(request))
+        except _NotImmediate:
+            return None
+        except Exception:
+            # What aiohttp does when a handler escapes every middleware: a bare 500.
+            logger.exception("unexpected error answering %s %s", method, request.path)
+            return web.Response(status=500, text="500 Internal Server Error")
+        return answer if isinstance(answer, web.Response) else None
+
+    def _hand_over(self) -> None:
+        """Give the connection, and every byte not answered yet, to aiohttp for good."""
+        transport, self._transport = self._transport, None
+        self._registry.discard(self)
+        if transport is None or transport.is_closing():
+            return
+        protocol = self._fallback()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        pending, self._buffer = bytes(self._buffer), bytearray()
+        if pending:
+            protocol.data_received(pending)
+
+
+class _NotImmediate(Exception):
+    """The route awaited something that was not ready."""
+
+
+def _run_now(coroutine: Awaitable[Any]) -> Any:
+    # The publish route's only await (reading the body) is already satisfied here, so the
+    # coroutine runs to its end in one step: no task, no loop round trip.
+    assert isinstance(coroutine, Coroutine)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise _NotImmediate
+
+
+def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
+    """(method, raw path, headers, body length, keep alive) of a plain HTTP/1.1 POST or GET,
+    else None."""
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+        return None
+    request_line, _, header_block = text.partition("\r\n")
+    parts = request_line.split(" ")
+    if len(parts) != 3 or parts[0] not in ("POST", "GET") or parts[2] != "HTTP/1.1":
+        return None
+    raw_path = parts[1]
+    if not raw_path.isascii() or not raw_path.isprintable():
+        return None
+    headers = _Headers()
+    for line in header_block.split("\r\n") if header_block else ():
+        name, colon, value = line.partition(":")
+        key = name.strip().lower()
+        if not colon or not key or name != name.strip() or key in headers:
+            return None  # folded, malformed or repeated headers: aiohttp decides
+        headers[key] = value.strip()
+    if _DEFERRED_HEADERS.intersection(headers):
+        return None
+    length_text = headers.get("content-length", "0")
+    if not length_text.isdigit() or len(length_text) > 9:
+        return None
+    length = int(length_text)
+    keep_alive = headers.get("connection", "").lower() != "close"
+    return parts[0], raw_path, headers, length, keep_alive
+
+
+def _serialize(answer: web.Response, keep_alive: bool) -> bytes:
+    body = answer.body
+    payload = body if isinstance(body, bytes) else b""
+    lines = [f"HTTP/1.1 {answer.status} {answer.reason}"]
+    for name, value in answer.headers.items():
+        if name.lower() not in ("content-length", "connection"):
+            lines.append(f"{name}: {value}")
+    lines.append(f"Content-Length: {len(payload)}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode("latin-1") + payload
