@@ -17,8 +17,10 @@ about anything but plain POSTs to its routes; aiohttp stays the reference for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +37,10 @@ _MAX_HEAD_BYTES: Final = 16 * 1024
 _METHOD_PREFIXES: Final = (b"POST ", b"GET ")
 #: Request headers whose presence means "let aiohttp deal with it".
 _DEFERRED_HEADERS: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
+#: Bytes read ahead behind a held long-poll before reading pauses (as aiohttp does).
+_MAX_READ_AHEAD: Final = 1024 * 1024
+#: A header name is an RFC 9110 token; anything else is aiohttp's to refuse.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class _Headers(dict[str, str]):
@@ -115,10 +121,12 @@ class FastConnections:
     def __call__(self) -> FastProtocol:
         return FastProtocol(self._app, self._routes, self._fallback, self._open)
 
-    def close(self) -> None:
-        """Close the connections still served here (aiohttp closes the ones it took)."""
-        for protocol in list(self._open):
-            protocol.close()
+    async def shutdown(self, timeout: float) -> None:
+        """Let held long-polls answer (up to ``timeout``), then close the connections still
+        served here (aiohttp closes the ones it took)."""
+        protocols = list(self._open)
+        if protocols:
+            await asyncio.gather(*(protocol.finish(timeout) for protocol in protocols))
 
 
 class FastProtocol(asyncio.Protocol):
@@ -139,6 +147,10 @@ class FastProtocol(asyncio.Protocol):
         self._buffer = bytearray()
         self._waiting: asyncio.Task[web.StreamResponse] | None = None
         self._waiting_keep_alive = True
+        # Why reading is paused, if it is: the client does not read our answers
+        # (writing paused), or it sends too much ahead of a held long-poll.
+        self._writing_paused = False
+        self._read_ahead_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -158,15 +170,37 @@ class FastProtocol(asyncio.Protocol):
     # A client that sends requests without reading the answers must not fill our memory:
     # stop reading while the transport's write buffer is over its high-water mark.
     def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
+        self._writing_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
+        self._writing_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._writing_paused or self._read_ahead_paused:
+            if transport.is_reading():
+                transport.pause_reading()
+        elif not transport.is_reading():
+            transport.resume_reading()
+
+    async def finish(self, timeout: float) -> None:
+        """Let a held long-poll (released by the server's shutdown) answer, then close."""
+        waiting = self._waiting
+        if waiting is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(waiting), timeout)
+            await asyncio.sleep(0)  # its done-callback writes the answer
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        if self._waiting is not None and len(self._buffer) > _MAX_READ_AHEAD:
+            self._read_ahead_paused = True
+            self._update_reading()
         while self._transport is not None and self._buffer and self._waiting is None:
             start = bytes(self._buffer[:5])
             if not any(method.startswith(start[: len(method)]) for method in _METHOD_PREFIXES):
@@ -225,6 +259,9 @@ class FastProtocol(asyncio.Protocol):
 
     def _answer_waited(self, task: asyncio.Task[web.StreamResponse]) -> None:
         self._waiting = None
+        if self._read_ahead_paused:
+            self._read_ahead_paused = False
+            self._update_reading()
         transport = self._transport
         if transport is None or task.cancelled():
             return
@@ -264,9 +301,14 @@ class FastProtocol(asyncio.Protocol):
         self._registry.discard(self)
         if transport is None or transport.is_closing():
             return
+        if not transport.is_reading():
+            transport.resume_reading()  # aiohttp manages reading from here on
         protocol = self._fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self._writing_paused:
+            # The transport will call resume_writing() on aiohttp's protocol: tell it first.
+            protocol.pause_writing()
         pending, self._buffer = bytes(self._buffer), bytearray()
         if pending:
             protocol.data_received(pending)
@@ -295,6 +337,9 @@ def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
         text = head.decode("latin-1")
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
         return None
+    bare = text.replace("\r\n", "")
+    if "\n" in bare or "\r" in bare:
+        return None  # a bare CR or LF: aiohttp refuses it (and it could hide a request)
     request_line, _, header_block = text.partition("\r\n")
     parts = request_line.split(" ")
     if len(parts) != 3 or parts[0] not in ("POST", "GET") or parts[2] != "HTTP/1.1":
@@ -305,17 +350,21 @@ def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
     headers = _Headers()
     for line in header_block.split("\r\n") if header_block else ():
         name, colon, value = line.partition(":")
-        key = name.strip().lower()
-        if not colon or not key or name != name.strip() or key in headers:
+        key = name.lower()
+        value = value.strip(" \t")
+        if not colon or not _TOKEN.fullmatch(name) or key in headers:
             return None  # folded, malformed or repeated headers: aiohttp decides
-        headers[key] = value.strip()
+        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
+            return None  # control characters in a value: aiohttp refuses them
+        headers[key] = value
     if _DEFERRED_HEADERS.intersection(headers):
         return None
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit() or len(length_text) > 9:
+    if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 9:
         return None
     length = int(length_text)
-    keep_alive = headers.get("connection", "").lower() != "close"
+    options = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    keep_alive = "close" not in options
     return parts[0], raw_path, headers, length, keep_alive
 
 

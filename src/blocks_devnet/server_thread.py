@@ -145,6 +145,6 @@ class ServerThread:
         finally:
             if fast is not None and server is not None:
                 server.close()
-                fast.close()
+                await fast.shutdown(SHUTDOWN_TIMEOUT_SECONDS)
                 await asyncio.sleep(0)  # let cancelled long-polls finish their clean-up
             await runner.cleanup()

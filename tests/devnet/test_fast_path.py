@@ -6,6 +6,7 @@ status, body and the headers a client reads must match (timetokens aside).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -120,6 +121,16 @@ CASES = {
     "bad heartbeat": _get(f"/v2/presence/sub-key/{SUB}/channel/room/heartbeat?heartbeat=abc"),
     "subscribe handshake": _get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"),
     "subscribe bad filter": _get(f"/v2/subscribe/{SUB}/room/0?tt=1&filter-expr=a%20%3D%3D"),
+    "bare LF hiding a body": (
+        b"POST /publish/" + PUB.encode() + b"/" + SUB.encode() + b"/0/room/0 HTTP/1.1\r\n"
+        b'Host: x\r\nX-A: a\nContent-Length: 3\r\n\r\n"x"'
+    ),
+    "superscript content length": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"", "X: 1").replace(
+        b"Content-Length: 0", "Content-Length: \u00b2".encode("latin-1")
+    ),
+    "space in a header name": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X A: b"),
+    "odd character in a header name": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X@A: b"),
+    "NUL in a header value": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: a\x00b"),
     "gzip labelled body": _post(
         f"/publish/{PUB}/{SUB}/0/room/0", b"not gzip at all", "Content-Encoding: gzip"
     ),
@@ -269,3 +280,87 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize("value", ["close", "keep-alive, close", "Close, TE"])
+def test_a_connection_header_naming_close_closes(
+    servers: tuple[RealtimeServer, RealtimeServer], value: str
+) -> None:
+    fast, _ = servers
+    client = _Client(fast)
+    try:
+        client.sock.sendall(_post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", f"Connection: {value}"))
+        assert client.response()[1].get("connection") == "close"
+        assert client.closed_by_server()
+    finally:
+        client.close()
+
+
+def test_a_held_poll_is_answered_when_the_server_stops(tmp_path: Path) -> None:
+    server = RealtimeServer([OPEN], data_dir=tmp_path, fast_path=True).start()
+    client = _Client(server)
+    try:
+        client.sock.sendall(_get(f"/v2/subscribe/{SUB}/room/0?tt=1&uuid=u1"))
+        _wait_for(lambda: _waiters(server) == 1)
+        server.stop()
+        status, _, body = client.response()
+        assert status == 200 and json.loads(body)["m"] == []
+    finally:
+        client.close()
+        server.stop()
+
+
+class _FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+        self.protocol: asyncio.BaseProtocol | None = None
+        self.written: list[bytes] = []
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+
+class _Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.calls.append("connection_made")
+
+    def pause_writing(self) -> None:
+        self.calls.append("pause_writing")
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(f"data:{data.split(b' ')[1].decode()}")
+
+
+def test_a_hand_over_while_writing_is_paused_leaves_aiohttp_in_step() -> None:
+    from aiohttp import web
+
+    from blocks_devnet.fast_path import FastConnections
+
+    recorder = _Recorder()
+    protocol = FastConnections(web.Application(), lambda: recorder, [])()
+    transport = _FakeTransport()
+    protocol.connection_made(transport)
+    protocol.pause_writing()  # the client stopped reading our answers
+    assert not transport.reading
+    protocol.data_received(_get("/time/0"))
+    assert transport.protocol is recorder and transport.reading  # aiohttp reads from here
+    assert recorder.calls == ["connection_made", "pause_writing", "data:/time/0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
@@ -44,14 +45,16 @@ class JwtIssuer:
         self._verified: dict[str, tuple[Principal, float]] = {}
 
     def issue(self, principal: Principal, ttl_seconds: int) -> str:
-        now = int(time.time())
+        now = time.time()
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "sub": principal.user_id,
             "org": principal.org_id,
             "kind": principal.kind,
-            "iat": now,
-            "exp": now + ttl_seconds,
+            "iat": int(now),
+            # Whole seconds, rounded up: a token never lives shorter than the expiresIn
+            # it is announced with (rounding down cut a 1 s token to a few ms).
+            "exp": math.ceil(now) + ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
         if principal.agent_id is not None:

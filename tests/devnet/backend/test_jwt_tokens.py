@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import jwt
@@ -40,7 +41,7 @@ def test_a_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(time, "time", clock)
     token = issuer.issue(ALICE, ttl_seconds=60)
     assert issuer.verify(token) == ALICE  # remembered now
-    clock.now += 60  # exp itself is expired, as PyJWT has it
+    clock.now = math.ceil(clock.now) + 60  # exp itself is expired, as PyJWT has it
     with pytest.raises(BackendError) as caught:
         issuer.verify(token)
     assert (caught.value.status, caught.value.code) == (401, TOKEN_EXPIRED)
@@ -53,3 +54,12 @@ def test_forged_tokens_are_refused_every_time() -> None:
         with pytest.raises(BackendError) as caught:
             issuer.verify(forged)
         assert (caught.value.status, caught.value.code) == (401, TOKEN_INVALID)
+
+
+def test_a_token_lives_at_least_its_announced_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = JwtIssuer("s" * 48)
+    clock = FakeTime(1_800_000_000.95)  # late in a second: rounding down would cut it short
+    monkeypatch.setattr(time, "time", clock)
+    token = issuer.issue(ALICE, ttl_seconds=1)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] >= clock.now + 1 and claims["iat"] <= clock.now
