@@ -380,7 +380,10 @@ class TaskService:
         if queue is not None and record.task_id in queue:
             queue.remove(record.task_id)
         self.tokens.on_terminal(
-            record.task_id, now, int(self.settings.stream_revoke_delay_seconds * 1000)
+            record.task_id,
+            now,
+            int(self.settings.stream_revoke_delay_seconds * 1000),
+            has_streams=record.has_stream,
         )
         logger.debug("task %s ended %s", record.task_id, event.state)
         if self._queues.get(record.agent_name):

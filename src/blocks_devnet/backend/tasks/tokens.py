@@ -153,15 +153,20 @@ class TokenLedger:
         )
         return None if row is None else str(row["writer_token"])
 
-    def on_terminal(self, task_id: str, now_ms: int, stream_revoke_delay_ms: int) -> int:
+    def on_terminal(
+        self, task_id: str, now_ms: int, stream_revoke_delay_ms: int, *, has_streams: bool = True
+    ) -> int:
         """Revoke (or schedule) every token of a finished task; returns how many were
-        revoked now."""
+        revoked now. ``has_streams=False`` (streaming was not negotiated, so the setup hook
+        never recorded a stream) skips the stream bookkeeping."""
         revoked = 0
         for row in self._db.query(
             "SELECT subscribe_key, token FROM task_tokens WHERE task_id=?", (task_id,)
         ):
             self._revoke(row["subscribe_key"], row["token"])
             revoked += 1
+        if not has_streams:
+            return revoked
         streams = self._db.query(
             "SELECT * FROM task_streams WHERE task_id=? AND ended=0", (task_id,)
         )
