@@ -10,6 +10,7 @@ round the server must still tell the time and accept a valid publish.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -38,7 +39,15 @@ from blocks_network.protocol.stream_setup import StreamSetup
 from tests.devnet.fuzz.backend_targets import BackendIdentity, backend_templates
 from tests.devnet.fuzz.checks import Fuzzer, Snapshot, healthy_publish, realtime_rows_ok, refused
 from tests.devnet.fuzz.mutator import Mutator
-from tests.devnet.fuzz.raw_http import RawRequest, RawResponse, q, segments, send
+from tests.devnet.fuzz.raw_http import (
+    RawRequest,
+    RawResponse,
+    encode,
+    q,
+    segments,
+    send,
+    statuses_in,
+)
 from tests.devnet.fuzz.realtime_targets import (
     BOUNDARY,
     CHANNEL,
@@ -418,6 +427,41 @@ def test_garbage_below_http_is_refused_and_server_survives(
     if answer:  # aiohttp may also close silently, or serve an HTTP/0.9 request line
         status = int(answer.split(b" ", 2)[1])
         assert status < 500, answer[:300]
+    realtime_fuzzer(realtime, OPEN).check_healthy()
+
+
+def test_pipelined_keep_alive_batches_never_get_a_5xx(realtime: RealtimeServer) -> None:
+    """Mutated requests pipelined on one keep-alive connection: what the fast path reads,
+    what it hands to aiohttp mid-stream, and what aiohttp refuses all answer below 500,
+    in order, and the connection never hangs."""
+    import socket
+
+    rng = random.Random(SEED + 1)
+    mutator = Mutator(rng)
+    cursor = realtime.call(lambda: realtime.service.messages.clock.head())  # type: ignore[union-attr]
+    templates = realtime_templates(
+        OPEN,
+        realtime.call(lambda: prepare_files(realtime.service.file_store, OPEN)),  # type: ignore[union-attr]
+        credentials=(b"c",),
+        auth=None,
+        cursor=int(cursor),  # type: ignore[call-overload]
+    )
+    answered = 0
+    for _ in range(40):
+        batch = [mutator.mutate(rng.choice(templates)) for _ in range(rng.randint(2, 6))]
+        data = b"".join(encode(realtime.port, request, close=False) for request in batch)
+        data += encode(realtime.port, RawRequest(b"GET", (b"time", b"0")))
+        with socket.create_connection(("127.0.0.1", realtime.port), timeout=10) as sock:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(data)
+            raw = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(256 * 1024):
+                    raw += chunk
+        statuses = statuses_in(raw)
+        assert statuses and all(status < 500 for status in statuses), (statuses, batch)
+        answered += len(statuses)
+    assert answered > 80
     realtime_fuzzer(realtime, OPEN).check_healthy()
 
 

@@ -66,13 +66,8 @@ class RawResponse:
         return json.loads(self.body)
 
 
-def send(
-    port: int, request: RawRequest, *, timeout: float = REQUEST_TIMEOUT_SECONDS
-) -> RawResponse:
-    """Send ``request`` on a fresh connection (``Connection: close``) and read the answer.
-
-    Raises ``TimeoutError`` if the server does not answer within ``timeout``.
-    """
+def encode(port: int, request: RawRequest, *, close: bool = True) -> bytes:
+    """The request's bytes; ``close=False`` leaves the connection open for the next one."""
     lines = [request.method + b" " + request.target + b" HTTP/1.1"]
     names = {key.lower() for key, _ in request.headers}
     if b"host" not in names:
@@ -80,8 +75,40 @@ def send(
     if b"content-length" not in names and b"transfer-encoding" not in names:
         lines.append(b"Content-Length: %d" % len(request.body))
     lines += [key + b": " + value for key, value in request.headers]
-    lines.append(b"Connection: close")
-    data = b"\r\n".join(lines) + b"\r\n\r\n" + request.body
+    if close:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + request.body
+
+
+def statuses_in(raw: bytes) -> list[int]:
+    """Status codes of the responses in a pipelined stream, in order (a response without a
+    Content-Length ends the stream, as it ends the connection)."""
+    statuses: list[int] = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError(f"an incomplete response at the end: {raw[:200]!r}")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        statuses.append(int(status_line.split(" ", 2)[1]))
+        lengths = [
+            line.partition(":")[2].strip()
+            for line in header_lines
+            if line.partition(":")[0].strip().lower() == "content-length"
+        ]
+        if not lengths:
+            break
+        raw = rest[int(lengths[0]) :]
+    return statuses
+
+
+def send(
+    port: int, request: RawRequest, *, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> RawResponse:
+    """Send ``request`` on a fresh connection (``Connection: close``) and read the answer.
+
+    Raises ``TimeoutError`` if the server does not answer within ``timeout``.
+    """
+    data = encode(port, request)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         # The server may answer and close before it reads a large body.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
