@@ -34,6 +34,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _servers import cpu_seconds
+
 AGENT = "stream_bench"
 CHUNK = 64 * 1024
 MAX_LATENCY_MS = 250
@@ -55,7 +58,8 @@ def devnet_process() -> Iterator[dict[str, str]]:
                     raise RuntimeError("blocks devnet did not start")
                 time.sleep(0.05)
             lines = env_file.read_text().split()
-            yield dict(line.split("=", 1) for line in lines if "=" in line)
+            env = dict(line.split("=", 1) for line in lines if "=" in line)
+            yield {**env, "BENCH_NETWORK_PID": str(process.pid)}
         finally:
             process.terminate()
             try:
@@ -177,6 +181,11 @@ def consumer_main(args: argparse.Namespace) -> dict[str, float]:
     )
     assert agent.stdin is not None and agent.stdout is not None
     results: dict[str, float] = {}
+    pids = {"network": int(os.environ["BENCH_NETWORK_PID"]), "agent": agent.pid}
+    pids["consumer"] = os.getpid()
+
+    def cpu() -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
     def go() -> None:
         assert agent.stdin is not None
@@ -192,18 +201,24 @@ def consumer_main(args: argparse.Namespace) -> dict[str, float]:
             with client.send_message(AGENT, [text_part("bytes")], stream=True) as session:
                 chunks = session.wait_for_stream(timeout=30).open().bytes(timeout=60)
                 assert next(chunks) == b"w"
+                cpu_before = cpu()
                 go()
                 digest, size = hashlib.sha256(), 0
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                 end = time.time()
+                cpu_after = cpu()
                 started = float(line(agent.stdout)[1])
                 payload = payload_bytes(args.mb)
                 assert size == len(payload) and digest.digest() == hashlib.sha256(payload).digest()
                 session.wait_for_terminal(30)
             results["bytes_mb_s"] = size / (end - started) / 1e6
             results["bytes_s"] = end - started
+            for name in pids:
+                # CPU per MB of each process: robust to a busy machine, unlike MB/s.
+                spent = cpu_after[name] - cpu_before[name]
+                results[f"cpu_ms_per_mb_{name}"] = spent * 1000 / (size / 1e6)
             # events
             with client.send_message(AGENT, [text_part("events")], stream=True) as session:
                 events = session.wait_for_stream(timeout=30).open().events(timeout=60)
@@ -267,6 +282,8 @@ def main() -> None:
     size = os.environ.get("STREAM_MAX_MESSAGE_SIZE", "16384 (default)")
     print(f"STREAM_MAX_MESSAGE_SIZE={size}")
     print(f"bytes:      {r['bytes_mb_s']:6.1f} MB/s   ({args.mb} MB in {r['bytes_s']:.2f} s)")
+    cpu = ", ".join(f"{n} {r[f'cpu_ms_per_mb_{n}']:.0f}" for n in ("network", "agent", "consumer"))
+    print(f"  CPU ms per MB: {cpu}")
     print(f"events:     {r['events_per_s']:8.0f} /s  ({args.events} in {r['events_s']:.2f} s)")
     print(
         f"first byte: median {r['latency_median_ms']:.1f} ms, max {r['latency_max_ms']:.1f} ms "

@@ -201,7 +201,9 @@ class ControlClient:
 
     # --- the plain subscription's callbacks (on the control thread) --------------------------
 
-    def _on_message(self, message: object, timetoken: int | None, meta: object) -> None:
+    def _on_message(
+        self, message: object, timetoken: int | None, meta: object, publisher: str | None
+    ) -> None:
         self._events.on_message(message, meta)
 
     def _on_denied(self) -> None:

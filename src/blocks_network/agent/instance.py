@@ -144,7 +144,6 @@ class AgentInstance:
             result = self._connect(record is None)
             self._build_runtime(network)
             self._streams = AgentStreams(
-                http=self._http,
                 endpoint=network.endpoint,
                 agent_name=opts.agent_name,
                 instance_id=self.instance_id,

@@ -102,8 +102,13 @@ class SessionRealtime:
 
     @property
     def http(self) -> HttpClient:
-        """The shared keep-alive pool (sessions' stream readers use it too)."""
+        """The shared keep-alive pool."""
         return self._http
+
+    @property
+    def polls(self) -> tuple[PollThreads, PollConnections]:
+        """The poll threads and connections sessions and their stream readers borrow."""
+        return self._polls
 
     def with_keys(self, subscribe_key: str | None, publish_key: str | None) -> SessionRealtime:
         """The same endpoint and pool on another keyset (a SendMessage result may name one).

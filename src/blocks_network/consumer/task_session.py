@@ -193,7 +193,13 @@ class TaskSession:
 
     # --- event intake -----------------------------------------------------------------------------
 
-    def _receive(self, message: object, timetoken: int | None, meta: object = None) -> None:
+    def _receive(
+        self,
+        message: object,
+        timetoken: int | None,
+        meta: object = None,
+        publisher: str | None = None,
+    ) -> None:
         event = TaskEvent.from_wire(message, timetoken)
         if event is None:
             logger.debug("ignoring a non-event message on %s", self._channel)
@@ -221,7 +227,7 @@ class TaskSession:
     def _stream_link(self) -> StreamLink:
         realtime = self._realtime
         keyset = Keyset(realtime.publish_key or "", realtime.subscribe_key)
-        return StreamLink(realtime.http, realtime.endpoint, keyset, self._stream_prefix)
+        return StreamLink(realtime.endpoint, keyset, self._stream_prefix, realtime.polls)
 
     def _drain_streams(self, window_s: float) -> None:
         """Let opened streams finish for up to ``window_s`` after the terminal (§8.6)."""

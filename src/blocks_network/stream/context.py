@@ -28,7 +28,6 @@ from blocks_network.protocol.constants import (
 )
 from blocks_network.protocol.errors import STREAM_CRASHED, ProtocolError
 from blocks_network.protocol.stream_setup import StreamSetup
-from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
 from .client import StreamClient, StreamInfo
@@ -75,7 +74,6 @@ class AgentStreams:
     def __init__(
         self,
         *,
-        http: HttpClient,
         endpoint: RealtimeEndpoint,
         agent_name: str,
         instance_id: str,
@@ -85,7 +83,6 @@ class AgentStreams:
         on_change: Callable[[], None] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self._http = http
         self._endpoint = endpoint
         self._agent_name = agent_name
         self._instance_id = instance_id
@@ -116,7 +113,7 @@ class AgentStreams:
         with self._lock:
             link = self._links.get(keyset)
             if link is None:
-                link = StreamLink(self._http, self._endpoint, keyset, self._agent_name)
+                link = StreamLink(self._endpoint, keyset, self._agent_name)
                 self._links[keyset] = link
             return link
 

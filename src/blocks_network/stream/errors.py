@@ -1,7 +1,10 @@
 """Stream status errors (:class:`StreamError`, a payload, not an exception) and stream exceptions.
 
-A stream's subscribe loop reports transport status events; each error-category event becomes
-a :class:`StreamError` handed to ``StreamClient.on_error`` callbacks. ``access_denied`` and
+A stream's subscribe loop reports each failed poll as a :class:`StreamError` handed to
+``StreamClient.on_error`` callbacks; the categories are the ones the official PubNub client's
+statuses map to (a lost connection is ``network_down``, a 400 ``bad_request``, a 403
+``access_denied``, another status ``other``, an answer that is not a subscribe envelope
+``malformed_response``). ``access_denied`` and
 ``bad_request`` are fatal: the stream is force-ended so its iterators finish (protocol §8.4).
 
 Exceptions raised by stream operations, all rooted at :class:`~blocks_network.errors.BlocksError`::
@@ -20,8 +23,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from pubnub.enums import PNStatusCategory
-
 from blocks_network.errors import BackendError, ClosedError, ConfigError
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "StreamErrorCategory",
     "StreamOptionsError",
     "StreamSetupError",
-    "category_of",
     "is_error_category",
 ]
 
@@ -52,31 +52,6 @@ FATAL_CATEGORIES: Final[frozenset[str]] = frozenset({"access_denied", "bad_reque
 
 _NOT_ERRORS: Final[frozenset[str]] = frozenset({"connected", "reconnected"})
 
-_BY_PUBNUB: Final[dict[PNStatusCategory, StreamErrorCategory]] = {
-    PNStatusCategory.PNConnectedCategory: "connected",
-    PNStatusCategory.PNReconnectedCategory: "reconnected",
-    PNStatusCategory.PNDisconnectedCategory: "network_down",
-    PNStatusCategory.PNUnexpectedDisconnectCategory: "network_down",
-    PNStatusCategory.PNConnectionErrorCategory: "network_down",
-    PNStatusCategory.PNNetworkIssuesCategory: "network_issues",
-    PNStatusCategory.PNTLSConnectionFailedCategory: "network_issues",
-    PNStatusCategory.PNTLSUntrustedCertificateCategory: "network_issues",
-    PNStatusCategory.PNTimeoutCategory: "timeout",
-    PNStatusCategory.PNMalformedResponseCategory: "malformed_response",
-    PNStatusCategory.PNSerializationErrorCategory: "malformed_response",
-    PNStatusCategory.PNDecryptionErrorCategory: "malformed_response",
-    PNStatusCategory.PNAccessDeniedCategory: "access_denied",
-    PNStatusCategory.PNBadRequestCategory: "bad_request",
-    PNStatusCategory.PNMalformedFilterExpressionCategory: "bad_request",
-}
-
-
-def category_of(category: object) -> StreamErrorCategory:
-    """Map a PubNub ``PNStatusCategory`` (or anything else) to a stream error category."""
-    if isinstance(category, PNStatusCategory):
-        return _BY_PUBNUB.get(category, "other")
-    return "other"
-
 
 def is_error_category(category: str) -> bool:
     """True for categories that fire ``on_error`` (everything but connected/reconnected)."""
@@ -85,7 +60,7 @@ def is_error_category(category: str) -> bool:
 
 @dataclass(frozen=True)
 class StreamError:
-    """One error-category status event of a stream's subscription.
+    """One error of a stream's subscription.
 
     ``error`` is a human-readable description, ``channel`` the stream channel, ``timestamp``
     epoch milliseconds. ``fatal`` is true for ``access_denied`` and ``bad_request``: the stream

@@ -1,27 +1,31 @@
-"""How one process reaches stream channels: origin, keyset, connection pool, client ids.
+"""How one process reaches stream channels: origin, keyset, poll loops, client ids.
 
 The agent runtime and the consumer session each build one :class:`StreamLink`; stream readers
-and writers get their publisher and subscribe clients from it.
+get their subscriptions and writers their publisher from it.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-
-from pubnub.pubnub import PubNub
+from typing import Final
 
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.protocol.ids import stream_client_id
-from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.publisher import TokenPublisher
-from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
-from blocks_network.transport.pubnub_http import use_pooled_requests
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.subscription import (
+    ChannelSubscription,
+    PollConnections,
+    SubscriptionSink,
+)
 
 __all__ = ["StreamLink", "next_stream_client_id"]
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
+_THREAD_NAME: Final = "blocks-stream-poll"
 
 
 def next_stream_client_id(prefix: str) -> str:
@@ -34,20 +38,26 @@ def next_stream_client_id(prefix: str) -> str:
 class StreamLink:
     """Where stream channels live for this process, and who it is there. Thread-safe.
 
-    ``client_prefix`` is the agent name (agent side) or the consumer's user id. ``http`` is a
-    shared pool owned by the caller (subscribe clients use it); the link owns its publisher's
-    connections: :meth:`close` them when done.
+    ``client_prefix`` is the agent name (agent side) or the consumer's user id. ``polls`` are
+    the threads and connections readers' subscribe loops borrow, owned by the caller (the
+    consumer shares its sessions'); without them the link makes its own on first use. The
+    link owns its publisher's connections (and its own polls): :meth:`close` them when done.
     """
 
     def __init__(
-        self, http: HttpClient, endpoint: RealtimeEndpoint, keyset: Keyset, client_prefix: str
+        self,
+        endpoint: RealtimeEndpoint,
+        keyset: Keyset,
+        client_prefix: str,
+        polls: tuple[PollThreads, PollConnections] | None = None,
     ) -> None:
-        self.http = http
         self.endpoint = endpoint
         self.keyset = keyset
         self.client_prefix = client_prefix
         self._lock = threading.Lock()
         self._publisher: TokenPublisher | None = None
+        self._polls = polls
+        self._owns_polls = polls is None
 
     def publisher(self) -> TokenPublisher:
         """The publisher for this link's keyset (one per link, created on first use)."""
@@ -60,23 +70,49 @@ class StreamLink:
         """A fresh stream client user id for this process."""
         return next_stream_client_id(self.client_prefix)
 
-    def subscriber(self, *, user_id: str, token: str, filter_expression: str | None) -> PubNub:
-        """A PubNub client for reading one stream (the caller ``stop()``s it)."""
-        client = create_pubnub(
-            subscribe_key=self.keyset.subscribe_key,
-            publish_key=self.keyset.publish_key,
-            user_id=user_id,
+    def subscription(
+        self,
+        *,
+        channel: str,
+        user_id: str,
+        token: str,
+        cursor: int,
+        sink: SubscriptionSink,
+        filter_expr: str | None = None,
+    ) -> ChannelSubscription:
+        """A subscribe loop on ``channel`` after timetoken ``cursor``, not started yet (the
+        caller ``start()``s and ``stop()``s it). Streams send no presence heartbeat."""
+        with self._lock:
+            if self._polls is None:
+                self._polls = (
+                    PollThreads(thread_name=_THREAD_NAME),
+                    PollConnections(self.endpoint),
+                )
+            threads, connections = self._polls
+        return ChannelSubscription(
             endpoint=self.endpoint,
+            subscribe_key=self.keyset.subscribe_key,
+            channel=channel,
             token=token,
-            filter_expression=filter_expression,
+            user_id=user_id,
+            cursor=cursor,
+            sink=sink,
+            threads=threads,
+            connections=connections,
+            filter_expr=filter_expr,
         )
-        # Streams do not use presence: no leave call when a reader stops.
-        client.config.suppress_leave_events = True
-        return use_pooled_requests(client, self.http)
 
     def close(self) -> None:
-        """Close the publisher's idle connections (the link stays usable). Idempotent."""
+        """Close the publisher's idle connections and the link's own poll threads (a link
+        closed this way still works: it makes new ones). Idempotent."""
         with self._lock:
             publisher = self._publisher
+            polls = self._polls if self._owns_polls else None
+            if polls is not None:
+                self._polls = None
         if publisher is not None:
             publisher.close()
+        if polls is not None:
+            threads, connections = polls
+            threads.close()
+            connections.close()

@@ -1,7 +1,8 @@
 """The reading half of a stream (protocol §8.4): subscribe, reassemble, reorder, hand out.
 
-One PubNub client per reader (each stream has its own token) subscribes to the stream channel
-at timetoken 1000, so the server replays what it still buffers, or, when the stream's
+Each reader runs its own subscribe loop (each stream has its own token; the plain keep-alive
+loop of :mod:`blocks_network.transport.subscription`, whose requests are the official
+client's) on the stream channel from timetoken 1000, so the server replays what it still buffers, or, when the stream's
 announcement timetoken is known, just after it: a shared stream's channel outlives its writer,
 and a reopened stream's new writer restarts at the first seq, so the previous writer's cached
 frames must not be replayed (they would shadow the new ones as duplicates). A bidirectional reader sets the
@@ -25,8 +26,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from pubnub.pubnub import PubNub
-
 from blocks_network.protocol.constants import STREAM_REPLAY_TIMETOKEN, StreamFormat
 from blocks_network.protocol.errors import ProtocolError
 from blocks_network.protocol.multipart import MultipartAssembler
@@ -38,12 +37,16 @@ from blocks_network.protocol.streams import (
     parse_stream_frame,
     stream_sender_filter,
 )
+from blocks_network.transport.subscription import (
+    ChannelSubscription,
+    PollFailure,
+    SubscriptionSink,
+)
 
-from .errors import StreamError, category_of, is_error_category
+from .errors import StreamError, StreamErrorCategory, is_error_category
 from .frames import InboundFrame
 from .link import StreamLink
 from .reorder import ReorderBuffer
-from .subscription import SubscriptionListener, status_text
 
 __all__ = ["DEFAULT_MAX_QUEUED_FRAMES", "ErrorCallback", "StreamReader"]
 
@@ -58,9 +61,8 @@ _OVERFLOW_TIMEOUT_S: Final = 30.0
 _WAIT_SLICE_S: Final = 0.5
 #: Skipped frames are logged at WARNING this many times per reader, then at DEBUG.
 _LOUD_SKIPS: Final = 20
-#: Status categories that are bookkeeping, not errors (ack of unsubscribe, cancelled poll).
-_QUIET_PUBNUB_CATEGORIES: Final = frozenset(
-    {"PNAcknowledgmentCategory", "PNCancelledCategory", "PNSubscriptionChangedCategory"}
+_ACCESS_DENIED_TEXT: Final = (
+    "access denied (HTTP 403): the stream's token was revoked or does not grant reading it"
 )
 
 
@@ -98,7 +100,7 @@ class StreamReader:
         self._finished = threading.Event()
         self._closed = False
         self._error_callbacks: list[ErrorCallback] = []
-        self._pubnub: PubNub | None = None
+        self._subscription: ChannelSubscription | None = None
         self._skips = 0
         self.fatal_error: StreamError | None = None
         self.frames_received = 0
@@ -111,15 +113,19 @@ class StreamReader:
         cursor = STREAM_REPLAY_TIMETOKEN
         if replay_after is not None:
             cursor = max(replay_after, STREAM_REPLAY_TIMETOKEN)
-        flt = stream_sender_filter(self.user_id) if self._filter_own else None
-        client = link.subscriber(user_id=self.user_id, token=token, filter_expression=flt)
-        client.add_listener(SubscriptionListener(self))
+        subscription = link.subscription(
+            channel=self.channel,
+            user_id=self.user_id,
+            token=token,
+            cursor=cursor,
+            sink=SubscriptionSink(self._on_message, self._on_denied, failed=self._on_failed),
+            filter_expr=stream_sender_filter(self.user_id) if self._filter_own else None,
+        )
         with self._cond:
             if self._closed:
-                client.stop()
                 return
-            self._pubnub = client
-        client.subscribe().channels([self.channel]).with_timetoken(cursor).execute()
+            self._subscription = subscription
+        subscription.start()
 
     @property
     def finished(self) -> bool:
@@ -156,9 +162,9 @@ class StreamReader:
 
     def _stop_client(self) -> None:
         with self._cond:
-            client, self._pubnub = self._pubnub, None
-        if client is not None:
-            client.stop()
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.stop()
 
     # --- consuming ----------------------------------------------------------------------
 
@@ -231,6 +237,15 @@ class StreamReader:
         return unsubscribe
 
     # --- receiving ----------------------------------------------------------------------
+
+    def _on_message(
+        self, payload: object, timetoken: int | None, meta: object, publisher: str | None
+    ) -> None:
+        try:
+            self.accept(payload, publisher=publisher, timetoken=timetoken, meta=meta)
+        except Exception:
+            # Never let one frame end the subscription loop.
+            logger.exception("stream %s: frame handling failed", self.stream_id)
 
     def accept(
         self,
@@ -378,35 +393,42 @@ class StreamReader:
             last,
         )
 
-    # --- status -------------------------------------------------------------------------
+    # --- errors -------------------------------------------------------------------------
 
-    def on_status(self, status: Any) -> None:
-        """Handle a status of the subscription (worker thread): report errors, end on fatal."""
-        raw = getattr(status, "category", None)
-        if self._closed or getattr(raw, "name", None) in _QUIET_PUBNUB_CATEGORIES:
+    def _on_denied(self) -> None:
+        self.report_error("access_denied", _ACCESS_DENIED_TEXT)
+
+    def _on_failed(self, why: PollFailure, description: str) -> None:
+        self.report_error(why, description)
+
+    def report_error(self, category: StreamErrorCategory, description: str) -> None:
+        """Report a subscription error to ``on_error`` callbacks; a fatal one
+        (``access_denied``, ``bad_request``) then ends the stream and its subscription, so
+        an iterator that ends on it finds the callbacks already called."""
+        if self._closed or not is_error_category(category):
             return
-        category = category_of(raw)
-        if not is_error_category(category):
-            return
-        error = StreamError.create(category, status_text(status), self.channel)
+        error = StreamError.create(category, description, self.channel)
         with self._cond:
             if self.fatal_error is not None:
-                # The stream is over; later statuses (e.g. the refused leave) add nothing.
+                # The stream is over; later errors add nothing.
                 return
             if error.fatal:
                 self.fatal_error = error
-                self._finish_locked()
             callbacks = list(self._error_callbacks)
-        if error.fatal:
-            logger.warning(
-                "stream %s ended: %s (%s); the stream's access was revoked or is invalid",
-                self.stream_id,
-                error.category,
-                error.error,
-            )
-        else:
+        if not error.fatal:
             logger.info("stream %s: %s (%s)", self.stream_id, error.category, error.error)
+            self._notify(error, callbacks)
+            return
+        logger.warning(
+            "stream %s ended: %s (%s); the stream's access was revoked or is invalid",
+            self.stream_id,
+            error.category,
+            error.error,
+        )
         self._notify(error, callbacks)
+        with self._cond:
+            self._finish_locked()
+        self._stop_client()
 
     def _notify(self, error: StreamError, callbacks: list[ErrorCallback]) -> None:
         for callback in callbacks:

@@ -22,7 +22,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote, urlencode
 
 from pubnub.pubnub_core import PubNubCore
@@ -31,7 +31,7 @@ from blocks_network.transport.connections import new_connection
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 
-__all__ = ["ChannelSubscription", "PollConnections", "SubscriptionSink"]
+__all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +43,49 @@ _PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 _MAX_IDLE_CONNECTIONS: Final = 64
 #: Envelope ``e`` values delivered as messages (absent or 0); signals, files etc. are not.
 _MESSAGE_TYPES: Final = (None, 0)
+
+#: Why a poll failed, as :class:`SubscriptionSink` ``failed`` hears it; the names are the
+#: stream error categories the official client's statuses map to (a lost connection is its
+#: "unexpected disconnect", any other status its "unknown" category).
+PollFailure = Literal["bad_request", "network_down", "malformed_response", "other"]
+
+
+class _Answer(NamedTuple):
+    """One poll's outcome: an HTTP status and body, or ``status == 0`` and the network
+    error's description in ``error``."""
+
+    status: int
+    body: bytes
+    error: str = ""
+
+
 #: What :meth:`ChannelSubscription._poll` returns for a poll the client's timeout ended.
-_TIMED_OUT: Final = (0, b"")
+_TIMED_OUT: Final = _Answer(0, b"", "timed out")
 
 
 class SubscriptionSink:
-    """Where a subscription reports: ``message(payload, timetoken, meta)``, ``denied()``
-    and, optionally, ``connected(reconnected)`` after the first answered poll and after the
-    first answered poll that follows failures."""
+    """Where a subscription reports, on its poll thread:
+
+    - ``message(payload, timetoken, meta, publisher)`` for each message, in order;
+    - ``denied()`` once, on a 403 (the loop has ended);
+    - ``connected(reconnected)``, optional, after the first answered poll and after the
+      first answered poll that follows failures;
+    - ``failed(why, description)``, optional, for each failed poll before its retry (the
+      sink may :meth:`ChannelSubscription.stop` the loop from it). Without it, failures
+      are logged as warnings.
+    """
 
     def __init__(
         self,
-        message: Callable[[object, int | None, object], None],
+        message: Callable[[object, int | None, object, str | None], None],
         denied: Callable[[], None],
         connected: Callable[[bool], None] | None = None,
+        failed: Callable[[PollFailure, str], None] | None = None,
     ) -> None:
         self.message = message
         self.denied = denied
         self.connected = connected
+        self.failed = failed
 
 
 class PollConnections:
@@ -180,23 +205,22 @@ class ChannelSubscription:
         answered = False
         try:
             while not self._stopped.is_set():
-                result = self._poll()
-                if self._stopped.is_set():
+                answer = self._poll()
+                if answer is None or self._stopped.is_set():
                     return
-                if result is _TIMED_OUT:
+                if answer is _TIMED_OUT:
                     continue
-                if result is not None and result[0] == 403:
+                if answer.status == 403:
                     self._stopped.set()
                     self._sink.denied()
                     return
-                if result is not None and result[0] == 200 and self._deliver(result[1]):
+                if answer.status == 200 and self._deliver(answer.body):
                     if (failures or not answered) and self._sink.connected is not None:
                         self._sink.connected(answered)
                     failures = 0
                     answered = True
                     continue
-                if result is not None:
-                    logger.warning("subscribe on %s answered %s; retrying", self._path, result[0])
+                self._report_failure(answer)
                 failures += 1
                 self._stopped.wait(min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1]))
         except Exception:
@@ -211,6 +235,14 @@ class ChannelSubscription:
                     conn.close()
                 else:
                     self._connections.give_back(conn)
+
+    def _report_failure(self, answer: _Answer) -> None:
+        why, description = _describe_failure(answer)
+        if self._sink.failed is None:
+            logger.warning("subscribe on %s failed (%s); retrying", self._path, description)
+            return
+        logger.debug("subscribe on %s failed (%s)", self._path, description)
+        self._sink.failed(why, description)
 
     def _query(self) -> str:
         params: dict[str, str] = {"tt": str(self._tt)}
@@ -227,9 +259,9 @@ class ChannelSubscription:
             params["auth"] = token
         return urlencode(params, quote_via=quote)
 
-    def _poll(self) -> tuple[int, bytes] | None:
-        """One long-poll: (status, body), None after a network error (logged), or
-        :data:`_TIMED_OUT`."""
+    def _poll(self) -> _Answer | None:
+        """One long-poll's answer (a network error is ``status == 0``), :data:`_TIMED_OUT`,
+        or None once stopped."""
         for attempt in (0, 1):
             conn = self._conn
             if conn is None:
@@ -256,14 +288,13 @@ class ChannelSubscription:
                     exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
                 ):
                     continue
-                logger.warning("subscribe on %s failed (%s); retrying", self._path, exc)
-                return None
+                return _Answer(0, b"", str(exc) or type(exc).__name__)
             finally:
                 with self._lock:
                     self._in_flight = False
             if response.will_close:
                 conn.close()
-            return response.status, body
+            return _Answer(response.status, body)
         return None
 
     def _deliver(self, body: bytes) -> bool:
@@ -285,9 +316,31 @@ class ChannelSubscription:
                 timetoken: int | None = int(message["p"]["t"])
             except (KeyError, TypeError, ValueError):
                 timetoken = None
-            self._sink.message(message.get("d"), timetoken, message.get("u"))
+            publisher = message.get("i")
+            self._sink.message(
+                message.get("d"),
+                timetoken,
+                message.get("u"),
+                publisher if isinstance(publisher, str) else None,
+            )
         self._tt, self._tr = next_tt, next_tr
         return True
+
+
+def _describe_failure(answer: _Answer) -> tuple[PollFailure, str]:
+    """Classify a failed poll the way the official client's statuses do."""
+    if answer.status == 0:
+        return "network_down", answer.error
+    if answer.status == 200:
+        return "malformed_response", "the subscribe response is not a subscribe envelope"
+    detail = f"HTTP {answer.status}"
+    try:
+        message = json.loads(answer.body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if isinstance(message, str) and message:
+        detail = f"{detail}: {message}"
+    return ("bad_request" if answer.status == 400 else "other"), detail
 
 
 def _connect(conn: http.client.HTTPConnection) -> None:

@@ -273,10 +273,13 @@ def test_cancel_while_a_returned_pipe_publishes_its_artifacts_still_ends_it(
 
     contexts: list[TaskContext] = []
     cancel_now: list[Any] = []
+    session_ready = threading.Event()
     original = context_services.ContextServices.publish_bytes
 
     def publish_during_cancel(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # The cancel lands after the handler returned, before the task is released.
+        # The cancel lands after the handler returned, before the task is released; the
+        # handler may run before send_message has even returned here.
+        assert wait_for_event(session_ready)
         cancel_now[0]()
         assert wait_for_event(contexts[0].cancel_event)
         return original(self, *args, **kwargs)
@@ -290,6 +293,7 @@ def test_cancel_while_a_returned_pipe_publishes_its_artifacts_still_ends_it(
     start_agent(agent_name="piper", handler=pipe)
     with consumer.send_message("piper", [text_part("x")], task_kind="pipe", duration=5) as session:
         cancel_now.append(session.cancel)
+        session_ready.set()
         assert session.wait_for_terminal(timeout=WAIT_S).state == "canceled"
 
 

@@ -7,11 +7,9 @@ import json
 import logging
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pubnub.enums import PNStatusCategory
 
 from blocks_network.protocol.multipart import encode_frame_json, split_frame
 from blocks_network.protocol.streams import StreamDataFrame, StreamEventsFrame
@@ -180,34 +178,28 @@ def test_own_frames_are_dropped_for_bidirectional_readers() -> None:
     assert list(client(r).bytes(timeout=2)) == [b"theirs"]
 
 
-def status(category: PNStatusCategory, text: str = "boom") -> Any:
-    return SimpleNamespace(
-        category=category, error=True, error_data=SimpleNamespace(information=text), status_code=403
-    )
-
-
 @pytest.mark.parametrize(
-    ("pn", "category", "fatal"),
+    ("category", "fatal"),
     [
-        (PNStatusCategory.PNAccessDeniedCategory, "access_denied", True),
-        (PNStatusCategory.PNBadRequestCategory, "bad_request", True),
-        (PNStatusCategory.PNTimeoutCategory, "timeout", False),
-        (PNStatusCategory.PNUnexpectedDisconnectCategory, "network_down", False),
-        (PNStatusCategory.PNNetworkIssuesCategory, "network_issues", False),
-        (PNStatusCategory.PNMalformedResponseCategory, "malformed_response", False),
-        (PNStatusCategory.PNUnknownCategory, "other", False),
+        ("access_denied", True),
+        ("bad_request", True),
+        ("timeout", False),
+        ("network_down", False),
+        ("network_issues", False),
+        ("malformed_response", False),
+        ("other", False),
     ],
 )
-def test_error_statuses_reach_on_error_and_fatal_ones_end_iterators(
-    pn: PNStatusCategory, category: str, fatal: bool
-) -> None:
+def test_errors_reach_on_error_and_fatal_ones_end_iterators(category: str, fatal: bool) -> None:
     r = reader()
     c = client(r)
     seen: list[StreamError] = []
     c.on_error(seen.append)
     feed(r, data(0, "before"))
-    r.on_status(status(pn))
-    assert [(e.category, e.fatal, e.channel) for e in seen] == [(category, fatal, CH)]
+    r.report_error(category, "boom")  # type: ignore[arg-type]
+    assert [(e.category, e.fatal, e.channel, e.error) for e in seen] == [
+        (category, fatal, CH, "boom")
+    ]
     assert seen[0].timestamp > 1_600_000_000_000
     if fatal:
         assert list(c.bytes(timeout=2)) == [b"before"]
@@ -218,13 +210,26 @@ def test_error_statuses_reach_on_error_and_fatal_ones_end_iterators(
             next(c.bytes(timeout=0.2))
 
 
-def test_connected_and_acknowledgment_statuses_are_not_errors() -> None:
+def test_a_fatal_error_stops_the_subscription_and_later_errors_are_ignored() -> None:
+    link = _Link()
+    r = reader()
+    r.start(link, "tok")  # type: ignore[arg-type]
+    seen: list[StreamError] = []
+    r.on_error(seen.append)
+    r.report_error("network_down", "blip")
+    assert not link.subscriptions[0].stopped
+    r.report_error("bad_request", "HTTP 400: Invalid filter")
+    assert link.subscriptions[0].stopped
+    r.report_error("access_denied", "later")
+    assert [e.category for e in seen] == ["network_down", "bad_request"]
+
+
+def test_connected_statuses_are_not_errors() -> None:
     r = reader()
     seen: list[StreamError] = []
     r.on_error(seen.append)
-    r.on_status(SimpleNamespace(category=PNStatusCategory.PNConnectedCategory, error=False))
-    r.on_status(SimpleNamespace(category=PNStatusCategory.PNAcknowledgmentCategory, error=False))
-    r.on_status(SimpleNamespace(category=PNStatusCategory.PNReconnectedCategory, error=False))
+    r.report_error("connected", "up")
+    r.report_error("reconnected", "up again")
     assert seen == []
 
 
@@ -237,9 +242,9 @@ def test_on_error_unsubscribe_and_raising_callback() -> None:
 
     r.on_error(bad)
     unsub = r.on_error(lambda e: calls.append(e.category))
-    r.on_status(status(PNStatusCategory.PNTimeoutCategory))
+    r.report_error("timeout", "slow")
     unsub()
-    r.on_status(status(PNStatusCategory.PNTimeoutCategory))
+    r.report_error("timeout", "slow")
     assert calls == ["timeout"]
 
 
@@ -287,41 +292,29 @@ def test_file_like_reads() -> None:
     assert f.read() == b"line two\n"
 
 
-class _Subscribe:
-    def __init__(self, cursors: list[int]) -> None:
-        self._cursors = cursors
+class _Subscription:
+    def __init__(self) -> None:
+        self.started = False
+        self.stopped = False
 
-    def channels(self, channels: list[str]) -> _Subscribe:
-        return self
-
-    def with_timetoken(self, timetoken: int) -> _Subscribe:
-        self._cursors.append(timetoken)
-        return self
-
-    def execute(self) -> None:
-        pass
-
-
-class _Subscriber:
-    def __init__(self, cursors: list[int]) -> None:
-        self._cursors = cursors
-
-    def add_listener(self, listener: object) -> None:
-        pass
-
-    def subscribe(self) -> _Subscribe:
-        return _Subscribe(self._cursors)
+    def start(self) -> None:
+        self.started = True
 
     def stop(self) -> None:
-        pass
+        self.stopped = True
 
 
 class _Link:
     def __init__(self) -> None:
         self.cursors: list[int] = []
+        self.filters: list[str | None] = []
+        self.subscriptions: list[_Subscription] = []
 
-    def subscriber(self, **kw: Any) -> _Subscriber:
-        return _Subscriber(self.cursors)
+    def subscription(self, *, cursor: int, filter_expr: str | None, **kw: Any) -> _Subscription:
+        self.cursors.append(cursor)
+        self.filters.append(filter_expr)
+        self.subscriptions.append(_Subscription())
+        return self.subscriptions[-1]
 
 
 @pytest.mark.parametrize(
@@ -337,4 +330,14 @@ def test_subscription_replays_from_the_announcement_else_timetoken_1000(
     r = reader()
     r.start(link, "tok", replay_after=replay_after)  # type: ignore[arg-type]
     assert link.cursors == [cursor]
+    r.close()
+    assert link.subscriptions[0].started and link.subscriptions[0].stopped
+    assert link.filters == [None]
+
+
+def test_a_bidirectional_reader_filters_its_own_frames_on_the_server() -> None:
+    link = _Link()
+    r = reader(filter_own=True)
+    r.start(link, "tok")  # type: ignore[arg-type]
+    assert link.filters == ["meta.sender != 'me-stream-0001'"]
     r.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from pubnub.enums import PNStatusCategory
 
 from blocks_network.protocol.stream_setup import (
     StreamSetup,
@@ -16,7 +15,6 @@ from blocks_network.protocol.stream_setup import (
 from blocks_network.stream.errors import (
     StreamError,
     StreamSetupError,
-    category_of,
     is_error_category,
 )
 from blocks_network.stream.setup import request_stream_setup
@@ -89,16 +87,6 @@ def test_server_errors_are_retried() -> None:
 
 
 def test_category_mapping() -> None:
-    assert category_of(PNStatusCategory.PNAccessDeniedCategory) == "access_denied"
-    assert category_of(PNStatusCategory.PNBadRequestCategory) == "bad_request"
-    assert category_of(PNStatusCategory.PNConnectedCategory) == "connected"
-    assert category_of(PNStatusCategory.PNReconnectedCategory) == "reconnected"
-    assert category_of(PNStatusCategory.PNTimeoutCategory) == "timeout"
-    assert category_of(PNStatusCategory.PNNetworkIssuesCategory) == "network_issues"
-    assert category_of(PNStatusCategory.PNUnexpectedDisconnectCategory) == "network_down"
-    assert category_of(PNStatusCategory.PNMalformedResponseCategory) == "malformed_response"
-    assert category_of(PNStatusCategory.PNUnknownCategory) == "other"
-    assert category_of("nonsense") == "other"
     assert not is_error_category("connected") and is_error_category("timeout")
     assert StreamError.create("access_denied", "x", "c").fatal
     assert not StreamError.create("timeout", "x", "c").fatal

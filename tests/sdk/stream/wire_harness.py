@@ -19,7 +19,6 @@ from blocks_network.stream import StreamDescriptor, StreamRef
 from blocks_network.stream.context import AgentStreams, StreamTask
 from blocks_network.stream.link import StreamLink
 from blocks_network.stream.opening import consumer_opener
-from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from tests.support.fake_agent import FakeAgent
 from tests.support.task_rpc import Consumer, register_agent
@@ -42,7 +41,6 @@ class WireTask:
     result: dict[str, Any]
     start: StartTask
     streams: AgentStreams
-    http: HttpClient
     keyset: Keyset
     refs: dict[str, StreamRef] = field(default_factory=dict)
     terminal: list[str] = field(default_factory=list)
@@ -88,7 +86,6 @@ class WireTask:
     def opener(self) -> Any:
         if self.link is None:
             self.link = StreamLink(
-                self.http,
                 RealtimeEndpoint(self.network.origin, ssl=False),
                 self.keyset,
                 self.consumer.user_id,
@@ -104,7 +101,6 @@ class WireTask:
             self.link.close()
         self.agent.stop()
         self.consumer.close()
-        self.http.close()
 
 
 def start_wire_task(
@@ -125,7 +121,6 @@ def start_wire_task(
     result = consumer.send(agent_name, extensions={"blocks": blocks})
     start = agent.next_start()
     agent.start(start)
-    http = HttpClient()
     keyset = Keyset(agent.keyset.publish_key, agent.keyset.subscribe_key)
     card_streams = None
     if streams:
@@ -136,11 +131,10 @@ def start_wire_task(
             for name, s in streams.items()
         }
     agent_streams = AgentStreams(
-        http=http,
         endpoint=RealtimeEndpoint(network.origin, ssl=False),
         agent_name=agent_name,
         instance_id=agent.instance_id,
         card_streams=card_streams,
         max_running_time_sec=30,
     )
-    return WireTask(network, agent, consumer, result, start, agent_streams, http, keyset)
+    return WireTask(network, agent, consumer, result, start, agent_streams, keyset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from typing import Any
@@ -33,10 +34,17 @@ def _envelope(tt: int, messages: list[tuple[int, Any]], **extra: Any) -> dict[st
 class _Sink:
     def __init__(self) -> None:
         self.messages: queue.Queue[tuple[object, int | None]] = queue.Queue()
+        self.publishers: list[str | None] = []
         self.denied = threading.Event()
+        self.failures: queue.Queue[tuple[str, str]] = queue.Queue()
 
-    def sink(self) -> SubscriptionSink:
-        return SubscriptionSink(lambda m, tt, _meta: self.messages.put((m, tt)), self.denied.set)
+    def _message(self, m: object, tt: int | None, _meta: object, publisher: str | None) -> None:
+        self.publishers.append(publisher)
+        self.messages.put((m, tt))
+
+    def sink(self, *, report_failures: bool = False) -> SubscriptionSink:
+        failed = (lambda why, text: self.failures.put((why, text))) if report_failures else None
+        return SubscriptionSink(self._message, self.denied.set, failed=failed)
 
 
 def _subscription(
@@ -114,7 +122,7 @@ def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() ->
     done = threading.Event()
     holder: list[ChannelSubscription] = []
 
-    def on_message(message: object, tt: int | None, meta: object) -> None:
+    def on_message(message: object, tt: int | None, meta: object, publisher: str | None) -> None:
         sink_calls.append(message)
         holder[0].stop()  # what a session does on the terminal event
         done.set()
@@ -191,3 +199,70 @@ def test_a_poll_that_outlives_the_client_timeout_is_sent_again_at_once(
         subscription.stop()
         threads.close()
         assert [_query(r)["tt"] for r in server.requests[:2]] == ["100", "100"]
+
+
+def test_the_publisher_of_each_message_is_delivered() -> None:
+    answers = iter([(200, _envelope(200, [(200, "x")], i="agent-stream-0001"))])
+    sink = _Sink()
+    threads = PollThreads()
+    with stub_server(lambda r: next(answers, (200, _envelope(200, [])))) as server:
+        subscription = _subscription(server.url, sink.sink(), threads)
+        subscription.start()
+        assert sink.messages.get(timeout=WAIT) == ("x", 200)
+        subscription.stop()
+        threads.close()
+    assert sink.publishers == ["agent-stream-0001"]
+
+
+def test_failed_polls_are_reported_with_the_official_clients_categories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from blocks_network.transport import subscription as module
+
+    monkeypatch.setattr(module, "RETRY_DELAYS_S", (0.01, 0.02))
+    answers = iter(
+        [
+            (400, {"message": "Invalid filter expression", "error": True, "status": 400}),
+            (502, "bad gateway"),
+            (200, ["not", "an", "envelope"]),
+            (200, _envelope(200, [(200, "ok")])),
+        ]
+    )
+    sink = _Sink()
+    threads = PollThreads()
+    with stub_server(lambda r: next(answers, (200, _envelope(200, [])))) as server:
+        subscription = _subscription(server.url, sink.sink(report_failures=True), threads)
+        subscription.start()
+        assert sink.messages.get(timeout=WAIT) == ("ok", 200)
+        subscription.stop()
+        threads.close()
+    reported = [sink.failures.get_nowait() for _ in range(3)]
+    assert reported == [
+        ("bad_request", "HTTP 400: Invalid filter expression"),
+        ("other", "HTTP 502"),
+        ("malformed_response", "the subscribe response is not a subscribe envelope"),
+    ]
+    assert sink.failures.empty()
+
+
+def test_a_sink_may_stop_the_loop_when_a_poll_fails() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    reported: list[tuple[str, str]] = []
+    holder: list[ChannelSubscription] = []
+    done = threading.Event()
+
+    def failed(why: str, text: str) -> None:
+        reported.append((why, text))
+        holder[0].stop()
+        done.set()
+
+    threads = PollThreads()
+    sink = SubscriptionSink(lambda *a: None, lambda: None, failed=failed)
+    holder.append(_subscription(f"http://127.0.0.1:{port}", sink, threads))
+    holder[0].start()
+    assert done.wait(WAIT)
+    threads.close()
+    assert threads.size == 0
+    assert len(reported) == 1 and reported[0][0] == "network_down"
