@@ -41,6 +41,9 @@ _DEFERRED_HEADERS: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
 _MAX_READ_AHEAD: Final = 1024 * 1024
 #: A header name is an RFC 9110 token; anything else is aiohttp's to refuse.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Control characters aiohttp refuses in a header (tab is allowed; CR and LF are checked
+#: separately, as line ends).
+_HEADER_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class _Headers(dict[str, str]):
@@ -341,6 +344,8 @@ def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
     if "\n" in bare or "\r" in bare:
         return None  # a bare CR or LF: aiohttp refuses it (and it could hide a request)
     request_line, _, header_block = text.partition("\r\n")
+    if _HEADER_CONTROL.search(header_block):
+        return None  # control characters in a header: aiohttp refuses them
     parts = request_line.split(" ")
     if len(parts) != 3 or parts[0] not in ("POST", "GET") or parts[2] != "HTTP/1.1":
         return None
@@ -354,8 +359,6 @@ def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
         value = value.strip(" \t")
         if not colon or not _TOKEN.fullmatch(name) or key in headers:
             return None  # folded, malformed or repeated headers: aiohttp decides
-        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
-            return None  # control characters in a value: aiohttp refuses them
         headers[key] = value
     if _DEFERRED_HEADERS.intersection(headers):
         return None

@@ -306,7 +306,7 @@ class AgentInstance:
         if self._presence is None:
             return
         if announce_now:
-            self._presence.update()
+            self._presence.task_ended(count, self._options.concurrency)
         else:
             self._presence.mark_dirty()
 

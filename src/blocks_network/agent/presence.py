@@ -1,11 +1,16 @@
 """Presence state of the instance on its control channel (protocol §9.2), kept current.
 
-The backend picks instances by their announced ``activeTasks``, and after a terminal it
-waits for the instance's state to confirm the freed slot before sending the next task. So a
-task's end is announced *before* its terminal is published: :meth:`PresenceReporter.update`
-blocks until a state that includes the caller's change has been sent. Concurrent callers
-share one request (group commit): while one update is on the wire, every change made
-meanwhile rides on the next one, so a burst of task ends costs one or two updates.
+The backend picks instances by their announced ``activeTasks``, and counts a slot freed by
+a terminal as still taken ("cooling") until the instance's state confirms it; it holds the
+next task back only while that count says the instance is full. So a task's end is
+announced *before* its terminal when the backend could count the instance full without it
+(:meth:`PresenceReporter.task_ended`: the running tasks plus the ends not yet confirmed come
+within a quarter of the concurrency); otherwise it is announced in the background, and a
+sequential stream of tasks costs a presence request every few dozen tasks instead of one
+per task, on its critical path. :meth:`PresenceReporter.update` blocks until a state that
+includes the caller's change has been sent. Concurrent callers share one request (group
+commit): while one update is on the wire, every change made meanwhile rides on the next
+one, so a burst of task ends costs one or two updates.
 
 Changes nobody waits for (task start, reconnect) use :meth:`PresenceReporter.mark_dirty`,
 which one thread (``blocks-agent-presence``) sends in the background after a short
@@ -58,6 +63,9 @@ class PresenceReporter:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Task ends no successfully sent state covers yet: the backend may still count
+        # their slots as taken.
+        self._unconfirmed_ends = 0
 
     def update(self) -> bool:
         """Announce the current state and return once a state at least this recent was sent.
@@ -78,9 +86,25 @@ class PresenceReporter:
 
     send_now = update
 
+    def task_ended(self, active: int, concurrency: int) -> None:
+        """Announce a task's end, before returning if the backend could otherwise count the
+        instance full (``active`` tasks still running; ``concurrency`` 0: unlimited), else
+        soon in the background. Never raises."""
+        with self._cond:
+            self._unconfirmed_ends += 1
+            margin = max(1, concurrency // 4)
+            urgent = concurrency > 0 and active + self._unconfirmed_ends + margin > concurrency
+        if urgent:
+            self.update()
+        else:
+            self.mark_dirty()
+
     def _send(self, covered: int) -> bool:
-        # The caller set ``_sending``; the state is read now, so it covers ``covered``.
+        # The caller set ``_sending``; the state is read now, so it covers ``covered`` and
+        # every task end counted so far.
         ok = False
+        with self._cond:
+            ends = self._unconfirmed_ends
         try:
             target = self._target()
             if target is not None:
@@ -93,6 +117,8 @@ class PresenceReporter:
             with self._cond:
                 self._sending = False
                 self._sent = max(self._sent, covered)
+                if ok:
+                    self._unconfirmed_ends -= ends
                 self._cond.notify_all()
         return ok
 

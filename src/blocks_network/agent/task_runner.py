@@ -70,8 +70,9 @@ class RunnerConfig:
     keyset_for: Callable[[Environment | None], Keyset]
     environment: Callable[[], Environment | None]
     on_active_changed: Callable[[int, bool], None]
-    """``(active_count, announce_now)``: with ``announce_now`` the presence update must be
-    sent before returning (a terminal follows)."""
+    """``(active_count, task_ended)``: with ``task_ended`` a terminal follows, so the
+    presence update is sent before returning when the backend needs it to see the freed
+    slot (see :meth:`PresenceReporter.task_ended`)."""
     task_client: Callable[[], Any]
     task_pubnub: Callable[[TaskCredentials], Any]
 
@@ -338,8 +339,8 @@ class TaskRunner:
         with self._lock:
             self._finishing.add(task.task_id)
         try:
-            # Announce the freed slot before the terminal: on the terminal the backend sends
-            # the next task at once if our state already confirms the slot, else it waits.
+            # Announce the freed slot (before the terminal when the backend could count us
+            # full): on the terminal it sends the next task at once unless it counts us full.
             self._release(task, announce_now=True)
             self.publish_event(task.creds, event.to_wire())
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -117,3 +118,30 @@ def test_unlimited_concurrency_runs_everything_at_once(
     gate.release.set()
     for watch in watches:
         assert watch is not None and next_event(watch, "terminal")["state"] == "completed"
+
+
+def test_sequential_tasks_far_from_capacity_skip_the_presence_update_before_each_terminal(
+    start_agent: AgentFactory, consumer: TaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slot freed far from capacity is announced in the background: the backend still
+    # dispatches every next task at once (no task waits for the 2 s cooling grace).
+    from blocks_network.agent.realtime_http import RealtimeHttp
+
+    sent: list[dict[str, Any]] = []
+    original = RealtimeHttp.set_state
+
+    def counting(self: RealtimeHttp, *args: Any, **kwargs: Any) -> bool:
+        sent.append(args[2])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RealtimeHttp, "set_state", counting)
+    start_agent(agent_name="quick", handler=lambda task, ctx: None, concurrency=8)
+    sent.clear()
+    slowest = 0.0
+    for i in range(24):
+        started = time.monotonic()
+        with consumer.send_message("quick", [text_part(str(i))]) as session:
+            assert session.wait_for_terminal(timeout=WAIT_S).state == "completed"
+        slowest = max(slowest, time.monotonic() - started)
+    assert slowest < 1.5
+    assert len(sent) < 24  # one background update covers many ends

@@ -6,6 +6,9 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
+from blocks_network.agent import presence
 from blocks_network.agent.presence import DEBOUNCE_S, PresenceReporter, PresenceTarget
 from blocks_network.protocol.cdm import Keyset
 
@@ -92,4 +95,93 @@ def test_background_changes_are_debounced_and_skipped_when_covered() -> None:
         assert realtime.sent[-1] == {"activeTasks": 5}
     finally:
         reporter.close()
+        reporter.close()
+
+
+class FlakyRealtime(SlowRealtime):
+    """Fails the sends whose index is in ``failing``."""
+
+    def __init__(self, failing: set[int]) -> None:
+        super().__init__(delay=0.0)
+        self.failing = failing
+        self.calls = 0
+
+    def set_state(
+        self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
+    ) -> bool:
+        self.calls += 1
+        if self.calls - 1 in self.failing:
+            return False
+        return super().set_state(keyset, channel, state, token=token)
+
+
+def test_a_task_end_far_from_capacity_is_announced_in_the_background() -> None:
+    realtime = SlowRealtime(delay=0.0)
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        # Concurrency 32: the backend counts 1 running + 1 cooling slot; nowhere near full.
+        reporter.task_ended(active=0, concurrency=32)
+        assert realtime.sent == []  # nothing on the terminal's critical path
+        deadline = time.monotonic() + 5
+        while not realtime.sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert realtime.sent == [{"activeTasks": 0}]
+    finally:
+        reporter.close()
+
+
+def test_ends_are_announced_before_returning_once_the_backend_could_count_the_instance_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)  # no background send meanwhile
+    realtime = SlowRealtime(delay=0.0)
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        # Concurrency 8 (margin 2): 4 running + 3 unconfirmed ends + 2 > 8 on the third end.
+        counter[0] = 4
+        reporter.task_ended(active=4, concurrency=8)
+        reporter.task_ended(active=4, concurrency=8)
+        assert realtime.sent == []
+        reporter.task_ended(active=4, concurrency=8)
+        assert realtime.sent == [{"activeTasks": 4}]
+        # That state covered all three ends: the next one is not urgent again.
+        reporter.task_ended(active=4, concurrency=8)
+        assert realtime.sent == [{"activeTasks": 4}]
+    finally:
+        reporter.close()
+
+
+def test_a_concurrency_of_one_announces_every_end_first_and_unlimited_never_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
+    realtime = SlowRealtime(delay=0.0)
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        reporter.task_ended(active=0, concurrency=1)
+        reporter.task_ended(active=0, concurrency=1)
+        assert realtime.sent == [{"activeTasks": 0}, {"activeTasks": 0}]
+        for _ in range(100):
+            reporter.task_ended(active=50, concurrency=0)
+        assert len(realtime.sent) == 2
+    finally:
+        reporter.close()
+
+
+def test_ends_stay_unconfirmed_while_sends_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
+    realtime = FlakyRealtime(failing={0})
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        reporter.task_ended(active=0, concurrency=1)  # urgent; its send fails
+        assert realtime.sent == []
+        # Still unconfirmed: with concurrency 4 (margin 1), 1 running + 2 ends + 1 > 4? No;
+        # 2 running + 2 ends + 1 > 4: urgent.
+        reporter.task_ended(active=2, concurrency=4)
+        assert realtime.sent == [{"activeTasks": 0}]
+    finally:
         reporter.close()
