@@ -360,6 +360,8 @@ async def handle_delete(request: web.Request) -> web.Response:
     channels = _channels(tail, maximum=MAX_FETCH_CHANNELS)
     span = TimeSpan.between(timetoken_param(req, "start"), timetoken_param(req, "end"))
     service.access.require(req, channels=channels, permission=DELETE)
+    # Queued rows go in first, outside the unit: a failed delete must not roll them back.
+    service.db.flush_queued()
     with service.db.transaction():
         removed = sum(
             delete_messages(service.db, req.keyset.subscribe_key, channel, span)

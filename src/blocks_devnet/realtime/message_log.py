@@ -4,13 +4,18 @@ Assigning the timetoken, appending to the channel's buffer, persisting the row a
 waking waiting subscribers happen in one synchronous step on the event loop, so
 concurrent publishers can never make a subscriber miss or reorder a message.
 
+Rows reach SQLite write-behind: once the database batches its commits, ``append`` queues
+the row and the database writes the queue with one ``executemany`` right before it
+commits, or before any statement naming ``messages`` runs (history, prune, a reload), so
+a row is on disk exactly when it would have been committed anyway.
+
 Unstored messages (``store=0``) are on disk only so a subscriber can catch up after a
 restart, and a restart reloads just the newest ``buffer_size`` rows of a channel. On the
 channels :meth:`MessageLog.defer_unstored_writes` names (the backend names its stream
 channels, whose frames are most of its traffic), such messages are written in bulk every
 :data:`UNSTORED_FLUSH_SECONDS` (and at eviction and close), and only those still among
 their channel's newest ``buffer_size``: a fast stream writes a fraction of its frames. A
-crash may lose the last seconds of those (other rows: the last loop turn's writes).
+crash may lose the last seconds of those (other rows: the last commit interval's writes).
 """
 
 from __future__ import annotations
@@ -25,13 +30,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from blocks_devnet.realtime.envelope import MESSAGE as MESSAGE  # re-exported with the others
+from blocks_devnet.realtime.envelope import (
+    build_envelope,
+    encode_envelope,
+    json_string,
+    where_json,
+)
 from blocks_devnet.realtime.timetoken import TimetokenClock
-from blocks_devnet.store.database import Database
+from blocks_devnet.store.database import Database, RowQueue
 
 logger = logging.getLogger(__name__)
 
-#: Message types (the envelope's ``e``).
-MESSAGE = 0
+#: Message types (the envelope's ``e``; ``MESSAGE`` is 0).
 SIGNAL = 1
 FILE = 4
 
@@ -65,47 +76,14 @@ class LoggedMessage:
     envelope: str
 
 
-def build_envelope(
-    *,
-    subscribe_key: str,
-    channel: str,
-    timetoken: int,
-    publisher: str,
-    message_json: str,
-    meta_json: str | None,
-    message_type: int,
-    custom_message_type: str | None,
-) -> str:
-    """The ``m[]`` entry of a subscribe response (pubnub-wire.md §3.1)."""
-    parts = [
-        '{"a":"1","f":0,"i":',
-        json.dumps(publisher),
-        ',"p":{"t":"',
-        str(timetoken),
-        '","r":1},"k":',
-        json.dumps(subscribe_key),
-        ',"c":',
-        json.dumps(channel),
-        ',"d":',
-        message_json,
-    ]
-    if meta_json is not None:
-        parts += [',"u":', meta_json]
-    if message_type != MESSAGE:
-        parts += [',"e":', str(message_type)]
-    if custom_message_type:
-        parts += [',"cmt":', json.dumps(custom_message_type)]
-    parts.append("}")
-    return "".join(parts)
-
-
 class _ChannelLog:
-    __slots__ = ("entries", "last_used", "waiters")
+    __slots__ = ("entries", "last_used", "waiters", "where_json")
 
-    def __init__(self, entries: list[LoggedMessage], now: float) -> None:
+    def __init__(self, entries: list[LoggedMessage], now: float, where_json: str) -> None:
         self.entries = entries
         self.waiters: set[asyncio.Future[None]] = set()
         self.last_used = now
+        self.where_json = where_json
 
 
 PublishObserver = Callable[[str, str, int, Any, Any, str], None]
@@ -135,6 +113,8 @@ class MessageLog:
         self._defers: Callable[[str], bool] = _never
         # Rows a timed flush is still writing, a batch per loop turn.
         self._flushing: list[_Row] = []
+        # Rows waiting for the database's next commit (write-behind).
+        self._queued = RowQueue(db, "messages", _INSERT_SQL)
 
     def add_observer(self, observer: PublishObserver) -> None:
         """Call ``observer(subscribe_key, channel, tt, message, meta, publisher)`` after
@@ -146,15 +126,25 @@ class MessageLog:
         now = self._monotonic()
         log = self._logs.get(key)
         if log is None:
-            log = _ChannelLog(self._load(subscribe_key, channel), now)
+            where = where_json(subscribe_key, channel)
+            log = _ChannelLog(self._load(subscribe_key, channel), now, where)
             self._logs[key] = log
         else:
             log.last_used = now
         return log
 
+    def start_channel(self, subscribe_key: str, channel: str) -> None:
+        """Begin an empty, in-memory log for a channel whose name was just made up (a new
+        task's channel): nothing can be on disk for it, so its first use skips the reload
+        query. Does nothing when the channel's log is already in memory."""
+        key = (subscribe_key, channel)
+        if key not in self._logs:
+            where = where_json(subscribe_key, channel)
+            self._logs[key] = _ChannelLog([], self._monotonic(), where)
+
     def _load(self, subscribe_key: str, channel: str) -> list[LoggedMessage]:
         """Refill a buffer from disk, so an old cursor catches up after a restart."""
-        rows = self._db.query(
+        rows = self._db.query(  # names the table: queued rows are written first
             "SELECT timetoken, publisher, message, meta, message_type, custom_message_type"
             " FROM messages WHERE subscribe_key=? AND channel=?"
             " ORDER BY timetoken DESC LIMIT ?",
@@ -206,15 +196,14 @@ class MessageLog:
         log = self._log(subscribe_key, channel)
         timetoken = self.clock.next()
         meta_json = json.dumps(meta, separators=(",", ":")) if meta is not None else None
-        envelope = build_envelope(
-            subscribe_key=subscribe_key,
-            channel=channel,
-            timetoken=timetoken,
-            publisher=publisher,
-            message_json=message_json,
-            meta_json=meta_json,
-            message_type=message_type,
-            custom_message_type=custom_message_type,
+        envelope = encode_envelope(
+            json_string(publisher),
+            timetoken,
+            log.where_json,
+            message_json,
+            meta_json,
+            message_type,
+            custom_message_type,
         )
         if persist:
             expires_at = timetoken + ttl_hours * 3600 * 10_000_000 if ttl_hours else None
@@ -231,7 +220,7 @@ class MessageLog:
                 expires_at,
             )
             if store or message_type != MESSAGE or not self._defer_unstored(row):
-                self._db.execute(_INSERT_SQL, row)
+                self._queue(row)
         log.entries.append(LoggedMessage(timetoken, channel, publisher, meta, envelope))
         if len(log.entries) > 2 * self._buffer_size:
             # Amortised trim keeps bisect on a plain list cheap.
@@ -244,6 +233,13 @@ class MessageLog:
                 except Exception:
                     logger.exception("publish observer failed for channel %s", channel)
         return timetoken
+
+    def _queue(self, row: _Row) -> None:
+        """Write ``row`` with the database's next commit (at once after :meth:`close`)."""
+        if self._closed:
+            self._db.execute(_INSERT_SQL, row)
+        else:
+            self._queued.add(row)
 
     def defer_unstored_writes(self, channels: Callable[[str], bool]) -> None:
         """Write unstored messages of the channels ``channels(name)`` accepts in bulk
@@ -381,8 +377,9 @@ class MessageLog:
         return cursor.rowcount
 
     def close(self) -> None:
-        """Write queued unstored rows and release every waiting subscriber (they answer
-        with what they have)."""
+        """Write every queued row and release every waiting subscriber (they answer with
+        what they have)."""
+        self._queued.flush()
         self.flush_unstored()
         self._closed = True
         for log in self._logs.values():

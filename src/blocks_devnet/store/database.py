@@ -3,6 +3,10 @@
 The database is owned by the server's event-loop thread. Statements are short and run
 inline (autocommit, ``synchronous=NORMAL``), which keeps each write an atomic step of
 the loop; nothing here is safe to call from another thread.
+
+A component may also queue rows for one table and write them in bulk (write-behind, see
+:meth:`Database.add_write_behind`): they are written right before every commit, and
+before any statement that names the table runs, so no reader here ever misses one.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit_scheduled = False
         self._commit_interval_s = 0.0
+        # (table, flush) of each write-behind queue; see add_write_behind.
+        self._write_behind: list[tuple[str, Callable[[], None]]] = []
+        self._flushing = False
         self.ensure_schema(_MESSAGES_SCHEMA)
 
     def batch_commits(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
@@ -71,16 +78,67 @@ class Database:
         self._loop = loop
         self._commit_interval_s = max(0.0, interval_s)
 
+    @property
+    def batching(self) -> bool:
+        """Whether writes are grouped into batched commits (:meth:`batch_commits` ran)."""
+        return self._loop is not None
+
+    def add_write_behind(self, table: str, flush: Callable[[], None]) -> None:
+        """Register ``flush()``, which writes the rows a component queued for ``table``.
+
+        The database calls it right before every commit (so queued rows are committed, and
+        lost in a crash, exactly like the batch's other writes) and before running any
+        statement whose text names ``table`` (so every reader sees them); statements run by
+        a ``flush`` write no queue. ``flush`` should take its queue before writing it, so
+        a failed write is not retried for ever. A queue that gets its first row calls
+        :meth:`open_batch`, so a commit is due.
+        """
+        self._write_behind.append((table, flush))
+
+    def open_batch(self) -> None:
+        """Open the batch (and schedule its commit) if none is open; nothing without
+        batching."""
+        self._begin_batch()
+
+    def flush_queued(self) -> None:
+        """Write every write-behind queue now (each failure is logged; its rows are lost)."""
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            for _table, flush in self._write_behind:
+                try:
+                    flush()
+                except sqlite3.Error:
+                    logger.exception("writing queued rows failed; they are lost")
+        finally:
+            self._flushing = False
+
+    def _flush_for(self, sql: str) -> None:
+        if self._flushing:
+            return  # a queue's own statements
+        for table, flush in self._write_behind:
+            if table in sql:
+                self._flushing = True
+                try:
+                    flush()
+                finally:
+                    self._flushing = False
+
     def ensure_schema(self, script: str) -> None:
         """Run idempotent ``CREATE ... IF NOT EXISTS`` statements."""
         self.commit()
         self._conn.executescript(script)
 
     def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        if self._write_behind:
+            self._flush_for(sql)
         self._begin_batch()
         return self._conn.execute(sql, tuple(params))
 
     def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> sqlite3.Cursor:
+        if self._write_behind:
+            self._flush_for(sql)
         self._begin_batch()
         return self._conn.executemany(sql, (tuple(r) for r in rows))
 
@@ -89,11 +147,15 @@ class Database:
             return
         self._conn.execute("BEGIN")
         if not self._commit_scheduled:
-            self._commit_scheduled = True
-            if self._commit_interval_s > 0:
-                self._loop.call_later(self._commit_interval_s, self._commit_batch)
-            else:
-                self._loop.call_soon(self._commit_batch)
+            self._schedule_commit()
+
+    def _schedule_commit(self) -> None:
+        assert self._loop is not None
+        self._commit_scheduled = True
+        if self._commit_interval_s > 0:
+            self._loop.call_later(self._commit_interval_s, self._commit_batch)
+        else:
+            self._loop.call_soon(self._commit_batch)
 
     def _commit_batch(self) -> None:
         self._commit_scheduled = False
@@ -101,21 +163,35 @@ class Database:
             self.commit()
         except sqlite3.Error:
             logger.exception("committing a batch of writes failed")
+            if self._conn.in_transaction and not self._closed:
+                # Still open: schedule another try, or no later write would ever commit.
+                self._schedule_commit()
 
     def commit(self) -> None:
-        """Commit the open batch now, if there is one."""
-        if not self._closed and self._conn.in_transaction:
+        """Write the queued rows and commit the open batch now, if there is one."""
+        if self._closed:
+            return
+        if self._write_behind:
+            self.flush_queued()
+        if self._conn.in_transaction:
             self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        if self._write_behind:
+            self._flush_for(sql)
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     def query_one(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+        if self._write_behind:
+            self._flush_for(sql)
         row: sqlite3.Row | None = self._conn.execute(sql, tuple(params)).fetchone()
         return row
 
     def transaction(self) -> _Transaction:
         """``with db.transaction():`` groups statements so nothing half-written is kept."""
+        # With batching, a unit is always a savepoint of a batch, so its commit is the
+        # batch's (which writes the write-behind queues first).
+        self._begin_batch()
         return _Transaction(self._conn)
 
     def close(self) -> None:
@@ -154,3 +230,38 @@ class _Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+class RowQueue:
+    """Rows for one ``INSERT`` statement, written with the database's next commit (a
+    write-behind queue, see :meth:`Database.add_write_behind`); without batched commits
+    each row is written at once."""
+
+    def __init__(self, db: Database, table: str, insert_sql: str) -> None:
+        self._db = db
+        self._sql = insert_sql
+        self._rows: list[Sequence[object]] = []
+        db.add_write_behind(table, self.flush)
+
+    def __len__(self) -> int:
+        """Rows waiting for the commit."""
+        return len(self._rows)
+
+    def add(self, row: Sequence[object]) -> None:
+        if not self._db.batching:
+            self._db.execute(self._sql, row)
+            return
+        if not self._rows:
+            self._db.open_batch()  # the commit that will write the queue
+        self._rows.append(row)
+
+    def drop(self, unwanted: Callable[[Sequence[object]], bool]) -> None:
+        """Forget the queued rows ``unwanted(row)`` accepts (they need not be written)."""
+        if self._rows:
+            self._rows = [row for row in self._rows if not unwanted(row)]
+
+    def flush(self) -> None:
+        """Write the queued rows in one statement (the database's write-behind hook)."""
+        rows, self._rows = self._rows, []
+        if rows:
+            self._db.executemany(self._sql, rows)

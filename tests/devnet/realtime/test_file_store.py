@@ -18,21 +18,14 @@ from blocks_devnet.realtime.file_store import (
     validate_file_name,
 )
 from blocks_devnet.store.database import Database
+from tests.support.fake_clock import FakeClock
 
 SUB = "sub-c-test"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ import pytest
 from blocks_devnet.realtime import message_log
 from blocks_devnet.realtime.message_log import IDLE_LOG_SECONDS, MessageLog
 from blocks_devnet.store.database import Database
+from tests.support.fake_clock import FakeClock
 
 SUB = "sub-c-log"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

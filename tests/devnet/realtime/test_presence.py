@@ -27,19 +27,12 @@ from blocks_devnet.realtime.presence import (
 from blocks_devnet.realtime.server import RealtimeServer
 from blocks_devnet.store.database import Database
 from tests.conftest import OPEN_KEYSET, SECURE_KEYSET, PubNubFactory
+from tests.support.fake_clock import FakeClock
 from tests.support.pubnub_clients import RecordingListener, assert_empty, next_item
 
 KEY = OPEN_KEYSET.subscribe_key
 
 # --- the tracker on a fake clock --------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Harness:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blocks_network.auth.refresh_policy import RefreshPolicy, RefreshTiming
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fake_clock import FakeClock
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ from blocks_devnet.backend.tasks.submit import build_task
 from blocks_devnet.backend.tasks.tokens import TokenLedger
 from blocks_devnet.backend.tasks.uploads import UploadLedger
 from blocks_devnet.backend.tasks.views import send_result, status_channel
+from blocks_devnet.realtime.presence import PRESENCE_SUFFIX
 from blocks_network.protocol.agent_card import AgentCard
 from blocks_network.protocol.channels import control_channel
 from blocks_network.protocol.constants import (
@@ -225,6 +226,7 @@ class TaskService:
                 raise errors.backlog_full(agent.agent_name, backlog)
         instance_id = None if choice is None else choice.instance_id
         record = build_task(self, principal, agent, request, instance_id=instance_id)
+        self._start_channels(record)
         request_event = RequestEvent(record.task_id, (), record.protocol_version).to_wire()
         request_event["requestParts"] = record.request_parts  # already wire-shaped
         self.publish_event(record, request_event)
@@ -236,6 +238,14 @@ class TaskService:
                 self._pump_wakeup.set()
         push_id = None if params.push_notification_config is None else f"push_{record.task_id}"
         return self._result(record, idempotent=False, push_config_id=push_id)
+
+    def _start_channels(self, record: TaskRecord) -> None:
+        # A fresh task id names a channel (and presence twin) nobody used: no reload query.
+        messages = self.ctx.realtime.messages
+        key = self.subscribe_key_of(record.environment)
+        channel = status_channel(record)
+        messages.start_channel(key, channel)
+        messages.start_channel(key, channel + PRESENCE_SUFFIX)
 
     def _result(
         self, record: TaskRecord, *, idempotent: bool, push_config_id: str | None = None

@@ -3,6 +3,12 @@
 Every write is a single statement (or one transaction), so a task is either wholly
 recorded or absent. The first terminal wins: :meth:`TaskStore.finish` only changes a row
 that is not terminal yet. Runs on the server's event loop like the rest of the database.
+
+Records live in memory (write-through cache) and, once the database batches its commits,
+reach SQLite write-behind: a changed record is written as it then is right before the next
+commit (or before any statement naming ``tasks`` runs), so a task created, started and
+finished within one commit interval costs one INSERT. A crash loses what any uncommitted
+batch loses: the last commit interval's writes.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -166,27 +173,38 @@ def _from_row(row: sqlite3.Row) -> TaskRecord:
 
 #: Records kept in memory (write-through): every event on a task channel looks its task up.
 _RECORD_CACHE_SIZE = 4096
+_ABSENT: Any = object()
 
 
 class TaskStore:
     """Reads and writes task rows; every method is a few short SQLite statements.
 
     Recently used records are also kept in memory, updated by every write here (this class
-    is the only writer of the table), so the per-event lookups skip SQLite. Records are
-    shared: treat them and their dicts as read-only.
+    is the only writer of the table), so the per-event lookups skip SQLite; records with
+    changes not yet written stay in memory until they are. Records are shared: treat them
+    and their dicts as read-only.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._records: dict[str, TaskRecord] = {}
+        # Records not written yet: task id -> None (new: INSERT) or the changed columns.
+        self._unwritten: dict[str, set[str] | None] = {}
         db.ensure_schema(_SCHEMA)
         self._insert_sql = (
             f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
         )
+        db.add_write_behind("tasks", self._write_unwritten)
 
     def insert(self, record: TaskRecord) -> TaskRecord | None:
         """Store a new task; returns None (and stores nothing) when its idempotency key is
         taken by another task of the same owner."""
+        if record.idempotency_key is None and record.upload_session_id is None:
+            # Nothing to check against other rows (task ids are unique by construction),
+            # and no transaction to be part of: the INSERT can wait for the commit.
+            self._remember(record)
+            self._mark(record.task_id, columns=None)
+            return record
         try:
             self._db.execute(self._insert_sql, _to_row(record))
         except sqlite3.IntegrityError:
@@ -206,14 +224,52 @@ class TaskStore:
     def _remember(self, record: TaskRecord) -> TaskRecord:
         records = self._records
         if len(records) >= _RECORD_CACHE_SIZE and record.task_id not in records:
-            del records[next(iter(records))]  # the oldest entry
+            oldest = next(iter(records))
+            if oldest in self._unwritten:
+                self._write_unwritten()  # its only copy is the cached one
+            del records[oldest]
         records[record.task_id] = record
         return record
 
-    def _update_cached(self, task_id: str, **changes: Any) -> None:
-        cached = self._records.get(task_id)
-        if cached is not None:
-            self._records[task_id] = replace(cached, **changes)
+    def _change(self, task_id: str, **changes: Any) -> None:
+        """Apply ``changes`` to the (cached) record and write them with the next commit."""
+        self._records[task_id] = replace(self._records[task_id], **changes)
+        self._mark(task_id, columns=changes)
+
+    def _mark(self, task_id: str, *, columns: Iterable[str] | None) -> None:
+        """Queue the record's INSERT (``columns=None``) or an UPDATE of ``columns``."""
+        unwritten = self._unwritten
+        queued = unwritten.get(task_id, _ABSENT)
+        if queued is _ABSENT:
+            unwritten[task_id] = None if columns is None else set(columns)
+            if not self._db.batching:
+                self._write_unwritten()
+            elif len(unwritten) == 1:
+                self._db.open_batch()  # the commit that will write them
+        elif queued is not None and columns is not None:
+            queued.update(columns)
+
+    def _write_unwritten(self) -> None:
+        """The database's write-behind hook: write each queued record as it now is (only
+        the changed columns of rows already written, as other writers may set the rest)."""
+        if not self._unwritten:
+            return
+        unwritten, self._unwritten = self._unwritten, {}
+        inserts: list[list[object]] = []
+        updates: dict[tuple[str, ...], list[list[object]]] = {}
+        for task_id, columns in unwritten.items():
+            record = self._records[task_id]
+            if columns is None:
+                inserts.append(_to_row(record))
+            else:
+                names = tuple(sorted(columns))
+                row = [getattr(record, name) for name in names]
+                updates.setdefault(names, []).append([*row, task_id])
+        if inserts:
+            self._db.executemany(self._insert_sql, inserts)
+        for names, rows in updates.items():
+            assignments = ", ".join(f"{name}=?" for name in names)
+            self._db.executemany(f"UPDATE tasks SET {assignments} WHERE task_id=?", rows)
 
     def find_idempotent(self, owner_id: str, key: str) -> TaskRecord | None:
         row = self._db.query_one(
@@ -233,22 +289,10 @@ class TaskStore:
         self, task_id: str, instance_id: str, now_ms: int, duration_expires_at_ms: int | None
     ) -> bool:
         """queued → submitted on ``instance_id``; False if the task is no longer queued."""
-        cursor = self._db.execute(
-            "UPDATE tasks SET state=?, instance_id=?, dispatched_ms=?, updated_ms=?,"
-            " duration_expires_at_ms=? WHERE task_id=? AND state=?",
-            (
-                STATE_SUBMITTED,
-                instance_id,
-                now_ms,
-                now_ms,
-                duration_expires_at_ms,
-                task_id,
-                STATE_QUEUED,
-            ),
-        )
-        if cursor.rowcount == 0:
+        record = self.get(task_id)
+        if record is None or record.state != STATE_QUEUED:
             return False
-        self._update_cached(
+        self._change(
             task_id,
             state=STATE_SUBMITTED,
             instance_id=instance_id,
@@ -260,33 +304,21 @@ class TaskStore:
 
     def mark_running(self, task_id: str, now_ms: int) -> bool:
         """submitted → running (first report only)."""
-        cursor = self._db.execute(
-            "UPDATE tasks SET state=?, started_ms=COALESCE(started_ms, ?), updated_ms=?"
-            " WHERE task_id=? AND state IN (?,?)",
-            (STATE_RUNNING, now_ms, now_ms, task_id, STATE_QUEUED, STATE_SUBMITTED),
-        )
-        if cursor.rowcount == 0:
+        record = self.get(task_id)
+        if record is None or record.state not in (STATE_QUEUED, STATE_SUBMITTED):
             return False
-        cached = self._records.get(task_id)
-        if cached is not None:
-            started = now_ms if cached.started_ms is None else cached.started_ms
-            self._update_cached(task_id, state=STATE_RUNNING, started_ms=started, updated_ms=now_ms)
+        started = now_ms if record.started_ms is None else record.started_ms
+        self._change(task_id, state=STATE_RUNNING, started_ms=started, updated_ms=now_ms)
         return True
 
     def touch(self, task_id: str, now_ms: int) -> None:
-        cursor = self._db.execute(
-            "UPDATE tasks SET updated_ms=? WHERE task_id=? AND state IN (?,?,?)",
-            (now_ms, task_id, *ACTIVE_STATES),
-        )
-        if cursor.rowcount:
-            self._update_cached(task_id, updated_ms=now_ms)
+        record = self.get(task_id)
+        if record is not None and record.state in ACTIVE_STATES:
+            self._change(task_id, updated_ms=now_ms)
 
     def mark_expire_sent(self, task_id: str, now_ms: int) -> None:
-        self._db.execute(
-            "UPDATE tasks SET expire_sent_ms=?, updated_ms=? WHERE task_id=?",
-            (now_ms, now_ms, task_id),
-        )
-        self._update_cached(task_id, expire_sent_ms=now_ms, updated_ms=now_ms)
+        if self.get(task_id) is not None:
+            self._change(task_id, expire_sent_ms=now_ms, updated_ms=now_ms)
 
     def finish(
         self,
@@ -302,14 +334,10 @@ class TaskStore:
         terminal (first terminal wins) or does not exist."""
         if state not in TERMINAL_STATES:
             raise ValueError(f"{state!r} is not a terminal state")
-        cursor = self._db.execute(
-            "UPDATE tasks SET state=?, ended_ms=?, updated_ms=?, error=?, reason=?,"
-            " completion_reason=? WHERE task_id=? AND state IN (?,?,?)",
-            (state, now_ms, now_ms, error, reason, completion_reason, task_id, *ACTIVE_STATES),
-        )
-        if not cursor.rowcount:
+        record = self.get(task_id)
+        if record is None or record.state not in ACTIVE_STATES:
             return None
-        self._update_cached(
+        self._change(
             task_id,
             state=state,
             ended_ms=now_ms,
@@ -318,7 +346,7 @@ class TaskStore:
             reason=reason,
             completion_reason=completion_reason,
         )
-        return self.get(task_id)
+        return self._records[task_id]
 
     def list_visible(
         self,

@@ -11,7 +11,9 @@ At a terminal (protocol.md §6):
   files after the terminal. They expire with their TTL and only grant reading.
 
 Streams announced by the setup hook are recorded here too (``streamtoken:{taskId}:{streamId}``
-in the hosted network's terms). Revocations are persisted, so a restart keeps them.
+in the hosted network's terms). Revocations are persisted, so a restart keeps them. Write
+tokens are kept in memory until the terminal and reach SQLite with the next commit (only
+needed after a restart); a task that ends before that commit never writes its row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from blocks_devnet.store.database import Database
+from blocks_devnet.store.database import Database, RowQueue
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,10 @@ CREATE TABLE IF NOT EXISTS pending_revocations (
 
 Revoke = Callable[[str, str], None]
 
+_INSERT_TOKEN_SQL = (
+    "INSERT OR IGNORE INTO task_tokens (task_id, kind, subscribe_key, token) VALUES (?,?,?,?)"
+)
+
 
 @dataclass(frozen=True)
 class StreamRecord:
@@ -90,12 +96,31 @@ class TokenLedger:
         self._db = db
         self._revoke = revoke
         db.ensure_schema(_SCHEMA)
+        # Write tokens of the tasks recorded since start-up that have not ended: their
+        # terminal needs no query. Tasks from before a restart are looked up in SQLite.
+        self._live: dict[str, list[tuple[str, str]]] = {}
+        # task_tokens rows waiting for the next commit (write-behind): a task that ends
+        # before it never has its row written at all.
+        self._queued = RowQueue(db, "task_tokens", _INSERT_TOKEN_SQL)
 
     def record_write_token(self, task_id: str, subscribe_key: str, token: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO task_tokens (task_id, kind, subscribe_key, token) VALUES (?,?,?,?)",
-            (task_id, KIND_WRITE, subscribe_key, token),
-        )
+        """Remember the instance's write token so the task's terminal revokes it."""
+        self._live.setdefault(task_id, []).append((subscribe_key, token))
+        self._queued.add((task_id, KIND_WRITE, subscribe_key, token))
+
+    def _write_tokens(self, task_id: str) -> list[tuple[str, str]]:
+        """``(subscribe_key, token)`` of the task's write tokens, forgetting them."""
+        live = self._live.pop(task_id, None)
+        if live is None:
+            return [
+                (row["subscribe_key"], row["token"])
+                for row in self._db.query(
+                    "SELECT subscribe_key, token FROM task_tokens WHERE task_id=?", (task_id,)
+                )
+            ]
+        # Revoked now, so the row would never be read: it need not be written.
+        self._queued.drop(lambda row: row[0] == task_id)
+        return live
 
     def record_stream(self, stream: StreamRecord, now_ms: int) -> None:
         """Add or replace a task's stream (a later phase may add the writer token)."""
@@ -160,10 +185,8 @@ class TokenLedger:
         revoked now. ``has_streams=False`` (streaming was not negotiated, so the setup hook
         never recorded a stream) skips the stream bookkeeping."""
         revoked = 0
-        for row in self._db.query(
-            "SELECT subscribe_key, token FROM task_tokens WHERE task_id=?", (task_id,)
-        ):
-            self._revoke(row["subscribe_key"], row["token"])
+        for subscribe_key, token in self._write_tokens(task_id):
+            self._revoke(subscribe_key, token)
             revoked += 1
         if not has_streams:
             return revoked

@@ -10,14 +10,7 @@ from blocks_devnet.backend.tasks.dispatch import (
     parse_reported_state,
 )
 from blocks_network.protocol.constants import PROTOCOL_VERSION
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fake_clock import FakeClock
 
 
 def view(
@@ -91,7 +84,7 @@ def test_views_use_our_counts_and_the_default_concurrency() -> None:
 
 
 def test_freed_slot_cools_until_presence_confirms_it() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     ledger = CapacityLedger(release_grace_seconds=2.0, clock=clock)
     ledger.assign("a", "t1")
     assert ledger.release("t1") == "a"
@@ -102,7 +95,7 @@ def test_freed_slot_cools_until_presence_confirms_it() -> None:
 
 
 def test_freed_slot_is_free_after_the_grace_even_without_confirmation() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     ledger = CapacityLedger(release_grace_seconds=2.0, clock=clock)
     ledger.assign("a", "t1")
     ledger.release("t1")
