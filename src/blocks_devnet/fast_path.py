@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 front for the hottest POST routes (publish, RPC); aiohttp serves the rest.
+"""A lean HTTP/1.1 front for the hottest routes (publish, RPC, polls); aiohttp serves the rest.
 
 Every task event and stream frame is one ``POST /publish``, every task one ``POST
 /api/v1/rpc``, and aiohttp's per-request machinery (request and response objects, routing,
@@ -11,7 +11,10 @@ object. Route functions must finish without waiting on anything but ``request.re
 The first request it does not serve (another route or method, a chunked or oversized body,
 ``Expect``, ``Upgrade``, HTTP/1.0, anything odd) hands the connection, with every byte
 received so far, to aiohttp's own protocol for good. So the fast path never has to be right
-about anything but plain POSTs to its routes; aiohttp stays the reference for the rest.
+about anything but plain requests to its routes; aiohttp stays the reference for the rest.
+Because a hand-over is for good, the routes include the JSON requests clients make as they
+start (config, tokens, registry, time): a pooled connection whose first request was one of
+those would otherwise serve every later publish or RPC through aiohttp.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
+from multidict import MultiDictProxy
+from yarl import URL
 
 __all__ = ["FastConnections", "FastProtocol", "FastRoute"]
 
@@ -96,6 +101,16 @@ class _PlainRequest:
     @property
     def path(self) -> str:
         return self.raw_path.partition("?")[0]
+
+    @property
+    def host(self) -> str:
+        """The Host header (every request served here has one)."""
+        return str(self.headers["host"])
+
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        """The decoded query, parsed by the same library (yarl) as aiohttp's."""
+        return URL(self.raw_path, encoded=True).query
 
     async def read(self) -> bytes:
         return self._body
@@ -360,8 +375,8 @@ def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
         if not colon or not _TOKEN.fullmatch(name) or key in headers:
             return None  # folded, malformed or repeated headers: aiohttp decides
         headers[key] = value
-    if _DEFERRED_HEADERS.intersection(headers):
-        return None
+    if _DEFERRED_HEADERS.intersection(headers) or "host" not in headers:
+        return None  # aiohttp's to serve, or to refuse (HTTP/1.1 requires Host)
     length_text = headers.get("content-length", "0")
     if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 9:
         return None

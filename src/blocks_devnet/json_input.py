@@ -29,6 +29,10 @@ def _refuse_constant(name: str) -> Any:
     raise InvalidJson(f"{name} is not a JSON number")
 
 
+# One decoder for every call: ``json.loads`` with an argument builds a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def parse_json(data: str | bytes) -> Any:
     """Parse ``data`` (UTF-8 if bytes) as strict JSON and return the value.
 
@@ -40,8 +44,13 @@ def parse_json(data: str | bytes) -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise InvalidJson("not UTF-8 text") from None
+    if text.startswith("\ufeff"):
+        # What json.loads says about a byte-order mark (the decoder itself does not check).
+        raise InvalidJson(
+            str(json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0))
+        )
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise InvalidJson(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except InvalidJson:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.realtime.server import RealtimeServer
+from tests.devnet.raw_exchange import RawClient, exchange, get, post
 
 OPEN = Keyset.generate("open-fast")
 SECURE = Keyset.generate("secure-fast", access_enabled=True)
@@ -35,103 +34,45 @@ def servers(tmp_path: Path) -> Iterator[tuple[RealtimeServer, RealtimeServer]]:
         yield fast, slow
 
 
-def _post(path: str, body: bytes, *extra: str) -> bytes:
-    head = [f"POST {path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}", *extra]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-def _get(path: str, *extra: str) -> bytes:
-    return ("\r\n".join([f"GET {path} HTTP/1.1", "Host: x", *extra]) + "\r\n\r\n").encode()
-
-
-class _Client:
-    """A raw keep-alive connection reading whole responses (Content-Length framed)."""
-
-    def __init__(self, server: RealtimeServer) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_S)
-        self.buffer = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def response(self) -> tuple[int, dict[str, str], bytes]:
-        while b"\r\n\r\n" not in self.buffer:
-            self._fill()
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {
-            k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])
-        }
-        length = int(headers.get("content-length", "0"))
-        while len(self.buffer) < length:
-            self._fill()
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return status, headers, body
-
-    def closed_by_server(self) -> bool:
-        try:
-            return self.sock.recv(1) == b""
-        except OSError:
-            return True
-
-    def _fill(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionError("the server closed the connection")
-        self.buffer += data
-
-
-def _normalised(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str, str]:
-    status, headers, body = answer
-    text = re.sub(r"1\d{16}", "<tt>", body.decode())
-    return status, headers.get("content-type", ""), text
-
-
-def _exchange(server: RealtimeServer, requests: list[bytes]) -> list[tuple[int, str, str]]:
-    client = _Client(server)
-    try:
-        client.sock.sendall(b"".join(requests))  # pipelined in one write
-        return [_normalised(client.response()) for _ in requests]
-    finally:
-        client.close()
-
-
 CASES = {
-    "publish": _post(f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1", b'{"hi":1}'),
-    "publish with meta and store=0": _post(
+    "publish": post(f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1", b'{"hi":1}'),
+    "publish with meta and store=0": post(
         f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1&store=0&meta=%7B%22a%22%3A1%7D", b'"x"'
     ),
-    "bad json": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"{oops"),
-    "not utf-8": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"\xff\xfe"),
-    "too large": _post(f"/publish/{PUB}/{SUB}/0/room/0", b'"' + b"x" * 40_000 + b'"'),
-    "wrong publish key": _post(f"/publish/pub-c-nope/{SUB}/0/room/0", b"1"),
-    "unknown subscribe key": _post(f"/publish/{PUB}/sub-c-nope/0/room/0", b"1"),
-    "message in a POST path": _post(f"/publish/{PUB}/{SUB}/0/room/0/%221%22", b"1"),
-    "no token on a secure keyset": _post(
+    "publish without a host header": post(
+        f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1", b'{"hi":1}', host=None
+    ),
+    "bad json": post(f"/publish/{PUB}/{SUB}/0/room/0", b"{oops"),
+    "not utf-8": post(f"/publish/{PUB}/{SUB}/0/room/0", b"\xff\xfe"),
+    "too large": post(f"/publish/{PUB}/{SUB}/0/room/0", b'"' + b"x" * 40_000 + b'"'),
+    "wrong publish key": post(f"/publish/pub-c-nope/{SUB}/0/room/0", b"1"),
+    "unknown subscribe key": post(f"/publish/{PUB}/sub-c-nope/0/room/0", b"1"),
+    "message in a POST path": post(f"/publish/{PUB}/{SUB}/0/room/0/%221%22", b"1"),
+    "no token on a secure keyset": post(
         f"/publish/{SECURE.publish_key}/{SECURE.subscribe_key}/0/room/0?uuid=u1", b"1"
     ),
-    "bad meta": _post(f"/publish/{PUB}/{SUB}/0/room/0?meta=%7Bbad", b"1"),
-    "bare prefix": _post("/publish/", b"1"),
-    "heartbeat": _get(f"/v2/presence/sub-key/{SUB}/channel/room/heartbeat?uuid=u1&heartbeat=60"),
-    "set state": _get(
+    "bad meta": post(f"/publish/{PUB}/{SUB}/0/room/0?meta=%7Bbad", b"1"),
+    "bare prefix": post("/publish/", b"1"),
+    "time": get("/time/0"),
+    "heartbeat": get(f"/v2/presence/sub-key/{SUB}/channel/room/heartbeat?uuid=u1&heartbeat=60"),
+    "set state": get(
         f"/v2/presence/sub-key/{SUB}/channel/room/uuid/u1/data?uuid=u1&state=%7B%22k%22%3A1%7D"
     ),
-    "here now": _get(f"/v2/presence/sub-key/{SUB}/channel/room?state=1"),
-    "bad heartbeat": _get(f"/v2/presence/sub-key/{SUB}/channel/room/heartbeat?heartbeat=abc"),
-    "subscribe handshake": _get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"),
-    "subscribe bad filter": _get(f"/v2/subscribe/{SUB}/room/0?tt=1&filter-expr=a%20%3D%3D"),
+    "here now": get(f"/v2/presence/sub-key/{SUB}/channel/room?state=1"),
+    "bad heartbeat": get(f"/v2/presence/sub-key/{SUB}/channel/room/heartbeat?heartbeat=abc"),
+    "subscribe handshake": get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"),
+    "subscribe bad filter": get(f"/v2/subscribe/{SUB}/room/0?tt=1&filter-expr=a%20%3D%3D"),
     "bare LF hiding a body": (
         b"POST /publish/" + PUB.encode() + b"/" + SUB.encode() + b"/0/room/0 HTTP/1.1\r\n"
         b'Host: x\r\nX-A: a\nContent-Length: 3\r\n\r\n"x"'
     ),
-    "superscript content length": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"", "X: 1").replace(
+    "superscript content length": post(f"/publish/{PUB}/{SUB}/0/room/0", b"", "X: 1").replace(
         b"Content-Length: 0", "Content-Length: \u00b2".encode("latin-1")
     ),
-    "space in a header name": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X A: b"),
-    "odd character in a header name": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X@A: b"),
-    "NUL in a header value": _post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: a\x00b"),
-    "gzip labelled body": _post(
+    "space in a header name": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X A: b"),
+    "odd character in a header name": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X@A: b"),
+    "NUL in a header value": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: a\x00b"),
+    "gzip labelled body": post(
         f"/publish/{PUB}/{SUB}/0/room/0", b"not gzip at all", "Content-Encoding: gzip"
     ),
 }
@@ -140,7 +81,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_answers_match_aiohttp(servers: tuple[RealtimeServer, RealtimeServer], name: str) -> None:
     fast, slow = servers
-    assert _exchange(fast, [CASES[name]]) == _exchange(slow, [CASES[name]])
+    assert exchange(fast, [CASES[name]]) == exchange(slow, [CASES[name]])
 
 
 def test_a_pipelined_mix_is_answered_in_order_across_the_hand_over(
@@ -150,12 +91,12 @@ def test_a_pipelined_mix_is_answered_in_order_across_the_hand_over(
     requests = [
         CASES["publish"],
         CASES["heartbeat"],
-        _get("/time/0"),  # not a fast route: aiohttp takes the connection from here
+        get("/time/0"),  # not a fast route: aiohttp takes the connection from here
         CASES["publish"],
-        _get(f"/v2/history/sub-key/{SUB}/channel/room?count=10"),
+        get(f"/v2/history/sub-key/{SUB}/channel/room?count=10"),
     ]
-    fast_answers = _exchange(fast, requests)
-    assert fast_answers == _exchange(slow, requests)
+    fast_answers = exchange(fast, requests)
+    assert fast_answers == exchange(slow, requests)
     assert [status for status, _, _ in fast_answers] == [200] * 5
     assert fast_answers[-1][2].startswith('[[{"hi":1},{"hi":1}],')
 
@@ -164,12 +105,12 @@ def test_a_request_sent_a_byte_at_a_time_is_answered_once(
     servers: tuple[RealtimeServer, RealtimeServer],
 ) -> None:
     fast, _ = servers
-    client = _Client(fast)
+    client = RawClient(fast)
     try:
         for byte in CASES["publish"]:
             client.sock.sendall(bytes([byte]))
         status, _, body = client.response()
-        client.sock.sendall(_get(f"/v2/history/sub-key/{SUB}/channel/room?count=10"))
+        client.sock.sendall(get(f"/v2/history/sub-key/{SUB}/channel/room?count=10"))
         _, _, history = client.response()
     finally:
         client.close()
@@ -179,9 +120,9 @@ def test_a_request_sent_a_byte_at_a_time_is_answered_once(
 
 def test_connection_close_is_honoured(servers: tuple[RealtimeServer, RealtimeServer]) -> None:
     fast, _ = servers
-    client = _Client(fast)
+    client = RawClient(fast)
     try:
-        client.sock.sendall(_post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "Connection: close"))
+        client.sock.sendall(post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "Connection: close"))
         status, headers, _ = client.response()
         assert status == 200 and headers.get("connection") == "close"
         assert client.closed_by_server()
@@ -203,12 +144,12 @@ def test_what_the_fast_path_does_not_read_is_handed_to_aiohttp(
     servers: tuple[RealtimeServer, RealtimeServer], raw: bytes
 ) -> None:
     fast, slow = servers
-    assert _exchange(fast, [raw])[0] == _exchange(slow, [raw])[0]
+    assert exchange(fast, [raw])[0] == exchange(slow, [raw])[0]
 
 
 def test_open_fast_connections_are_closed_when_the_server_stops(tmp_path: Path) -> None:
     server = RealtimeServer([OPEN], data_dir=tmp_path, fast_path=True).start()
-    client = _Client(server)
+    client = RawClient(server)
     try:
         client.sock.sendall(CASES["publish"])
         assert client.response()[0] == 200
@@ -219,7 +160,7 @@ def test_open_fast_connections_are_closed_when_the_server_stops(tmp_path: Path) 
         server.stop()
 
 
-def test_publishes_and_presence_calls_are_served_by_the_fast_path(
+def test_publishes_presence_calls_and_time_are_served_by_the_fast_path(
     servers: tuple[RealtimeServer, RealtimeServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from blocks_devnet import fast_path
@@ -233,10 +174,13 @@ def test_publishes_and_presence_calls_are_served_by_the_fast_path(
 
     monkeypatch.setattr(fast_path, "_run_now", counting)
     fast, _ = servers
-    _exchange(fast, [CASES["publish"], CASES["heartbeat"], CASES["bad json"]])
+    exchange(fast, [CASES["publish"], CASES["heartbeat"], CASES["bad json"]])
     assert len(served) == 3
-    _exchange(fast, [_get("/time/0"), CASES["publish"]])  # handed over at the first request
-    assert len(served) == 3
+    exchange(fast, [CASES["time"]])
+    assert len(served) == 4
+    history = get(f"/v2/history/sub-key/{SUB}/channel/room")
+    exchange(fast, [history, CASES["publish"]])  # handed over at the first request
+    assert len(served) == 4
 
 
 def _waiters(server: RealtimeServer) -> int:
@@ -249,13 +193,13 @@ def test_a_held_poll_is_answered_by_a_publish_and_the_connection_goes_on(
     servers: tuple[RealtimeServer, RealtimeServer],
 ) -> None:
     fast, _ = servers
-    poller = _Client(fast)
+    poller = RawClient(fast)
     try:
-        poller.sock.sendall(_get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"))
+        poller.sock.sendall(get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"))
         cursor = json.loads(poller.response()[2])["t"]["t"]
-        poller.sock.sendall(_get(f"/v2/subscribe/{SUB}/room/0?tt={cursor}&uuid=u1"))
+        poller.sock.sendall(get(f"/v2/subscribe/{SUB}/room/0?tt={cursor}&uuid=u1"))
         _wait_for(lambda: _waiters(fast) == 1)
-        assert _exchange(fast, [CASES["publish"]])[0][0] == 200
+        assert exchange(fast, [CASES["publish"]])[0][0] == 200
         status, _, body = poller.response()
         assert status == 200 and [m["d"] for m in json.loads(body)["m"]] == [{"hi": 1}]
         poller.sock.sendall(CASES["heartbeat"])  # the same connection serves on
@@ -268,8 +212,8 @@ def test_a_poll_whose_client_leaves_is_cancelled(
     servers: tuple[RealtimeServer, RealtimeServer],
 ) -> None:
     fast, _ = servers
-    poller = _Client(fast)
-    poller.sock.sendall(_get(f"/v2/subscribe/{SUB}/gone/0?tt=1&uuid=u2"))
+    poller = RawClient(fast)
+    poller.sock.sendall(get(f"/v2/subscribe/{SUB}/gone/0?tt=1&uuid=u2"))
     _wait_for(lambda: _waiters(fast) == 1)
     poller.close()
     _wait_for(lambda: _waiters(fast) == 0)
@@ -287,9 +231,9 @@ def test_a_connection_header_naming_close_closes(
     servers: tuple[RealtimeServer, RealtimeServer], value: str
 ) -> None:
     fast, _ = servers
-    client = _Client(fast)
+    client = RawClient(fast)
     try:
-        client.sock.sendall(_post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", f"Connection: {value}"))
+        client.sock.sendall(post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", f"Connection: {value}"))
         assert client.response()[1].get("connection") == "close"
         assert client.closed_by_server()
     finally:
@@ -298,9 +242,9 @@ def test_a_connection_header_naming_close_closes(
 
 def test_a_held_poll_is_answered_when_the_server_stops(tmp_path: Path) -> None:
     server = RealtimeServer([OPEN], data_dir=tmp_path, fast_path=True).start()
-    client = _Client(server)
+    client = RawClient(server)
     try:
-        client.sock.sendall(_get(f"/v2/subscribe/{SUB}/room/0?tt=1&uuid=u1"))
+        client.sock.sendall(get(f"/v2/subscribe/{SUB}/room/0?tt=1&uuid=u1"))
         _wait_for(lambda: _waiters(server) == 1)
         server.stop()
         status, _, body = client.response()
@@ -361,6 +305,6 @@ def test_a_hand_over_while_writing_is_paused_leaves_aiohttp_in_step() -> None:
     protocol.connection_made(transport)
     protocol.pause_writing()  # the client stopped reading our answers
     assert not transport.reading
-    protocol.data_received(_get("/time/0"))
+    protocol.data_received(get("/time/0"))
     assert transport.protocol is recorder and transport.reading  # aiohttp reads from here
     assert recorder.calls == ["connection_made", "pause_writing", "data:/time/0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from blocks_devnet.json_input import MAX_JSON_DEPTH, InvalidJson, parse_json
@@ -43,3 +45,12 @@ def test_refuses_what_other_peers_cannot_read(data: bytes, reason: str) -> None:
     with pytest.raises(InvalidJson, match=reason):
         parse_json(data)
     assert issubclass(InvalidJson, ValueError)
+
+
+@pytest.mark.parametrize("text", ["\ufeff1", "[1,", '{"a" 1}', "", "tru"])
+def test_errors_read_as_json_loads_words_them(text: str) -> None:
+    with pytest.raises(ValueError) as expected:
+        json.loads(text)
+    with pytest.raises(InvalidJson) as got:
+        parse_json(text)
+    assert str(got.value) == str(expected.value)

@@ -56,8 +56,16 @@ def build_context(config: DevnetConfig, db: Database) -> BackendContext:
 
 
 def devnet_fast_routes() -> list[FastRoute]:
-    """The routes :mod:`blocks_devnet.fast_path` may answer: publishes and task RPCs."""
-    return [*realtime_fast_routes(), FastRoute(API_PATH_RPC, rpc.handle_rpc, MAX_JSON_BODY_BYTES)]
+    """The routes :mod:`blocks_devnet.fast_path` may answer: publishes, presence, polls and
+    task RPCs, and the requests clients make as they start (config, tokens, registry), so a
+    connection that starts with those stays on the fast path."""
+    return [
+        *realtime_fast_routes(),
+        FastRoute(API_PATH_RPC, rpc.handle_rpc, MAX_JSON_BODY_BYTES),
+        *cdm.fast_routes(),
+        *auth_routes.fast_routes(),
+        *registry_routes.fast_routes(),
+    ]
 
 
 def create_devnet_app(ctx: BackendContext) -> web.Application:

@@ -31,6 +31,7 @@ from blocks_devnet.backend.errors import (
     unauthorized,
 )
 from blocks_devnet.backend.http import (
+    MAX_JSON_BODY_BYTES,
     bearer_token,
     check_protocol_version,
     json_response,
@@ -39,6 +40,7 @@ from blocks_devnet.backend.http import (
 from blocks_devnet.backend.identity import SYSTEM_ORG_ID, RefreshTokenInvalid
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.registry import AgentRecord
+from blocks_devnet.fast_path import FastRoute, Route
 from blocks_network.protocol.channels import control_channel, is_valid_agent_name
 from blocks_network.protocol.constants import (
     API_PATH_AGENT_CONNECT,
@@ -360,10 +362,22 @@ async def handle_anon_task_read_token(request: web.Request) -> web.Response:
     )
 
 
+def _routes() -> list[tuple[str, Route]]:
+    return [
+        (API_PATH_AGENT_CONNECT, handle_connect),
+        (API_PATH_AGENT_REFRESH, handle_refresh),
+        (API_PATH_CONSUMER_TOKEN, handle_consumer_token),
+        (API_PATH_TASK_READ_TOKEN, handle_task_read_token),
+        (API_PATH_ANON_TASK_READ_TOKEN, handle_anon_task_read_token),
+    ]
+
+
+def fast_routes() -> list[FastRoute]:
+    """The token endpoints for :mod:`blocks_devnet.fast_path` (each only reads its body)."""
+    return [FastRoute(path, handler, MAX_JSON_BODY_BYTES) for path, handler in _routes()]
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the auth routes."""
-    app.router.add_post(API_PATH_AGENT_CONNECT, handle_connect)
-    app.router.add_post(API_PATH_AGENT_REFRESH, handle_refresh)
-    app.router.add_post(API_PATH_CONSUMER_TOKEN, handle_consumer_token)
-    app.router.add_post(API_PATH_TASK_READ_TOKEN, handle_task_read_token)
-    app.router.add_post(API_PATH_ANON_TASK_READ_TOKEN, handle_anon_task_read_token)
+    for path, handler in _routes():
+        app.router.add_post(path, handler)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from blocks_devnet.backend.context import context_of
 from blocks_devnet.backend.http import json_response
+from blocks_devnet.fast_path import FastRoute
 from blocks_network.protocol.cdm import CdmConfig, Keyset, RealtimeOrigin
 
 CONFIG_PATHS = ("/config.json", "/api/v1/cdm")
@@ -36,6 +37,11 @@ async def handle_config(request: web.Request) -> web.Response:
         for name, k in ctx.keysets.items()
     }
     return json_response(cdm_document(host, keysets["playground"], keysets["network"]))
+
+
+def fast_routes() -> list[FastRoute]:
+    """The CDM document for :mod:`blocks_devnet.fast_path` (a client's first request)."""
+    return [FastRoute(path, handle_config, method="GET") for path in CONFIG_PATHS]
 
 
 def add_routes(app: web.Application) -> None:

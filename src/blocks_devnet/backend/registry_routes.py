@@ -18,6 +18,7 @@ from blocks_devnet.backend.builtin_agents import ensure_builtin_agents
 from blocks_devnet.backend.context import CONTEXT_KEY, context_of
 from blocks_devnet.backend.errors import BackendError, bad_request, forbidden, not_found
 from blocks_devnet.backend.http import (
+    MAX_JSON_BODY_BYTES,
     check_protocol_version,
     json_response,
     optional_str,
@@ -25,6 +26,7 @@ from blocks_devnet.backend.http import (
 )
 from blocks_devnet.backend.identity import SYSTEM_ORG_ID, SYSTEM_USER_ID
 from blocks_devnet.backend.registry import MAX_PAGE_SIZE, AgentRecord
+from blocks_devnet.fast_path import FastRoute
 from blocks_network.protocol.constants import API_PATH_REGISTRY_AGENTS
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,15 @@ async def handle_delete(request: web.Request) -> web.Response:
     ctx.registry.delete(agent_name)
     logger.info("deleted agent %s", agent_name)
     return json_response({"deleted": True, "agentName": agent_name}, mutation=True)
+
+
+def fast_routes() -> list[FastRoute]:
+    """Registry lookups and registration for :mod:`blocks_devnet.fast_path` (an agent's
+    start-up requests; PUT and DELETE stay with aiohttp)."""
+    return [
+        FastRoute(API_PATH_REGISTRY_AGENTS, handle_get, method="GET"),
+        FastRoute(API_PATH_REGISTRY_AGENTS, handle_register, MAX_JSON_BODY_BYTES),
+    ]
 
 
 def add_routes(app: web.Application) -> None:

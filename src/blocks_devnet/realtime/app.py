@@ -107,9 +107,11 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
 
 def realtime_fast_routes() -> list[FastRoute]:
     """The realtime routes :mod:`blocks_devnet.fast_path` may answer: POST publishes, the
-    presence calls (heartbeat, state, leave, here/where now) and subscribe long-polls."""
+    presence calls (heartbeat, state, leave, here/where now), subscribe long-polls and the
+    time probe."""
     return [
         FastRoute("/publish/", handle_publish, MAX_BODY_BYTES, prefix=True),
+        FastRoute("/time/0", handle_time, method="GET"),
         FastRoute("/v2/presence/sub-key/", handle_presence, prefix=True, method="GET"),
         FastRoute("/v2/subscribe/", handle_subscribe, prefix=True, method="GET", waits=True),
     ]
