@@ -308,7 +308,7 @@ class AgentInstance:
         if announce_now:
             self._presence.task_ended(count, self._options.concurrency)
         else:
-            self._presence.mark_dirty()
+            self._presence.active_changed(count, self._options.concurrency)
 
     def _on_control_reconnected(self) -> None:
         # Presence state lives in the network's memory: announce it again after a blip.

@@ -3,11 +3,13 @@
 The backend picks instances by their announced ``activeTasks``, and counts a slot freed by
 a terminal as still taken ("cooling") until the instance's state confirms it; it holds the
 next task back only while that count says the instance is full. So a task's end is
-announced *before* its terminal when the backend could count the instance full without it
-(:meth:`PresenceReporter.task_ended`: the running tasks plus the ends not yet confirmed come
-within a quarter of the concurrency); otherwise it is announced in the background, and a
-sequential stream of tasks costs a presence request every few dozen tasks instead of one
-per task, on its critical path. :meth:`PresenceReporter.update` blocks until a state that
+announced *before* its terminal (:meth:`PresenceReporter.task_ended` blocks) whenever the
+backend could count the instance full without it: the running tasks plus the ends not yet
+confirmed come within a quarter of the concurrency, or the running tasks alone did in the
+last :data:`BUSY_HOLD_S` (in a burst the backend may hold tasks for us we have not seen).
+Otherwise — tasks one after another, far below capacity — the end is announced in the
+background, and a presence request covers many ends instead of one each, off the
+terminal's critical path. :meth:`PresenceReporter.update` blocks until a state that
 includes the caller's change has been sent. Concurrent callers share one request (group
 commit): while one update is on the wire, every change made meanwhile rides on the next
 one, so a burst of task ends costs one or two updates.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,6 +41,9 @@ _IDLE_WAIT_S: Final = 60.0
 _SHARED_WAIT_S: Final = 10.0
 #: How long a non-urgent change waits before the background thread announces it.
 DEBOUNCE_S: Final = 0.1
+#: After the instance came near its capacity, task ends are announced before their
+#: terminals for this long.
+BUSY_HOLD_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class PresenceReporter:
         # Task ends no successfully sent state covers yet: the backend may still count
         # their slots as taken.
         self._unconfirmed_ends = 0
+        # Until when (monotonic) every task end is announced before its terminal.
+        self._busy_until = 0.0
 
     def update(self) -> bool:
         """Announce the current state and return once a state at least this recent was sent.
@@ -86,14 +94,26 @@ class PresenceReporter:
 
     send_now = update
 
+    def active_changed(self, active: int, concurrency: int) -> None:
+        """Announce a change of the running tasks (``active`` now) soon, in the background;
+        near capacity, the following ends are announced before their terminals."""
+        if _near_full(active, concurrency):
+            with self._cond:
+                self._busy_until = time.monotonic() + BUSY_HOLD_S
+        self.mark_dirty()
+
     def task_ended(self, active: int, concurrency: int) -> None:
         """Announce a task's end, before returning if the backend could otherwise count the
         instance full (``active`` tasks still running; ``concurrency`` 0: unlimited), else
         soon in the background. Never raises."""
         with self._cond:
             self._unconfirmed_ends += 1
-            margin = max(1, concurrency // 4)
-            urgent = concurrency > 0 and active + self._unconfirmed_ends + margin > concurrency
+            now = time.monotonic()
+            if _near_full(active + 1, concurrency):  # it was near full until this end
+                self._busy_until = now + BUSY_HOLD_S
+            urgent = concurrency > 0 and (
+                now < self._busy_until or _near_full(active + self._unconfirmed_ends, concurrency)
+            )
         if urgent:
             self.update()
         else:
@@ -163,3 +183,8 @@ class PresenceReporter:
         self._dirty.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_TIMEOUT_S)
+
+
+def _near_full(taken: int, concurrency: int) -> bool:
+    """Whether ``taken`` slots are within a quarter of ``concurrency`` (0: unlimited) of it."""
+    return concurrency > 0 and taken + max(1, concurrency // 4) > concurrency

@@ -185,3 +185,26 @@ def test_ends_stay_unconfirmed_while_sends_fail(monkeypatch: pytest.MonkeyPatch)
         assert realtime.sent == [{"activeTasks": 0}]
     finally:
         reporter.close()
+
+
+def test_after_coming_near_capacity_ends_are_announced_first_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In a burst the backend holds tasks for us that we have not seen yet: once near full,
+    # every end is announced before its terminal until things calm down.
+    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
+    realtime = SlowRealtime(delay=0.0)
+    counter = [0]
+    reporter = _reporter(realtime, counter)
+    try:
+        reporter.active_changed(active=7, concurrency=8)  # near full: busy for a while
+        reporter.task_ended(active=0, concurrency=8)  # far from full, but busy: at once
+        assert len(realtime.sent) == 1
+        monkeypatch.setattr(reporter, "_busy_until", 0.0)  # the hold passed
+        reporter.task_ended(active=0, concurrency=8)
+        assert len(realtime.sent) == 1  # lazily again
+        reporter.active_changed(active=1, concurrency=8)  # far from full: stays lazy
+        reporter.task_ended(active=0, concurrency=8)
+        assert len(realtime.sent) == 1
+    finally:
+        reporter.close()
