@@ -34,9 +34,11 @@ DEFAULT_LONG_POLL_SECONDS = 280.0
 PublishInterceptor = Callable[[RealtimeRequest, str, Any], web.Response | None]
 
 
-#: Writes are committed in groups this often: a busy server then makes ~100 commits/s instead
-#: of one per event-loop turn, and a crash (not a clean stop) loses at most this much.
-COMMIT_INTERVAL_SECONDS = 0.01
+#: Writes are committed in groups this often: a busy server then makes ~20 commits/s instead
+#: of one per event-loop turn, and a crash (not a clean stop) loses at most this much. With
+#: rows written behind, a longer interval puts more tasks in each commit (they share its
+#: pages): 50 ms took ~10 % off the network's CPU per task against 10 ms (bench/RESULTS.md).
+COMMIT_INTERVAL_SECONDS = 0.05
 
 
 @dataclass
