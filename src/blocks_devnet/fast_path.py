@@ -86,7 +86,7 @@ class FastRoute:
 class _PlainRequest:
     """What the fast routes read from an aiohttp request, and nothing more."""
 
-    __slots__ = ("_body", "app", "content_length", "headers", "method", "raw_path")
+    __slots__ = ("_body", "_query", "app", "content_length", "headers", "method", "raw_path")
 
     def __init__(
         self, app: web.Application, method: str, raw_path: str, headers: _Headers, body: bytes
@@ -97,6 +97,7 @@ class _PlainRequest:
         self.headers = headers
         self.content_length = len(body)
         self._body = body
+        self._query: MultiDictProxy[str] | None = None
 
     @property
     def path(self) -> str:
@@ -110,7 +111,9 @@ class _PlainRequest:
     @property
     def query(self) -> MultiDictProxy[str]:
         """The decoded query, parsed by the same library (yarl) as aiohttp's."""
-        return URL(self.raw_path, encoded=True).query
+        if self._query is None:
+            self._query = URL(self.raw_path, encoded=True).query
+        return self._query
 
     async def read(self) -> bytes:
         return self._body

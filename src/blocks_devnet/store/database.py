@@ -64,6 +64,7 @@ class Database:
         # (table, flush) of each write-behind queue; see add_write_behind.
         self._write_behind: list[tuple[str, Callable[[], None]]] = []
         self._flushing = False
+        self._units = 0
         self.ensure_schema(_MESSAGES_SCHEMA)
 
     def batch_commits(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
@@ -100,30 +101,33 @@ class Database:
         batching."""
         self._begin_batch()
 
+    @property
+    def in_unit(self) -> bool:
+        """Whether a :meth:`transaction` unit is open: components write at once then, so a
+        rolled-back unit takes their rows with it and nothing queued outside it."""
+        return self._units > 0
+
     def flush_queued(self) -> None:
         """Write every write-behind queue now (each failure is logged; its rows are lost)."""
-        if self._flushing:
-            return
-        self._flushing = True
-        try:
-            for _table, flush in self._write_behind:
-                try:
-                    flush()
-                except sqlite3.Error:
-                    logger.exception("writing queued rows failed; they are lost")
-        finally:
-            self._flushing = False
+        for _table, flush in self._write_behind:
+            self._run_flush(flush)
 
     def _flush_for(self, sql: str) -> None:
-        if self._flushing:
-            return  # a queue's own statements
         for table, flush in self._write_behind:
             if table in sql:
-                self._flushing = True
-                try:
-                    flush()
-                finally:
-                    self._flushing = False
+                self._run_flush(flush)
+
+    def _run_flush(self, flush: Callable[[], None]) -> None:
+        if self._flushing:
+            return  # a queue's own statements
+        self._flushing = True
+        try:
+            flush()
+        except Exception:
+            # The queue was taken before the write: its rows are lost, the rest goes on.
+            logger.exception("writing queued rows failed; they are lost")
+        finally:
+            self._flushing = False
 
     def ensure_schema(self, script: str) -> None:
         """Run idempotent ``CREATE ... IF NOT EXISTS`` statements."""
@@ -161,9 +165,10 @@ class Database:
         self._commit_scheduled = False
         try:
             self.commit()
-        except sqlite3.Error:
+        except Exception:
             logger.exception("committing a batch of writes failed")
-            if self._conn.in_transaction and not self._closed:
+        finally:
+            if not self._closed and self._conn.in_transaction and not self._commit_scheduled:
                 # Still open: schedule another try, or no later write would ever commit.
                 self._schedule_commit()
 
@@ -189,10 +194,12 @@ class Database:
 
     def transaction(self) -> _Transaction:
         """``with db.transaction():`` groups statements so nothing half-written is kept."""
-        # With batching, a unit is always a savepoint of a batch, so its commit is the
-        # batch's (which writes the write-behind queues first).
+        # Rows queued so far are written first, outside the unit: a rollback must not take
+        # them. With batching, a unit is then a savepoint of the batch.
+        if self._write_behind:
+            self.flush_queued()
         self._begin_batch()
-        return _Transaction(self._conn)
+        return _Transaction(self)
 
     def close(self) -> None:
         """Commit pending writes and close the connection; a second call does nothing."""
@@ -213,15 +220,18 @@ class Database:
 class _Transaction:
     """All or nothing; inside an open batch it is a savepoint of that batch."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn = db._conn
         self._savepoint = False
 
     def __enter__(self) -> None:
         self._savepoint = self._conn.in_transaction
         self._conn.execute("SAVEPOINT unit" if self._savepoint else "BEGIN IMMEDIATE")
+        self._db._units += 1
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db._units -= 1
         if self._savepoint:
             if exc_type is not None:
                 self._conn.execute("ROLLBACK TO unit")
@@ -248,7 +258,7 @@ class RowQueue:
         return len(self._rows)
 
     def add(self, row: Sequence[object]) -> None:
-        if not self._db.batching:
+        if not self._db.batching or self._db.in_unit:
             self._db.execute(self._sql, row)
             return
         if not self._rows:

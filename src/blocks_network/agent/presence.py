@@ -5,7 +5,7 @@ a terminal as still taken ("cooling") until the instance's state confirms it; it
 next task back only while that count says the instance is full. So a task's end is
 announced *before* its terminal (:meth:`PresenceReporter.task_ended` blocks) whenever the
 backend could count the instance full without it: the running tasks plus the ends not yet
-confirmed come within a quarter of the concurrency, or the running tasks alone did in the
+confirmed come within half of the concurrency, or the running tasks alone did in the
 last :data:`BUSY_HOLD_S` (in a burst the backend may hold tasks for us we have not seen).
 Otherwise — tasks one after another, far below capacity — the end is announced in the
 background, and a presence request covers many ends instead of one each, off the
@@ -186,5 +186,8 @@ class PresenceReporter:
 
 
 def _near_full(taken: int, concurrency: int) -> bool:
-    """Whether ``taken`` slots are within a quarter of ``concurrency`` (0: unlimited) of it."""
-    return concurrency > 0 and taken + max(1, concurrency // 4) > concurrency
+    """Whether ``taken`` slots are within half of ``concurrency`` (0: unlimited) of it.
+
+    Half, at least two: the backend may also hold StartTasks on their way to us, which we
+    cannot count (with 2 or less, every end counts as near full)."""
+    return concurrency > 0 and taken + max(2, concurrency // 2) > concurrency

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -100,6 +101,8 @@ class PollThreads:
         for _ in threads:
             self._jobs.put(None)
         current = threading.current_thread()
+        # One deadline for all: a loop nobody stopped must not add its own wait per thread.
+        deadline = time.monotonic() + _JOIN_TIMEOUT_S
         for thread in threads:
             if thread is not current:
-                thread.join(_JOIN_TIMEOUT_S)
+                thread.join(max(0.0, deadline - time.monotonic()))

@@ -151,3 +151,52 @@ def test_rows_queued_inside_a_unit_are_committed_with_the_batch(
     assert asyncio.run(scenario()) == 1
     assert len(queue) == 0
     db.close()
+
+
+def test_a_rolled_back_unit_keeps_rows_queued_before_it(
+    path: Path, db: Database, queue: Queue
+) -> None:
+    async def scenario() -> None:
+        db.batch_commits(asyncio.get_running_loop(), interval_s=60)
+        queue.add((1,))
+        with pytest.raises(RuntimeError), db.transaction():
+            db.query("SELECT x FROM queued")  # names the table inside the unit
+            queue.add((2,))  # inside a unit: written at once, rolled back with it
+            raise RuntimeError("the unit fails")
+        db.close()
+
+    asyncio.run(scenario())
+    conn = sqlite3.connect(path)
+    try:
+        assert [r[0] for r in conn.execute("SELECT x FROM queued")] == [1]
+    finally:
+        conn.close()
+
+
+def test_a_flush_raising_anything_is_logged_and_later_batches_still_commit(
+    path: Path, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug in a component's flush")
+
+    db.add_write_behind("nothing_here", broken)
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        db.batch_commits(loop, interval_s=0.01)
+        db.execute("INSERT INTO other (y) VALUES (1)")
+        deadline = loop.time() + 5
+        while committed(path, "other") < 1 and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        db.execute("INSERT INTO other (y) VALUES (2)")
+        while committed(path, "other") < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        return committed(path, "other")
+
+    with caplog.at_level(logging.ERROR, logger="blocks_devnet.store.database"):
+        assert asyncio.run(scenario()) == 2
+    assert "writing queued rows failed" in caplog.text

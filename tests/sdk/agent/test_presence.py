@@ -120,7 +120,7 @@ def test_a_task_end_far_from_capacity_is_announced_in_the_background() -> None:
     counter = [0]
     reporter = _reporter(realtime, counter)
     try:
-        # Concurrency 32: the backend counts 1 running + 1 cooling slot; nowhere near full.
+        # Concurrency 32: the backend counts 1 cooling slot; nowhere near full.
         reporter.task_ended(active=0, concurrency=32)
         assert realtime.sent == []  # nothing on the terminal's critical path
         deadline = time.monotonic() + 5
@@ -139,15 +139,15 @@ def test_ends_are_announced_before_returning_once_the_backend_could_count_the_in
     counter = [0]
     reporter = _reporter(realtime, counter)
     try:
-        # Concurrency 8 (margin 2): 4 running + 3 unconfirmed ends + 2 > 8 on the third end.
+        # Concurrency 16 (margin 8): 4 running + 5 unconfirmed ends + 8 > 16 on the fifth end.
         counter[0] = 4
-        reporter.task_ended(active=4, concurrency=8)
-        reporter.task_ended(active=4, concurrency=8)
+        for _ in range(4):
+            reporter.task_ended(active=4, concurrency=16)
         assert realtime.sent == []
-        reporter.task_ended(active=4, concurrency=8)
+        reporter.task_ended(active=4, concurrency=16)
         assert realtime.sent == [{"activeTasks": 4}]
-        # That state covered all three ends: the next one is not urgent again.
-        reporter.task_ended(active=4, concurrency=8)
+        # That state covered all five ends: the next one is not urgent again.
+        reporter.task_ended(active=4, concurrency=16)
         assert realtime.sent == [{"activeTasks": 4}]
     finally:
         reporter.close()
@@ -179,9 +179,9 @@ def test_ends_stay_unconfirmed_while_sends_fail(monkeypatch: pytest.MonkeyPatch)
     try:
         reporter.task_ended(active=0, concurrency=1)  # urgent; its send fails
         assert realtime.sent == []
-        # Still unconfirmed: with concurrency 4 (margin 1), 1 running + 2 ends + 1 > 4? No;
-        # 2 running + 2 ends + 1 > 4: urgent.
-        reporter.task_ended(active=2, concurrency=4)
+        # Still unconfirmed: with concurrency 8 (margin 4), 2 running + 2 ends + 4 > 8? No;
+        # 3 running + 2 ends + 4 > 8: urgent.
+        reporter.task_ended(active=3, concurrency=8)
         assert realtime.sent == [{"activeTasks": 0}]
     finally:
         reporter.close()
@@ -197,14 +197,14 @@ def test_after_coming_near_capacity_ends_are_announced_first_for_a_while(
     counter = [0]
     reporter = _reporter(realtime, counter)
     try:
-        reporter.active_changed(active=7, concurrency=8)  # near full: busy for a while
-        reporter.task_ended(active=0, concurrency=8)  # far from full, but busy: at once
+        reporter.active_changed(active=12, concurrency=16)  # near full: busy for a while
+        reporter.task_ended(active=0, concurrency=16)  # far from full, but busy: at once
         assert len(realtime.sent) == 1
         monkeypatch.setattr(reporter, "_busy_until", 0.0)  # the hold passed
-        reporter.task_ended(active=0, concurrency=8)
+        reporter.task_ended(active=0, concurrency=16)
         assert len(realtime.sent) == 1  # lazily again
-        reporter.active_changed(active=1, concurrency=8)  # far from full: stays lazy
-        reporter.task_ended(active=0, concurrency=8)
+        reporter.active_changed(active=2, concurrency=16)  # far from full: stays lazy
+        reporter.task_ended(active=0, concurrency=16)
         assert len(realtime.sent) == 1
     finally:
         reporter.close()

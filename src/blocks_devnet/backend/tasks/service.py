@@ -241,6 +241,9 @@ class TaskService:
 
     def _start_channels(self, record: TaskRecord) -> None:
         # A fresh task id names a channel (and presence twin) nobody used: no reload query.
+        # A task from an upload session got its id earlier: its channel is looked up as usual.
+        if record.upload_session_id is not None:
+            return
         messages = self.ctx.realtime.messages
         key = self.subscribe_key_of(record.environment)
         channel = status_channel(record)

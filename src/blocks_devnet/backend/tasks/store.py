@@ -242,7 +242,9 @@ class TaskStore:
         queued = unwritten.get(task_id, _ABSENT)
         if queued is _ABSENT:
             unwritten[task_id] = None if columns is None else set(columns)
-            if not self._db.batching:
+            if not self._db.batching or self._db.in_unit:
+                # Inside a unit the write must roll back with it (nothing else is queued
+                # then: a unit starts by writing every queue).
                 self._write_unwritten()
             elif len(unwritten) == 1:
                 self._db.open_batch()  # the commit that will write them

@@ -175,3 +175,25 @@ def test_write_tokens_recorded_before_a_restart_are_revoked_after_it(tmp_path: P
     assert after.on_terminal("t_1", 100, 0, has_streams=False) == 1
     assert revoked == [("sub-c-1", "tok-1")]
     reopened.close()
+
+
+def test_a_rolled_back_unit_keeps_the_records_queued_before_it(tmp_path: Path) -> None:
+    # A unit that reads ``tasks`` and fails (e.g. an upload request for an unknown task)
+    # must not take the other tasks' queued rows with it.
+    path = tmp_path / "tasks.sqlite3"
+    db = Database(path)
+    store = TaskStore(db)
+
+    async def scenario() -> None:
+        db.batch_commits(asyncio.get_running_loop(), interval_s=60)
+        store.insert(record(task_id="t_queued", state="submitted"))
+        with pytest.raises(RuntimeError), db.transaction():
+            assert store.get("t_unknown") is None  # a cache miss: reads the table
+            store.insert(record(task_id="t_in_unit", state="submitted"))
+            raise RuntimeError("task not found")
+        assert store.get("t_queued") is not None
+
+    asyncio.run(scenario())
+    db.close()
+    assert state_on_disk(path, "t_queued") == ("submitted", None)
+    assert state_on_disk(path, "t_in_unit") is None  # rolled back with its unit
