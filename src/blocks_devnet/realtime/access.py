@@ -10,7 +10,7 @@ from blocks_devnet.realtime import access_tokens
 from blocks_devnet.realtime.errors import forbidden, invalid_signature, token_rejected
 from blocks_devnet.realtime.http import RealtimeRequest
 from blocks_devnet.realtime.signing import verify_signature
-from blocks_devnet.store.database import Database
+from blocks_devnet.store.database import Database, RowQueue
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ class AccessGate:
         # carries the same few tokens, so verified grants are kept (expiry still checked).
         self._verified: dict[tuple[str, str], access_tokens.TokenGrant] = {}
         self._revoked: set[tuple[str, str]] = set()
+        self._revoked_rows = RowQueue(
+            db,
+            "revoked_tokens",
+            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at, expires_at)"
+            " VALUES (?,?,?,?)",
+        )
         self._add_expiry_column()
         self.prune_revoked(time.time())
         self._revoked.update(
@@ -107,10 +113,9 @@ class AccessGate:
     def revoke(self, subscribe_key: str, token: str) -> None:
         self._revoked.add((subscribe_key, token))
         self._verified.pop((subscribe_key, token), None)
-        self._db.execute(
-            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at, expires_at)"
-            " VALUES (?,?,?,?)",
-            (subscribe_key, token, int(time.time()), access_tokens.token_expiry(token)),
+        # Checked in memory; the row is for restarts, so it goes with the next commit.
+        self._revoked_rows.add(
+            (subscribe_key, token, int(time.time()), access_tokens.token_expiry(token))
         )
 
     def is_revoked(self, subscribe_key: str, token: str) -> bool:

@@ -59,6 +59,7 @@ class RealtimeService:
     async def start(self) -> None:
         """Start background work (presence timeouts, buffer pruning) on the running loop."""
         self.db.batch_commits(asyncio.get_running_loop(), COMMIT_INTERVAL_SECONDS)
+        self.db.checkpoint_in_background()
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))
 

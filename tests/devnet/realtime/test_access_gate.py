@@ -117,3 +117,23 @@ def test_token_expiry_reads_tokens_and_nothing_else(garbage: str) -> None:
     grant = TokenGrant(issued_at=1_700_000_000, ttl_minutes=30, channels={"c": READ})
     assert token_expiry(issue_token(grant, KEYSET.secret_key)) == grant.expires_at
     assert token_expiry(garbage) is None
+
+
+def test_a_revocation_written_behind_survives_a_clean_restart(tmp_path: Any) -> None:
+    import asyncio
+
+    path = tmp_path / "gate.sqlite3"
+    db = Database(path)
+    gate = AccessGate(db)
+    token = make_token(ttl_minutes=60)
+
+    async def scenario() -> None:
+        db.batch_commits(asyncio.get_running_loop(), interval_s=60)
+        gate.revoke(KEYSET.subscribe_key, token)  # queued for the commit
+        assert gate.is_revoked(KEYSET.subscribe_key, token)
+        assert [t for t, _ in _revoked_rows(db)] == [token]  # a read sees the queued row
+        db.close()
+
+    asyncio.run(scenario())
+    again = AccessGate(Database(path))
+    assert again.is_revoked(KEYSET.subscribe_key, token)
