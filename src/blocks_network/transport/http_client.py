@@ -129,10 +129,7 @@ class HttpClient:
         key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
         conn: http.client.HTTPConnection | None = None
         for fresh in (False, True):
-            conn = self._checkout(key, fresh)
-            conn.timeout = timeout or self._timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(conn.timeout)
+            conn = self._connection(key, fresh, timeout)
             try:
                 conn.request(method, path, body=body, headers=send_headers)
                 break
@@ -141,6 +138,16 @@ class HttpClient:
                 conn = None
                 logger.debug("sending to %s failed (%s)", url, exc)
         return PendingResponse(self, key, conn, (method, url, body, send_headers, timeout))
+
+    def _connection(
+        self, key: tuple[str, str, int], fresh: bool, timeout: float | None
+    ) -> http.client.HTTPConnection:
+        """A pooled (or, with ``fresh``, a new) connection set to ``timeout``."""
+        conn = self._checkout(key, fresh)
+        conn.timeout = timeout or self._timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(conn.timeout)
+        return conn
 
     def _prepare(
         self,
@@ -177,10 +184,7 @@ class HttpClient:
         key = _origin_key(scheme, host, port)
         # A pooled connection may have been closed by the server: retry once on a fresh one.
         for fresh in (False, True):
-            conn = self._checkout(key, fresh)
-            conn.timeout = timeout or self._timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(conn.timeout)
+            conn = self._connection(key, fresh, timeout)
             try:
                 conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()

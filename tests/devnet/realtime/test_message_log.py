@@ -13,6 +13,7 @@ import pytest
 from blocks_devnet.realtime import message_log
 from blocks_devnet.realtime.message_log import IDLE_LOG_SECONDS, MessageLog
 from blocks_devnet.store.database import Database
+from tests.devnet.realtime.log_helpers import append_text
 from tests.support.fake_clock import FakeClock
 
 SUB = "sub-c-log"
@@ -26,14 +27,7 @@ def db() -> Iterator[Database]:
 
 
 def publish(log: MessageLog, channel: str, text: str, *, persist: bool = True) -> int:
-    return log.append(
-        subscribe_key=SUB,
-        channel=channel,
-        publisher="u",
-        message=text,
-        message_json=json.dumps(text),
-        persist=persist,
-    )
+    return append_text(log, SUB, channel, text, persist=persist)
 
 
 def envelopes(log: MessageLog, channel: str) -> list[str]:
@@ -90,14 +84,7 @@ def test_a_log_with_a_waiting_subscriber_is_never_evicted(db: Database) -> None:
 
 
 def publish_unstored(log: MessageLog, channel: str, text: str) -> int:
-    return log.append(
-        subscribe_key=SUB,
-        channel=channel,
-        publisher="u",
-        message=text,
-        message_json=json.dumps(text),
-        store=False,
-    )
+    return append_text(log, SUB, channel, text, store=False)
 
 
 def rows_on_disk(db: Database, channel: str) -> list[str]:

@@ -12,19 +12,14 @@ from blocks_devnet.realtime.envelope import build_envelope
 from blocks_devnet.realtime.history import TimeSpan, select_messages
 from blocks_devnet.realtime.message_log import IDLE_LOG_SECONDS, MessageLog
 from blocks_devnet.store.database import Database
+from tests.devnet.realtime.log_helpers import append_text
 from tests.support.fake_clock import FakeClock
 
 SUB = "sub-c-wb"
 
 
 def publish(log: MessageLog, channel: str, text: str) -> int:
-    return log.append(
-        subscribe_key=SUB,
-        channel=channel,
-        publisher="u",
-        message=text,
-        message_json=json.dumps(text),
-    )
+    return append_text(log, SUB, channel, text)
 
 
 def committed_rows(path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -115,6 +116,25 @@ class FlakyRealtime(SlowRealtime):
         return super().set_state(keyset, channel, state, token=token)
 
 
+Make = Callable[..., PresenceReporter]
+
+
+@pytest.fixture
+def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Make]:
+    """``quiet(realtime, counter=[0])`` → a reporter whose background sender does not fire
+    during the test (so every send seen was a blocking one); closed afterwards."""
+    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
+    made: list[PresenceReporter] = []
+
+    def make(realtime: SlowRealtime, counter: list[int] | None = None) -> PresenceReporter:
+        made.append(_reporter(realtime, counter if counter is not None else [0]))
+        return made[-1]
+
+    yield make
+    for reporter in made:
+        reporter.close()
+
+
 def test_a_task_end_far_from_capacity_is_announced_in_the_background() -> None:
     realtime = SlowRealtime(delay=0.0)
     counter = [0]
@@ -132,79 +152,63 @@ def test_a_task_end_far_from_capacity_is_announced_in_the_background() -> None:
 
 
 def test_ends_are_announced_before_returning_once_the_backend_could_count_the_instance_full(
-    monkeypatch: pytest.MonkeyPatch,
+    quiet: Make,
 ) -> None:
-    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)  # no background send meanwhile
     realtime = SlowRealtime(delay=0.0)
     counter = [0]
-    reporter = _reporter(realtime, counter)
-    try:
-        # Concurrency 16 (margin 8): 4 running + 5 unconfirmed ends + 8 > 16 on the fifth end.
-        counter[0] = 4
-        for _ in range(4):
-            reporter.task_ended(active=4, concurrency=16)
-        assert realtime.sent == []
+    reporter = quiet(realtime, counter)
+    # Concurrency 16 (margin 8): 4 running + 5 unconfirmed ends + 8 > 16 on the fifth end.
+    counter[0] = 4
+    for _ in range(4):
         reporter.task_ended(active=4, concurrency=16)
-        assert realtime.sent == [{"activeTasks": 4}]
-        # That state covered all five ends: the next one is not urgent again.
-        reporter.task_ended(active=4, concurrency=16)
-        assert realtime.sent == [{"activeTasks": 4}]
-    finally:
-        reporter.close()
+    assert realtime.sent == []
+    reporter.task_ended(active=4, concurrency=16)
+    assert realtime.sent == [{"activeTasks": 4}]
+    # That state covered all five ends: the next one is not urgent again.
+    reporter.task_ended(active=4, concurrency=16)
+    assert realtime.sent == [{"activeTasks": 4}]
 
 
 def test_a_concurrency_of_one_announces_every_end_first_and_unlimited_never_blocks(
-    monkeypatch: pytest.MonkeyPatch,
+    quiet: Make,
 ) -> None:
-    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
     realtime = SlowRealtime(delay=0.0)
     counter = [0]
-    reporter = _reporter(realtime, counter)
-    try:
-        reporter.task_ended(active=0, concurrency=1)
-        reporter.task_ended(active=0, concurrency=1)
-        assert realtime.sent == [{"activeTasks": 0}, {"activeTasks": 0}]
-        for _ in range(100):
-            reporter.task_ended(active=50, concurrency=0)
-        assert len(realtime.sent) == 2
-    finally:
-        reporter.close()
+    reporter = quiet(realtime, counter)
+    reporter.task_ended(active=0, concurrency=1)
+    reporter.task_ended(active=0, concurrency=1)
+    assert realtime.sent == [{"activeTasks": 0}, {"activeTasks": 0}]
+    for _ in range(100):
+        reporter.task_ended(active=50, concurrency=0)
+    assert len(realtime.sent) == 2
 
 
-def test_ends_stay_unconfirmed_while_sends_fail(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
+def test_ends_stay_unconfirmed_while_sends_fail(quiet: Make) -> None:
     realtime = FlakyRealtime(failing={0})
     counter = [0]
-    reporter = _reporter(realtime, counter)
-    try:
-        reporter.task_ended(active=0, concurrency=1)  # urgent; its send fails
-        assert realtime.sent == []
-        # Still unconfirmed: with concurrency 8 (margin 4), 2 running + 2 ends + 4 > 8? No;
-        # 3 running + 2 ends + 4 > 8: urgent.
-        reporter.task_ended(active=3, concurrency=8)
-        assert realtime.sent == [{"activeTasks": 0}]
-    finally:
-        reporter.close()
+    reporter = quiet(realtime, counter)
+    reporter.task_ended(active=0, concurrency=1)  # urgent; its send fails
+    assert realtime.sent == []
+    # Still unconfirmed: with concurrency 8 (margin 4), 2 running + 2 ends + 4 > 8? No;
+    # 3 running + 2 ends + 4 > 8: urgent.
+    reporter.task_ended(active=3, concurrency=8)
+    assert realtime.sent == [{"activeTasks": 0}]
 
 
 def test_after_coming_near_capacity_ends_are_announced_first_for_a_while(
-    monkeypatch: pytest.MonkeyPatch,
+    quiet: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # In a burst the backend holds tasks for us that we have not seen yet: once near full,
     # every end is announced before its terminal until things calm down.
-    monkeypatch.setattr(presence, "DEBOUNCE_S", 60.0)
     realtime = SlowRealtime(delay=0.0)
     counter = [0]
-    reporter = _reporter(realtime, counter)
-    try:
-        reporter.active_changed(active=12, concurrency=16)  # near full: busy for a while
-        reporter.task_ended(active=0, concurrency=16)  # far from full, but busy: at once
-        assert len(realtime.sent) == 1
-        monkeypatch.setattr(reporter, "_busy_until", 0.0)  # the hold passed
-        reporter.task_ended(active=0, concurrency=16)
-        assert len(realtime.sent) == 1  # lazily again
-        reporter.active_changed(active=2, concurrency=16)  # far from full: stays lazy
-        reporter.task_ended(active=0, concurrency=16)
-        assert len(realtime.sent) == 1
-    finally:
-        reporter.close()
+    reporter = quiet(realtime, counter)
+    reporter.active_changed(active=12, concurrency=16)  # near full: busy for a while
+    reporter.task_ended(active=0, concurrency=16)  # far from full, but busy: at once
+    assert len(realtime.sent) == 1
+    monkeypatch.setattr(reporter, "_busy_until", 0.0)  # the hold passed
+    reporter.task_ended(active=0, concurrency=16)
+    assert len(realtime.sent) == 1  # lazily again
+    reporter.active_changed(active=2, concurrency=16)  # far from full: stays lazy
+    reporter.task_ended(active=0, concurrency=16)
+    assert len(realtime.sent) == 1

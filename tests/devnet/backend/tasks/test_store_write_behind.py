@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,12 +45,26 @@ def state_on_disk(path: Path, task_id: str) -> tuple[str, int | None] | None:
         conn.close()
 
 
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite3"
+
+
+@pytest.fixture
+def db(path: Path) -> Iterator[Database]:
+    database = Database(path)
+    yield database
+    database.close()  # a second close does nothing
+
+
+@pytest.fixture
+def store(db: Database) -> TaskStore:
+    return TaskStore(db)
+
+
 def test_a_task_created_started_and_finished_in_one_batch_is_one_insert(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, db: Database, store: TaskStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "db.sqlite3"
-    db = Database(path)
-    store = TaskStore(db)
     statements = spy_statements(db, monkeypatch)
 
     async def scenario() -> None:
@@ -67,11 +81,8 @@ def test_a_task_created_started_and_finished_in_one_batch_is_one_insert(
 
 
 def test_changes_to_a_written_record_merge_into_one_update(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, db: Database, store: TaskStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "db.sqlite3"
-    db = Database(path)
-    store = TaskStore(db)
     store.insert(record(state="submitted"))  # no batching yet: written at once
     statements = spy_statements(db, monkeypatch)
 
@@ -91,9 +102,7 @@ def test_changes_to_a_written_record_merge_into_one_update(
     assert reopened is not None and reopened.error == "boom" and reopened.started_ms == 5
 
 
-def test_sql_reads_see_records_not_written_yet(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    store = TaskStore(db)
+def test_sql_reads_see_records_not_written_yet(db: Database, store: TaskStore) -> None:
 
     async def scenario() -> None:
         db.batch_commits(asyncio.get_running_loop(), interval_s=60)
@@ -112,9 +121,9 @@ def test_sql_reads_see_records_not_written_yet(tmp_path: Path) -> None:
     db.close()
 
 
-def test_idempotency_keys_are_still_checked_at_once_with_batching(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    store = TaskStore(db)
+def test_idempotency_keys_are_still_checked_at_once_with_batching(
+    db: Database, store: TaskStore
+) -> None:
 
     async def scenario() -> None:
         db.batch_commits(asyncio.get_running_loop(), interval_s=60)
@@ -125,9 +134,7 @@ def test_idempotency_keys_are_still_checked_at_once_with_batching(tmp_path: Path
     db.close()
 
 
-def test_unknown_tasks_are_left_alone(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    store = TaskStore(db)
+def test_unknown_tasks_are_left_alone(db: Database, store: TaskStore) -> None:
     assert store.mark_running("t_none", 1) is False
     assert store.mark_dispatched("t_none", "AG-1", 1, None) is False
     assert store.finish("t_none", "completed", 1) is None
@@ -138,9 +145,8 @@ def test_unknown_tasks_are_left_alone(tmp_path: Path) -> None:
 
 
 def test_a_terminal_in_the_same_batch_revokes_without_writing_the_token(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(tmp_path / "db.sqlite3")
     revoked: list[tuple[str, str]] = []
     ledger = TokenLedger(db, lambda key, token: revoked.append((key, token)))
     statements = spy_statements(db, monkeypatch)
@@ -157,9 +163,9 @@ def test_a_terminal_in_the_same_batch_revokes_without_writing_the_token(
     assert statements == ["INSERT OR IGNORE"]  # only t_2's row, which is still needed
 
 
-def test_write_tokens_recorded_before_a_restart_are_revoked_after_it(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    db = Database(path)
+def test_write_tokens_recorded_before_a_restart_are_revoked_after_it(
+    path: Path, db: Database
+) -> None:
     first = TokenLedger(db, lambda key, token: None)
 
     async def scenario() -> None:
@@ -177,13 +183,11 @@ def test_write_tokens_recorded_before_a_restart_are_revoked_after_it(tmp_path: P
     reopened.close()
 
 
-def test_a_rolled_back_unit_keeps_the_records_queued_before_it(tmp_path: Path) -> None:
+def test_a_rolled_back_unit_keeps_the_records_queued_before_it(
+    path: Path, db: Database, store: TaskStore
+) -> None:
     # A unit that reads ``tasks`` and fails (e.g. an upload request for an unknown task)
     # must not take the other tasks' queued rows with it.
-    path = tmp_path / "tasks.sqlite3"
-    db = Database(path)
-    store = TaskStore(db)
-
     async def scenario() -> None:
         db.batch_commits(asyncio.get_running_loop(), interval_s=60)
         store.insert(record(task_id="t_queued", state="submitted"))
