@@ -69,7 +69,8 @@ async def handle_subscribe(request: web.Request) -> web.Response:
     try:
         if cursor == 0:
             return _json(_response_body(service.messages.clock.head(), []))
-        deadline = asyncio.get_running_loop().time() + service.long_poll_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + service.long_poll_seconds
         while True:
             messages, truncated = service.messages.collect(subscribe_key, channels, cursor, accept)
             if messages:
@@ -78,18 +79,25 @@ async def handle_subscribe(request: web.Request) -> web.Response:
             # Nothing deliverable up to now; no append can run between the collect above
             # and this line (one event loop), so filtered-out messages are skipped for good.
             cursor = service.messages.clock.head()
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining <= 0 or service.closing:
                 return _json(_response_body(service.messages.clock.head(), []))
             waiter = service.messages.wait(subscribe_key, channels)
+            # A timer on the waiter itself: wait_for would add a future, a task step and a
+            # callback to every held poll.
+            timer = loop.call_later(remaining, _release, waiter)
             try:
-                await asyncio.wait_for(waiter, timeout=remaining)
-            except asyncio.TimeoutError:
-                pass
+                await waiter
             finally:
+                timer.cancel()
                 service.messages.forget_waiter(subscribe_key, channels, waiter)
     finally:
         service.presence.subscribe_finished(handle)
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _filter_accept(matches: Callable[[object], bool]) -> Callable[[LoggedMessage], bool]:

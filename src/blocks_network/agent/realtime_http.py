@@ -16,21 +16,18 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import quote, urlencode
-
-from pubnub.pubnub_core import PubNubCore
+from urllib.parse import quote
 
 from blocks_network.errors import NetworkError
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport.http_client import HttpClient, HttpResponse, PendingResponse
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.pubnub_query import PNSDK, encode_params, identity_query
 
 __all__ = ["PNSDK", "PendingPublish", "RealtimeHttp"]
 
 logger = logging.getLogger(__name__)
 
-#: The ``pnsdk`` value the official client sends (its version constant).
-PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 #: Publishes are small and local: fail fast rather than hold a worker for 30 s.
 _REQUEST_TIMEOUT_S: Final = 10.0
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -62,12 +59,8 @@ class RealtimeHttp:
         self._user_id = user_id
 
     def _query(self, token: str | None, extra: dict[str, str]) -> str:
-        params = dict(extra)
-        params["uuid"] = self._user_id
-        params["pnsdk"] = PNSDK
-        if token:
-            params["auth"] = token
-        return urlencode(params, quote_via=quote)
+        identity = identity_query(self._user_id, token)
+        return f"{encode_params(extra)}&{identity}" if extra else identity
 
     def publish(
         self,

@@ -16,19 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import quote, urlencode
-
-from pubnub.pubnub_core import PubNubCore
+from urllib.parse import quote
 
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport.http_client import HttpResponse
 from blocks_network.transport.post_pool import PostPool
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.pubnub_query import PNSDK, encode_params, identity_query
 
 __all__ = ["PNSDK", "PUBLISH_TIMEOUT_S", "TokenPublisher", "encode_meta"]
 
-#: The ``pnsdk`` value (and User-Agent) the official client sends: its own version constant.
-PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 #: Publishes are small: fail fast rather than hold a writer for the default 30 s.
 PUBLISH_TIMEOUT_S: Final = 10.0
 
@@ -66,12 +63,7 @@ class TokenPublisher:
         params = {"store": "1" if store else "0"}
         if meta_json is not None:
             params["meta"] = meta_json
-        params["uuid"] = user_id
-        params["pnsdk"] = PNSDK
-        query = urlencode(params, quote_via=quote)
-        if token:
-            # Tokens go unencoded, as the official client sends them (pubnub-wire.md §0).
-            query += f"&auth={token}"
+        query = f"{encode_params(params)}&{identity_query(user_id, token)}"
         return f"{self._prefix}{_segment(channel)}/0?{query}"
 
     def post(self, path: str, body: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> HttpResponse:

@@ -20,16 +20,16 @@ import http.client
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from pubnub.pubnub_core import PubNubCore
-
-from blocks_network.transport.connections import new_connection
+from blocks_network.transport.connections import PlainConnection, split_origin
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.pubnub_query import encode_params, identity_query
 
 __all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
 
@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 SUBSCRIBE_TIMEOUT_S: Final = 310.0
 #: Back-off after a failed poll: doubles from the first value up to the second.
 RETRY_DELAYS_S: Final = (0.5, 30.0)
-_PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 _MAX_IDLE_CONNECTIONS: Final = 64
+#: What the official client's requests carry besides Host.
+_POLL_HEADERS: Final = "Accept-Encoding: identity\r\n"
 #: Envelope ``e`` values delivered as messages (absent or 0); signals, files etc. are not.
 _MESSAGE_TYPES: Final = (None, 0)
 
@@ -95,19 +96,22 @@ class PollConnections:
         self._endpoint = endpoint
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[PlainConnection] = []
+        self._tls: ssl.SSLContext | None = None
         self._closed = False
 
-    def take(self) -> http.client.HTTPConnection:
+    def take(self) -> PlainConnection:
         """An idle connection, or a new (not yet connected) one."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return new_connection(
-            self._endpoint.origin, secure=self._endpoint.ssl, timeout=self._timeout_s
-        )
+            if self._endpoint.ssl and self._tls is None:
+                self._tls = ssl.create_default_context()
+            tls = self._tls
+        host, port = split_origin(self._endpoint.origin, 443 if tls else 80)
+        return PlainConnection(host, port, timeout=self._timeout_s, tls=tls)
 
-    def give_back(self, conn: http.client.HTTPConnection) -> None:
+    def give_back(self, conn: PlainConnection) -> None:
         """Keep ``conn`` for reuse (closed instead if the pool is closed or full)."""
         with self._lock:
             if (
@@ -156,8 +160,13 @@ class ChannelSubscription:
         self._endpoint = endpoint
         self._token = token
         self._user_id = user_id
-        self._filter_expr = filter_expr
-        self._heartbeat = heartbeat
+        options: dict[str, str] = {}
+        if filter_expr:
+            options["filter-expr"] = filter_expr
+        if heartbeat is not None:
+            options["heartbeat"] = str(heartbeat)
+        # What every poll repeats after the cursor, encoded once.
+        self._options = f"&{encode_params(options)}" if options else ""
         self._tt = cursor
         self._tr: int | None = None
         self._sink = sink
@@ -165,7 +174,7 @@ class ChannelSubscription:
         self._connections = connections
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: PlainConnection | None = None
         self._in_flight = False
         self._aborted = False
 
@@ -185,10 +194,11 @@ class ChannelSubscription:
             self._stopped.set()
             conn = self._conn if self._in_flight else None
             self._aborted = conn is not None
-        if conn is not None and conn.sock is not None:
+        sock = None if conn is None else conn.sock
+        if sock is not None:
             # shutdown() wakes the poll thread blocked in recv(); close() alone does not.
             with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
 
     @property
     def stopped(self) -> bool:
@@ -245,19 +255,8 @@ class ChannelSubscription:
         self._sink.failed(why, description)
 
     def _query(self) -> str:
-        params: dict[str, str] = {"tt": str(self._tt)}
-        if self._tr is not None:
-            params["tr"] = str(self._tr)
-        if self._filter_expr:
-            params["filter-expr"] = self._filter_expr
-        if self._heartbeat is not None:
-            params["heartbeat"] = str(self._heartbeat)
-        params["uuid"] = self._user_id
-        params["pnsdk"] = _PNSDK
-        token = self._token
-        if token:
-            params["auth"] = token
-        return urlencode(params, quote_via=quote)
+        cursor = f"tt={self._tt}" if self._tr is None else f"tt={self._tt}&tr={self._tr}"
+        return f"{cursor}{self._options}&{identity_query(self._user_id, self._token)}"
 
     def _poll(self) -> _Answer | None:
         """One long-poll's answer (a network error is ``status == 0``), :data:`_TIMED_OUT`,
@@ -271,11 +270,8 @@ class ChannelSubscription:
                     return None
                 self._in_flight = True
             try:
-                if conn.sock is None:
-                    _connect(conn)
-                conn.request("GET", f"{self._path}?{self._query()}")
-                response = conn.getresponse()
-                body = response.read()
+                conn.request("GET", f"{self._path}?{self._query()}", _POLL_HEADERS)
+                response, _ = conn.read_response()
             except (http.client.HTTPException, OSError) as exc:
                 conn.close()
                 if self._stopped.is_set():
@@ -292,9 +288,7 @@ class ChannelSubscription:
             finally:
                 with self._lock:
                     self._in_flight = False
-            if response.will_close:
-                conn.close()
-            return _Answer(response.status, body)
+            return _Answer(response.status, response.body)
         return None
 
     def _deliver(self, body: bytes) -> bool:
@@ -341,11 +335,3 @@ def _describe_failure(answer: _Answer) -> tuple[PollFailure, str]:
     if isinstance(message, str) and message:
         detail = f"{detail}: {message}"
     return ("bad_request" if answer.status == 400 else "other"), detail
-
-
-def _connect(conn: http.client.HTTPConnection) -> None:
-    conn.connect()
-    sock: socket.socket | None = conn.sock
-    if sock is not None:
-        # Small pushes must not wait for Nagle's algorithm.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from blocks_network.errors import NetworkError
-from blocks_network.transport.post_pool import PostPool, _split_origin
+from blocks_network.transport.connections import split_origin
+from blocks_network.transport.post_pool import PostPool
 
 
 class RawServer:
@@ -141,8 +142,8 @@ def test_unreachable_and_garbage_raise_network_error() -> None:
         server.close()
 
 
-def test_split_origin() -> None:
-    assert _split_origin("127.0.0.1:8080", 80) == ("127.0.0.1", 8080)
-    assert _split_origin("ps.pndsn.com", 443) == ("ps.pndsn.com", 443)
-    assert _split_origin("[::1]:9000", 80) == ("::1", 9000)
-    assert _split_origin("[::1]", 443) == ("::1", 443)
+def testsplit_origin() -> None:
+    assert split_origin("127.0.0.1:8080", 80) == ("127.0.0.1", 8080)
+    assert split_origin("ps.pndsn.com", 443) == ("ps.pndsn.com", 443)
+    assert split_origin("[::1]:9000", 80) == ("::1", 9000)
+    assert split_origin("[::1]", 443) == ("::1", 443)
