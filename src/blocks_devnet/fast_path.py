@@ -354,39 +354,40 @@ def _run_now(coroutine: Awaitable[Any]) -> Any:
 def _parse_head(head: bytes) -> tuple[str, str, _Headers, int, bool] | None:
     """(method, raw path, headers, body length, keep alive) of a plain HTTP/1.1 POST or GET,
     else None."""
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-        return None
-    bare = text.replace("\r\n", "")
-    if "\n" in bare or "\r" in bare:
+    text = head.decode("latin-1")  # decodes any byte
+    line_ends = text.count("\r\n")
+    if text.count("\r") != line_ends or text.count("\n") != line_ends:
         return None  # a bare CR or LF: aiohttp refuses it (and it could hide a request)
     request_line, _, header_block = text.partition("\r\n")
     if _HEADER_CONTROL.search(header_block):
         return None  # control characters in a header: aiohttp refuses them
-    parts = request_line.split(" ")
-    if len(parts) != 3 or parts[0] not in ("POST", "GET") or parts[2] != "HTTP/1.1":
+    method, _, target = request_line.partition(" ")
+    raw_path, _, version = target.partition(" ")
+    if version != "HTTP/1.1" or method not in ("POST", "GET"):
         return None
-    raw_path = parts[1]
     if not raw_path.isascii() or not raw_path.isprintable():
         return None
     headers = _Headers()
-    for line in header_block.split("\r\n") if header_block else ():
-        name, colon, value = line.partition(":")
-        key = name.lower()
-        value = value.strip(" \t")
-        if not colon or not _TOKEN.fullmatch(name) or key in headers:
-            return None  # folded, malformed or repeated headers: aiohttp decides
-        headers[key] = value
+    if header_block:
+        for line in header_block.split("\r\n"):
+            name, colon, value = line.partition(":")
+            key = name.lower()
+            if not colon or key in headers:
+                return None  # folded, malformed or repeated headers: aiohttp decides
+            headers[key] = value.strip(" \t")
+        # Every name must be a token: one match over all of them (an empty one is no token).
+        if "" in headers or not _TOKEN.fullmatch("".join(headers)):
+            return None
     if _DEFERRED_HEADERS.intersection(headers) or "host" not in headers:
         return None  # aiohttp's to serve, or to refuse (HTTP/1.1 requires Host)
-    length_text = headers.get("content-length", "0")
+    length_text = dict.get(headers, "content-length", "0")
     if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 9:
         return None
-    length = int(length_text)
-    options = {token.strip().lower() for token in headers.get("connection", "").split(",")}
-    keep_alive = "close" not in options
-    return parts[0], raw_path, headers, length, keep_alive
+    connection = dict.get(headers, "connection", "")
+    keep_alive = not connection or "close" not in {
+        token.strip().lower() for token in connection.split(",")
+    }
+    return method, raw_path, headers, int(length_text), keep_alive
 
 
 def _serialize(answer: web.Response, keep_alive: bool) -> bytes:

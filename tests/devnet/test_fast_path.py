@@ -69,6 +69,11 @@ CASES = {
     "superscript content length": post(f"/publish/{PUB}/{SUB}/0/room/0", b"", "X: 1").replace(
         b"Content-Length: 0", "Content-Length: \u00b2".encode("latin-1")
     ),
+    "bare CR in a header": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: a\rb"),
+    "empty header name": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", ": b"),
+    "repeated header": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: 1\r\nx-a: 2"),
+    "two spaces in the request line": get("/time/0").replace(b"GET /", b"GET  /", 1),
+    "upper-case header names": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-UPPER: B"),
     "space in a header name": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X A: b"),
     "odd character in a header name": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X@A: b"),
     "NUL in a header value": post(f"/publish/{PUB}/{SUB}/0/room/0", b"1", "X-A: a\x00b"),
