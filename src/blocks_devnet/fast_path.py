@@ -166,7 +166,7 @@ class FastProtocol(asyncio.Protocol):
         self._registry = registry
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._waiting: asyncio.Task[web.StreamResponse] | None = None
+        self._waiting: asyncio.Task[None] | None = None
         self._waiting_keep_alive = True
         # Why reading is paused, if it is: the client does not read our answers
         # (writing paused), or it sends too much ahead of a held long-poll.
@@ -214,7 +214,7 @@ class FastProtocol(asyncio.Protocol):
         if waiting is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(waiting), timeout)
-            await asyncio.sleep(0)  # its done-callback writes the answer
+            await asyncio.sleep(0)  # let the task finish writing its answer
         self.close()
 
     def data_received(self, data: bytes) -> None:
@@ -275,23 +275,26 @@ class FastProtocol(asyncio.Protocol):
     ) -> None:
         request = _PlainRequest(self._app, method, raw_path, headers, body)
         self._waiting_keep_alive = keep_alive
-        self._waiting = asyncio.ensure_future(handler(request))
-        self._waiting.add_done_callback(self._answer_waited)
+        self._waiting = asyncio.ensure_future(self._hold(handler(request)))
 
-    def _answer_waited(self, task: asyncio.Task[web.StreamResponse]) -> None:
+    async def _hold(self, answering: Awaitable[web.StreamResponse]) -> None:
+        # The answer is written from this task: a done callback would cost one more loop
+        # turn before the subscriber hears of the message that woke the poll.
+        try:
+            answer = await answering
+        except Exception:
+            logger.exception("unexpected error answering a long-poll")
+            answer = web.Response(status=500, text="500 Internal Server Error")
+        self._answer_waited(answer)
+
+    def _answer_waited(self, answer: web.StreamResponse) -> None:
         self._waiting = None
         if self._read_ahead_paused:
             self._read_ahead_paused = False
             self._update_reading()
         transport = self._transport
-        if transport is None or task.cancelled():
+        if transport is None:
             return
-        error = task.exception()
-        if error is not None:
-            logger.error("unexpected error answering a long-poll", exc_info=error)
-            answer: web.StreamResponse = web.Response(status=500, text="500 Internal Server Error")
-        else:
-            answer = task.result()
         if not isinstance(answer, web.Response):
             transport.close()  # nothing here can stream a response
             return

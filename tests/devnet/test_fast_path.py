@@ -313,3 +313,35 @@ def test_a_hand_over_while_writing_is_paused_leaves_aiohttp_in_step() -> None:
     protocol.data_received(get("/time/0"))
     assert transport.protocol is recorder and transport.reading  # aiohttp reads from here
     assert recorder.calls == ["connection_made", "pause_writing", "data:/time/0"]
+
+
+def test_a_held_request_whose_handler_fails_is_answered_500_and_the_next_is_served() -> None:
+    from aiohttp import web
+
+    from blocks_devnet.fast_path import FastConnections, FastRoute
+
+    release = asyncio.Event()
+
+    async def failing(request: Any) -> web.Response:
+        await release.wait()
+        raise RuntimeError("boom")
+
+    async def scenario() -> list[bytes]:
+        route = FastRoute("/hold", failing, method="GET", waits=True)
+        recorder = _Recorder()
+        protocol = FastConnections(web.Application(), lambda: recorder, [route])()
+        transport = _FakeTransport()
+        protocol.connection_made(transport)
+        # The second request waits behind the held one, and is answered after it.
+        protocol.data_received(get("/hold") + get("/hold"))
+        release.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if len(transport.written) == 2:
+                break
+        return transport.written
+
+    written = asyncio.run(scenario())
+    assert [answer.split(b"\r\n", 1)[0] for answer in written] == [
+        b"HTTP/1.1 500 Internal Server Error"
+    ] * 2
