@@ -22,7 +22,7 @@ __all__ = ["PNSDK", "encode_params", "identity_query", "quoted"]
 PNSDK: Final = f"{PubNubCore.SDK_NAME}/{PubNubCore.SDK_VERSION}"
 #: Tokens are base64 or base64url text; anything else is quoted so the query stays valid.
 _PLAIN_TOKEN: Final = re.compile(r"[A-Za-z0-9\-_=+/.~]*")
-_CACHE_SIZE: Final = 1024
+_CACHE_SIZE: Final = 256
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
