@@ -282,6 +282,12 @@ class FastProtocol(asyncio.Protocol):
         # turn before the subscriber hears of the message that woke the poll.
         try:
             answer = await answering
+        except asyncio.CancelledError:
+            # The client left (connection_lost cancels us), or the handler was cancelled
+            # under us: either way no answer will come, so the connection must not wait.
+            self._waiting = None
+            self.close()
+            raise
         except Exception:
             logger.exception("unexpected error answering a long-poll")
             answer = web.Response(status=500, text="500 Internal Server Error")

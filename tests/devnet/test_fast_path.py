@@ -265,6 +265,7 @@ class _FakeTransport(asyncio.Transport):
         self.reading = True
         self.protocol: asyncio.BaseProtocol | None = None
         self.written: list[bytes] = []
+        self.closed = False
 
     def is_reading(self) -> bool:
         return self.reading
@@ -283,6 +284,9 @@ class _FakeTransport(asyncio.Transport):
 
     def write(self, data: Any) -> None:
         self.written.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class _Recorder(asyncio.Protocol):
@@ -345,3 +349,32 @@ def test_a_held_request_whose_handler_fails_is_answered_500_and_the_next_is_serv
     assert [answer.split(b"\r\n", 1)[0] for answer in written] == [
         b"HTTP/1.1 500 Internal Server Error"
     ] * 2
+
+
+def test_a_held_request_whose_wait_is_cancelled_under_it_closes_the_connection() -> None:
+    from aiohttp import web
+
+    from blocks_devnet.fast_path import FastConnections, FastRoute
+
+    async def scenario() -> _FakeTransport:
+        inner: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def held(request: Any) -> web.Response:
+            await inner
+            return web.Response(text="never")
+
+        route = FastRoute("/hold", held, method="GET", waits=True)
+        protocol = FastConnections(web.Application(), _Recorder, [route])()
+        transport = _FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(get("/hold"))
+        await asyncio.sleep(0)
+        inner.cancel()  # no answer will ever come: the client must not wait for one
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if transport.closed:
+                break
+        return transport
+
+    transport = asyncio.run(scenario())
+    assert transport.closed and transport.written == []

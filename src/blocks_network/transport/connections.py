@@ -56,13 +56,26 @@ class HttpResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
+def _is_number(text: str) -> bool:
+    # isdigit() alone accepts superscripts ("²"), which int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _content_length(text: str | None) -> int | None:
+    """The body length a ``Content-Length`` value gives, None when it gives none."""
+    if text is None:
+        return None
+    digits = text[1:] if text.startswith("+") else text
+    return int(digits) if _is_number(digits) else None
+
+
 def split_origin(origin: str, default_port: int) -> tuple[str, int]:
     """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` → (host, port)."""
     if origin.startswith("["):
         host, _, tail = origin[1:].partition("]")
         return host, int(tail[1:]) if tail.startswith(":") else default_port
     host, sep, port = origin.rpartition(":")
-    if sep and port.isdigit() and ":" not in host:
+    if sep and _is_number(port) and ":" not in host:
         return host, int(port)
     return origin, default_port
 
@@ -114,16 +127,26 @@ class PlainConnection:
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self._buffer = b""
         try:
             # Small requests and pushes must not wait for Nagle's algorithm.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            if self._tls is None:
+                self.sock = sock
+                return
+            tls = self._tls.wrap_socket(
+                sock, server_hostname=self.host, do_handshake_on_connect=False
+            )
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
-        self._buffer = b""
+        # Visible before the handshake, so another thread's shutdown() can interrupt it.
+        self.sock = tls
+        try:
+            tls.do_handshake()
+        except BaseException:
+            self.close()
+            raise
 
     def set_timeout(self, timeout: float) -> None:
         self.timeout = timeout
@@ -171,16 +194,18 @@ class PlainConnection:
             keep = "close" not in connection
         else:
             keep = "keep-alive" in connection or "keep-alive" in headers
-        length_text = headers.get("content-length")
+        length = _content_length(headers.get("content-length"))
         if status in (204, 304):
             body = b""
         elif headers.get("transfer-encoding", "").lower() == "chunked":
             body = self._read_chunked()
-        elif length_text is not None and length_text.isdigit():
-            body = self._read_exactly(int(length_text))
+        elif length is not None:
+            body = self._read_exactly(length)
         else:
             # No framing: the body ends when the server closes.
             body, keep = self._read_to_close(), False
+        if self._buffer:
+            keep = False  # bytes nobody asked for: the framing is off, don't reuse
         if not keep:
             self.close()
         return HttpResponse(status, headers, body), keep
@@ -212,17 +237,23 @@ class PlainConnection:
             raise http.client.LineTooLong("response head")
         self._buffer = data[end + 4 :]
         lines = data[:end].decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
+        status_line = lines[0].split(None, 2)
+        version = status_line[0] if status_line else ""
+        code = status_line[1] if len(status_line) > 1 else ""
+        if not (version.startswith("HTTP/1.") and _is_number(code) and len(code) == 3):
             raise http.client.BadStatusLine(f"not an HTTP response: {lines[0][:80]!r}")
         if len(lines) > _MAX_HEADERS + 1:
             raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip().lower()] = value.strip()
+            if not colon:
+                continue
+            key, value = name.strip().lower(), value.strip()
+            if key == "content-length" and headers.get(key, value) != value:
+                # Which one frames the body is anyone's guess: refuse, as RFC 9112 asks.
+                raise http.client.HTTPException("conflicting Content-Length headers")
+            headers[key] = value
         return version, int(code), headers
 
     def _read_exactly(self, length: int) -> bytes:

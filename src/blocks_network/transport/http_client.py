@@ -141,6 +141,9 @@ class HttpClient:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
+        if not path.isascii() or not path.isprintable() or " " in path:
+            # Not worth a retry: the same URL fails the same way.
+            raise NetworkError(f"invalid URL {url!r}: percent-encode spaces and non-ASCII text")
         send_headers = {
             "User-Agent": self._user_agent,
             "Accept": "application/json",

@@ -270,6 +270,10 @@ class ChannelSubscription:
                     return None
                 self._in_flight = True
             try:
+                if conn.sock is None:
+                    conn.connect()
+                    if self._stopped.is_set():
+                        return None  # stopped while connecting: nothing was there to abort
                 conn.request("GET", f"{self._path}?{self._query()}", _POLL_HEADERS)
                 response, _ = conn.read_response()
             except (http.client.HTTPException, OSError) as exc:

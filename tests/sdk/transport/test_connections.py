@@ -55,6 +55,9 @@ RESPONSES = [
     b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\nConnection: keep-alive\r\n\r\nabc",
     b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\nabc",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nsuperscript: no length",
+    b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+    b"HTTP/1.1  200  OK\r\nContent-Length: 2\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nContent-Length: 199941\r\n\r\n" + bytes(range(256)) * 781 + b"xyzab",
 ]
 
@@ -79,6 +82,11 @@ def test_a_folded_header_line_does_not_break_the_answer() -> None:
             http.client.HTTPException,
         ),
         (b"SPDY/3 200 OK\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 2\xb20 OK\r\n\r\n", http.client.BadStatusLine),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+            http.client.HTTPException,
+        ),
         (b"", http.client.RemoteDisconnected),
         (b"HTTP/1.1 200 OK\r\nContent-Le", http.client.IncompleteRead),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", http.client.IncompleteRead),
@@ -177,3 +185,13 @@ def test_host_headers_and_origins() -> None:
     assert host_header("::1", 8080, 80) == "[::1]:8080"
     assert host_header("ps.pndsn.com", 443, 443) == "ps.pndsn.com"
     assert split_origin("[::1]:9000", 80) == ("::1", 9000)
+
+
+def test_bytes_left_over_after_an_answer_mean_the_connection_is_not_reused() -> None:
+    conn = PlainConnection("127.0.0.1", 80, timeout=5.0)
+    reader, writer = socket.socketpair()
+    writer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSURPLUS")
+    conn.sock = reader
+    response, keep = conn.read_response()
+    writer.close()
+    assert (response.body, keep, conn.sock) == (b"ok", False, None)

@@ -1,9 +1,11 @@
-"""HttpClient.start: send now, read the answer later; a lost answer is asked for again."""
+"""HttpClient: pooled requests; `start` sends now and reads the answer later (a lost answer is
+asked for again)."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -76,3 +78,13 @@ def test_several_started_requests_in_flight_each_get_their_own_answer() -> None:
         answers = [p.result().json()["path"] for p in reversed(pendings)]
     client.close()
     assert answers == ["/2", "/1", "/0"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/a b", "http://127.0.0.1:1/é", "http://127.0.0.1:1/a\x7f"]
+)
+def test_a_url_that_cannot_go_on_the_wire_fails_at_once_without_retries(url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match="invalid URL"):
+        HttpClient().request("GET", url)
+    assert time.monotonic() - started < 0.4  # a retry would sleep 0.5 s first

@@ -266,3 +266,28 @@ def test_a_sink_may_stop_the_loop_when_a_poll_fails() -> None:
     threads.close()
     assert threads.size == 0
     assert len(reported) == 1 and reported[0][0] == "network_down"
+
+
+def test_a_stop_while_the_poll_connects_sends_no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blocks_network.transport import connections
+
+    holder: list[ChannelSubscription] = []
+    connected = threading.Event()
+    real_connect = connections.PlainConnection.connect
+
+    def stop_then_connect(conn: connections.PlainConnection) -> None:
+        # The race: stop() lands while the socket is being opened (nothing to shut down yet).
+        holder[0].stop()
+        real_connect(conn)
+        connected.set()
+
+    monkeypatch.setattr(connections.PlainConnection, "connect", stop_then_connect)
+    threads = PollThreads()
+    with stub_server() as server:
+        subscription = _subscription(server.url, _Sink().sink(), threads)
+        holder.append(subscription)
+        subscription.start()
+        assert connected.wait(WAIT)
+        threads.close()  # joins the loop: it ended without polling
+        assert server.requests == []
+    assert threads.size == 0
