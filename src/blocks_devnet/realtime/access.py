@@ -53,6 +53,9 @@ class AccessGate:
         # Verifying a token costs a CBOR round trip and an HMAC; every request of a task
         # carries the same few tokens, so verified grants are kept (expiry still checked).
         self._verified: dict[tuple[str, str], access_tokens.TokenGrant] = {}
+        # Allowed (token, permission, uuid, channels) checks: a task's requests repeat the
+        # same one. Only allows are kept; revocation and expiry are checked before use.
+        self._allowed: dict[tuple[object, ...], None] = {}
         self._revoked: set[tuple[str, str]] = set()
         self._revoked_rows = RowQueue(
             db,
@@ -112,11 +115,11 @@ class AccessGate:
 
     def revoke(self, subscribe_key: str, token: str) -> None:
         self._revoked.add((subscribe_key, token))
-        self._verified.pop((subscribe_key, token), None)
+        grant = self._verified.pop((subscribe_key, token), None)
+        # A verified grant knows its expiry: no need to decode the token again.
+        expiry = access_tokens.token_expiry(token) if grant is None else grant.expires_at
         # Checked in memory; the row is for restarts, so it goes with the next commit.
-        self._revoked_rows.add(
-            (subscribe_key, token, int(time.time()), access_tokens.token_expiry(token))
-        )
+        self._revoked_rows.add((subscribe_key, token, int(time.time()), expiry))
 
     def is_revoked(self, subscribe_key: str, token: str) -> bool:
         return (subscribe_key, token) in self._revoked
@@ -162,11 +165,17 @@ class AccessGate:
         if req.auth is None:
             raise forbidden(names)
         grant = self.grant_for(req)
+        key = (req.keyset.subscribe_key, req.auth, permission, req.uuid, *names)
+        if key in self._allowed:
+            return
         denied = access_tokens.check_access(
             grant, channels=names, permission=permission, uuid=req.uuid
         )
         if denied:
             raise forbidden(denied)
+        if len(self._allowed) >= VERIFIED_CACHE_SIZE:
+            del self._allowed[next(iter(self._allowed))]
+        self._allowed[key] = None
 
     def require_token(self, req: RealtimeRequest) -> None:
         """For endpoints that need a valid token but no particular channel."""

@@ -114,7 +114,7 @@ def append_publish(
         store=options.store,
         ttl_hours=options.ttl_hours,
     )
-    return json_response([1, "Sent", str(timetoken)])
+    return json_response(f'[1,"Sent","{timetoken}"]')
 
 
 @dataclass(frozen=True)

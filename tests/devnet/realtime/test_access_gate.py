@@ -10,7 +10,13 @@ import pytest
 
 from blocks_devnet.realtime import access
 from blocks_devnet.realtime.access import AccessGate
-from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token, token_expiry
+from blocks_devnet.realtime.access_tokens import (
+    READ,
+    WRITE,
+    TokenGrant,
+    issue_token,
+    token_expiry,
+)
 from blocks_devnet.realtime.errors import RealtimeError
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.store.database import Database
@@ -137,3 +143,59 @@ def test_a_revocation_written_behind_survives_a_clean_restart(tmp_path: Any) -> 
     asyncio.run(scenario())
     again = AccessGate(Database(path))
     assert again.is_revoked(KEYSET.subscribe_key, token)
+
+
+def _denied(gate: AccessGate, token: str, channel: str, permission: int) -> bool:
+    try:
+        gate.require(request_with(token), channels=[channel], permission=permission)
+    except RealtimeError as exc:
+        assert exc.status == 403
+        return True
+    return False
+
+
+def test_a_remembered_allow_still_yields_to_revocation_and_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = AccessGate(Database(None))
+    revoked, expiring = make_token(), make_token(ttl_minutes=1)
+    for token in (revoked, expiring):
+        assert not _denied(gate, token, "c", READ)
+        assert not _denied(gate, token, "c", READ)  # the remembered allow
+    gate.revoke(KEYSET.subscribe_key, revoked)
+    assert _denied(gate, revoked, "c", READ)
+    later = time.time() + 61
+    monkeypatch.setattr(access.time, "time", lambda: later)
+    assert _denied(gate, expiring, "c", READ)
+
+
+def test_a_remembered_allow_covers_only_its_channel_permission_and_uuid() -> None:
+    gate = AccessGate(Database(None))
+    token = make_token()
+    assert not _denied(gate, token, "c", READ)
+    assert _denied(gate, token, "other", READ)
+    assert _denied(gate, token, "c", WRITE)
+    bound = issue_token(
+        TokenGrant(
+            issued_at=int(time.time()), ttl_minutes=1, channels={"c": READ}, authorized_uuid="u"
+        ),
+        KEYSET.secret_key,
+    )
+    assert not _denied(gate, bound, "c", READ)
+    stranger = SimpleNamespace(auth=bound, keyset=KEYSET, uuid="someone-else", signed=False)
+    with pytest.raises(RealtimeError):
+        gate.require(stranger, channels=["c"], permission=READ)
+
+
+def test_a_revocation_takes_its_expiry_from_the_verified_grant() -> None:
+    db = Database(None)
+    gate = AccessGate(db)
+    verified, unseen = make_token(ttl_minutes=7), make_token(ttl_minutes=9)
+    gate.grant_for(request_with(verified))
+    gate.revoke(KEYSET.subscribe_key, verified)
+    gate.revoke(KEYSET.subscribe_key, unseen)  # never verified: its expiry is decoded
+    rows = db.query("SELECT token, expires_at FROM revoked_tokens")
+    assert {row["token"]: row["expires_at"] for row in rows} == {
+        verified: token_expiry(verified),
+        unseen: token_expiry(unseen),
+    }

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from blocks_devnet.store.cursor import decode_cursor, encode_cursor
@@ -128,6 +128,21 @@ class TaskRecord:
         return self.instance_id is not None
 
 
+_RECORD_FIELDS = frozenset(field.name for field in fields(TaskRecord))
+
+
+def _with_changes(record: TaskRecord, changes: dict[str, Any]) -> TaskRecord:
+    """``record`` with ``changes``, like ``dataclasses.replace`` without re-running
+    ``__init__`` over all its fields (a task changes two or three times)."""
+    unknown = changes.keys() - _RECORD_FIELDS
+    if unknown:
+        raise TypeError(f"TaskRecord has no field(s) {sorted(unknown)}")
+    changed = object.__new__(TaskRecord)
+    changed.__dict__.update(record.__dict__)
+    changed.__dict__.update(changes)
+    return changed
+
+
 @dataclass(frozen=True)
 class TaskFilter:
     """ListTasks filters; ``None`` means "any"."""
@@ -233,7 +248,7 @@ class TaskStore:
 
     def _change(self, task_id: str, **changes: Any) -> None:
         """Apply ``changes`` to the (cached) record and write them with the next commit."""
-        self._records[task_id] = replace(self._records[task_id], **changes)
+        self._records[task_id] = _with_changes(self._records[task_id], changes)
         self._mark(task_id, columns=changes)
 
     def _mark(self, task_id: str, *, columns: Iterable[str] | None) -> None:

@@ -62,3 +62,21 @@ def test_records_survive_a_restart(tmp_path: Path) -> None:
     reopened = TaskStore(Database(tmp_path / "db.sqlite3")).get("t_1")
     assert reopened is not None and reopened.request_parts == [{"partId": "text", "text": "hi"}]
     assert reopened.caller_claims == {} and reopened.has_stream is False
+
+
+def test_a_change_makes_a_new_record_and_leaves_the_old_one_alone(store: TaskStore) -> None:
+    original = record(task_id="t_change", state="submitted")
+    store.insert(original)
+    assert store.mark_running("t_change", 5_000)
+    changed = store.get("t_change")
+    assert changed is not None and changed is not original
+    assert (changed.state, changed.started_ms, changed.updated_ms) == ("running", 5_000, 5_000)
+    assert changed == replace(original, state="running", started_ms=5_000, updated_ms=5_000)
+    assert original.state == "submitted"  # records are values: the stored one was copied
+
+
+def test_a_change_naming_no_field_is_refused() -> None:
+    from blocks_devnet.backend.tasks.store import _with_changes
+
+    with pytest.raises(TypeError, match="no field"):
+        _with_changes(record(), {"stat": "running"})
