@@ -51,8 +51,9 @@ DEFAULT_BUFFER_SIZE = 1000
 #: Largest number of messages in one subscribe response (PubNub's cap).
 MAX_MESSAGES_PER_RESPONSE = 100
 #: A channel log nobody read, wrote or waited on for this long leaves memory; its next use
-#: reloads it from SQLite (thousands of finished task channels would otherwise stay forever).
-IDLE_LOG_SECONDS = 300.0
+#: reloads it from SQLite (thousands of finished task channels would otherwise stay forever;
+#: at 250 tasks/s, 300 s of them grew the network towards 1 GB).
+IDLE_LOG_SECONDS = 60.0
 #: How long unstored (``store=0``) rows may wait in memory before they are written.
 UNSTORED_FLUSH_SECONDS = 5.0
 #: Rows a timed flush writes per event-loop turn (~16 KB stream frames: a few ms).

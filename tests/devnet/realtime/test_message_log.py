@@ -52,6 +52,17 @@ def test_idle_logs_are_evicted_and_reload_from_sqlite(db: Database) -> None:
     assert envelopes(log, "task.a-pnpres") == []
 
 
+def test_an_evicted_log_brings_back_its_unstored_messages(db: Database) -> None:
+    # Stream frames are published with store=0; a late reader still replays them.
+    clock = FakeClock()
+    log = MessageLog(db, monotonic=clock)
+    append_text(log, SUB, "stream.a.s1", "frame-1", store=False)
+    before = envelopes(log, "stream.a.s1")
+    clock.now += IDLE_LOG_SECONDS + 1
+    assert log.evict_idle() == 1
+    assert envelopes(log, "stream.a.s1") == before
+
+
 def test_recently_used_logs_stay(db: Database) -> None:
     clock = FakeClock()
     log = MessageLog(db, monotonic=clock)
