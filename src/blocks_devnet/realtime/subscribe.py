@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 
@@ -10,7 +11,11 @@ from aiohttp import web
 
 from blocks_devnet.realtime.access import READ
 from blocks_devnet.realtime.errors import bad_request
-from blocks_devnet.realtime.filter_expr import FilterExpressionError, compile_filter
+from blocks_devnet.realtime.filter_expr import (
+    CompiledFilter,
+    FilterExpressionError,
+    compile_filter,
+)
 from blocks_devnet.realtime.http import build_request, decode_channel_list
 from blocks_devnet.realtime.message_log import LoggedMessage
 from blocks_devnet.realtime.service import service_of
@@ -52,7 +57,7 @@ async def handle_subscribe(request: web.Request) -> web.Response:
             compiled = compile_filter(expression)
         except FilterExpressionError as exc:
             raise bad_request(f"Invalid filter expression: {exc}") from None
-        accept = _filter_accept(compiled.matches)
+        accept = _filter_accept(compiled)
 
     heartbeat: int | None = None
     if "heartbeat" in req.query:
@@ -100,14 +105,33 @@ def _release(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _filter_accept(matches: Callable[[object], bool]) -> Callable[[LoggedMessage], bool]:
+def _filter_accept(compiled: CompiledFilter) -> Callable[[LoggedMessage], bool]:
+    matches = compiled.matches
+    if not compiled.uses_data:
+
+        def accept_by_meta(entry: LoggedMessage) -> bool:
+            # Presence events carry no meta and always pass filters.
+            if entry.channel.endswith(PRESENCE_SUFFIX):
+                return True
+            return matches(entry.meta)
+
+        return accept_by_meta
+
     def accept(entry: LoggedMessage) -> bool:
-        # Presence events carry no meta and always pass filters.
         if entry.channel.endswith(PRESENCE_SUFFIX):
             return True
-        return matches(entry.meta)
+        # The payload is read back from the envelope only for filters that name data.*.
+        return matches(entry.meta, _payload_of(entry))
 
     return accept
+
+
+def _payload_of(entry: LoggedMessage) -> object:
+    try:
+        envelope = json.loads(entry.envelope)
+    except ValueError:
+        return None
+    return envelope.get("d") if isinstance(envelope, dict) else None
 
 
 def _json(text: str) -> web.Response:

@@ -318,7 +318,7 @@ def realtime_templates(
         t(
             ("DELETE", "/v3/pam/{sub}/grant/{tail}"),
             "DELETE",
-            f"/v3/pam/{sub}/grant/{q(revocable)}",
+            f"/v3/pam/{sub}/grant/{q(revocable).decode()}",
             signed=True,
         ),
     ]
