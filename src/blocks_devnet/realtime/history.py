@@ -13,9 +13,10 @@ newest-first with ``start`` = the oldest timetoken of a page never skips or repe
 Parameter policy: a value that is not a plain integer (or a timetoken outside
 ``0..MAX_TIMETOKEN``) is a 400; an integer ``count``/``max`` outside its range is
 clamped the way the real service and the official client clamp it (below 1 → the
-default, above the cap → the cap). fetch items carry ``uuid`` and ``message_type`` unless
-the request says ``=false`` (the service's defaults); ``meta`` and ``custom_message_type``
-only when asked for. Channels with no messages are left out of ``channels``.
+default, above the cap → the cap). fetch items carry ``message`` and ``timetoken``; ``uuid``,
+``message_type``, ``meta`` and ``custom_message_type`` only when asked for (``include_*=true``),
+and ``actions`` never (none are stored; the real service omits it from items without any), as
+the official client's recorded fetches show. Channels with no messages are left out of ``channels``.
 """
 
 from __future__ import annotations
@@ -296,11 +297,10 @@ def _fetch(request: web.Request, *, with_actions: bool) -> web.Response:
     span = TimeSpan.between(start, end)
     limit = limit_param(req, "max", default=default, cap=cap)
     shape = _ItemShape(
-        uuid=_flag(req, "include_uuid", default=True),
-        message_type=_flag(req, "include_message_type", default=True),
+        uuid=_flag(req, "include_uuid", default=False),
+        message_type=_flag(req, "include_message_type", default=False),
         custom_message_type=_flag(req, "include_custom_message_type", default=False),
         meta=_flag(req, "include_meta", default=False),
-        actions=with_actions,
     )
     service.access.require(req, channels=channels, permission=READ)
 
@@ -325,7 +325,6 @@ class _ItemShape:
     message_type: bool
     custom_message_type: bool
     meta: bool
-    actions: bool
 
     def render(self, stored: StoredMessage) -> dict[str, Any]:
         item: dict[str, Any] = {"message": stored.message, "timetoken": str(stored.timetoken)}
@@ -338,8 +337,8 @@ class _ItemShape:
             item["custom_message_type"] = stored.custom_message_type
         if self.meta and stored.meta is not None:
             item["meta"] = stored.meta
-        if self.actions:
-            item["actions"] = {}
+        # No message actions are stored here, so ``actions`` never appears: the real service
+        # leaves it out of items that have none (the client's recorded with-actions fetches).
         return item
 
 

@@ -414,3 +414,23 @@ def test_channel_names_with_slashes_and_commas(pubnub_factory: PubNubFactory) ->
     fetched = bob.fetch_messages().channels([odd, "plain"]).sync().result.channels
     assert [m.message for m in fetched[odd]] == ["odd"]
     assert quote(odd, safe="") not in fetched
+
+
+def test_fetch_items_carry_only_what_was_asked_for(
+    pubnub_factory: PubNubFactory, realtime_server: RealtimeServer
+) -> None:
+    # The real service's recorded answers: message and timetoken only, unless include_*=true;
+    # no "actions" on items that have none, and no "more" without an older page.
+    publish_all(pubnub_factory("bob"), "f.shape", ["a"], who="bob")
+    for path in (
+        f"/v3/history/sub-key/{SUB}/channel/f.shape",
+        f"/v3/history-with-actions/sub-key/{SUB}/channel/f.shape",
+    ):
+        status, body = http(realtime_server, path)
+        assert status == 200
+        assert [sorted(item) for item in body["channels"]["f.shape"]] == [["message", "timetoken"]]
+        assert "more" not in body
+    query = "include_uuid=true&include_message_type=true&include_meta=true"
+    status, body = http(realtime_server, f"/v3/history/sub-key/{SUB}/channel/f.shape?{query}")
+    (item,) = body["channels"]["f.shape"]
+    assert (item["uuid"], item["message_type"], item["meta"]) == ("bob", None, {"who": "bob"})
