@@ -38,6 +38,7 @@ from blocks_network.errors import (
     NetworkError,
     RpcError,
     StreamUnavailableError,
+    UploadRejectedError,
 )
 from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
 from blocks_network.stream import StreamClient, StreamDescriptor, StreamError, StreamRef
@@ -78,6 +79,7 @@ __all__ = [
     "TokenEndpointConfig",
     "TokenProvider",
     "TokenResult",
+    "UploadRejectedError",
     "create_task_client",
     "download_artifact",
     "file_part",

@@ -13,6 +13,7 @@
     │       ├── AgentForcedOfflineError
     │       └── AuthRefreshFailedError         refresh failed; the stale token is kept
     ├── ArtifactError                          download/upload/too large
+    │   └── UploadRejectedError                the upload target refused the file (status)
     ├── ClosedError (also RuntimeError)        use after close()/destroy()
     └── StreamUnavailableError (also RuntimeError)
 
@@ -93,6 +94,17 @@ class AuthRefreshFailedError(AuthError):
 
 class ArtifactError(BlocksError):
     """An artifact or file part could not be read, uploaded or downloaded."""
+
+
+class UploadRejectedError(ArtifactError):
+    """The presigned upload target refused the file (``status``: its HTTP status).
+
+    Nothing was stored. Upload the file again (a new request-upload gives a new URL).
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ClosedError(BlocksError, RuntimeError):

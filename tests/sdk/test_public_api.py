@@ -41,6 +41,7 @@ def test_top_level_all_is_pinned() -> None:
         "TokenEndpointConfig",
         "TokenProvider",
         "TokenResult",
+        "UploadRejectedError",
         "create_task_client",
         "download_artifact",
         "file_part",
