@@ -13,6 +13,7 @@ def test_top_level_all_is_pinned() -> None:
         "ApiKeyInvalidError",
         "ArtifactError",
         "ArtifactRef",
+        "ArtifactSaveError",
         "AuthError",
         "AuthRefreshFailedError",
         "BackendError",

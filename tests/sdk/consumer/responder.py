@@ -92,8 +92,10 @@ class Responder:
     def progress(self, task: StartTask, message: str) -> None:
         self.agent.publish(task, ProgressMessage(task.task_id, message).to_wire())
 
-    def publish_inline(self, task: StartTask, data: bytes, mime: str = "text/plain") -> None:
-        ref = InlineArtifactRef.from_bytes(data, mime_type=mime)
+    def publish_inline(
+        self, task: StartTask, data: bytes, mime: str = "text/plain", file_name: str | None = None
+    ) -> None:
+        ref = InlineArtifactRef.from_bytes(data, mime_type=mime, file_name=file_name)
         self.agent.publish(task, ArtifactEvent(task.task_id, ref).to_wire())
 
     def download_input(self, task: StartTask) -> bytes:
