@@ -156,23 +156,26 @@ class AccessGate:
         req: RealtimeRequest,
         *,
         channels: Iterable[str] = (),
+        groups: Iterable[str] = (),
         permission: int,
     ) -> None:
-        """Allow the request or raise PubNub's 403 naming the denied channels."""
+        """Allow the request or raise PubNub's 403 naming the denied channels and groups."""
         if not req.keyset.access_enabled or req.signed:
             return
         names = list(channels)
+        group_names = list(groups)
         if req.auth is None:
-            raise forbidden(names)
+            raise forbidden(names, group_names)
         grant = self.grant_for(req)
-        key = (req.keyset.subscribe_key, req.auth, permission, req.uuid, *names)
+        # None (never a name) keeps a group apart from a channel of the same name.
+        key = (req.keyset.subscribe_key, req.auth, permission, req.uuid, *names, None, *group_names)
         if key in self._allowed:
             return
-        denied = access_tokens.check_access(
-            grant, channels=names, permission=permission, uuid=req.uuid
+        denied = access_tokens.denied_resources(
+            grant, channels=names, groups=group_names, permission=permission, uuid=req.uuid
         )
-        if denied:
-            raise forbidden(denied)
+        if denied.channels or denied.groups:
+            raise forbidden(list(denied.channels), list(denied.groups))
         if len(self._allowed) >= VERIFIED_CACHE_SIZE:
             del self._allowed[next(iter(self._allowed))]
         self._allowed[key] = None

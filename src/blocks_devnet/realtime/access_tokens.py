@@ -54,7 +54,10 @@ MAX_TOKEN_CHARS = 32768
 SERVICE = "Access Manager"
 PRESENCE_SUFFIX = "-pnpres"
 
-MetaValue = str | int | float | bool | None
+#: A grant's meta holds any JSON value, nested objects and arrays included (as the real service).
+MetaValue = Any
+#: How deep meta may nest (objects and arrays); deeper is refused as invalid meta.
+MAX_META_DEPTH = 16
 _Bits = dict[str, int]
 
 # Resource-map keys in real tokens, in the real order; `usr`/`spc` stay empty (see grant parsing).
@@ -147,8 +150,16 @@ def _is_bits(value: object) -> bool:
     return type(value) is int and 0 <= value <= ALL_PERMISSIONS
 
 
-def _is_meta_value(value: object) -> bool:
-    return value is None or type(value) in (str, int, float, bool)
+def _is_meta_value(value: object, depth: int = 0) -> bool:
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if depth >= MAX_META_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_meta_value(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_meta_value(item, depth + 1) for item in value)
+    return False
 
 
 @dataclass(frozen=True)
@@ -186,7 +197,9 @@ class TokenGrant:
         if not isinstance(self.meta, dict) or not all(
             isinstance(k, str) and _is_meta_value(v) for k, v in self.meta.items()
         ):
-            raise InvalidGrantError("meta must map strings to str, int, float, bool or None")
+            raise InvalidGrantError(
+                f"meta must map strings to JSON values nested at most {MAX_META_DEPTH} deep"
+            )
         if self.authorized_uuid is not None and (
             not isinstance(self.authorized_uuid, str) or not self.authorized_uuid
         ):
@@ -559,13 +572,21 @@ def token_error_body(error: TokenError) -> dict[str, Any]:
     }
 
 
-def grant_error_body(message: str, detail: str, location: str) -> dict[str, Any]:
-    """A 400 body in the real grant_token error shape (see the `Invalid ttl` example)."""
+def grant_error_body(
+    message: str,
+    detail: str,
+    location: str,
+    *,
+    source: str = "grant",
+    location_type: str = "body",
+) -> dict[str, Any]:
+    """A 400 body in the real Access Manager error shape (grant's `Invalid ttl`, revoke's
+    `Invalid token`)."""
     return {
         "error": {
             "message": message,
-            "source": "grant",
-            "details": [{"message": detail, "location": location, "locationType": "body"}],
+            "source": source,
+            "details": [{"message": detail, "location": location, "locationType": location_type}],
         },
         "service": SERVICE,
         "status": 400,
@@ -614,6 +635,16 @@ def _request_section(permissions: dict[str, Any], section: str) -> tuple[_Bits, 
     )
 
 
+def _request_ttl(value: object) -> int | None:
+    """The grant's ttl in minutes: an integer, or a string of decimal digits (the real service
+    takes ``"15"`` as 15); None for anything else."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return None
+
+
 def grant_from_request_body(body: object, now: float) -> TokenGrant:
     """Validate a parsed grant_token POST body (as the official SDK sends it) into a TokenGrant.
 
@@ -622,8 +653,8 @@ def grant_from_request_body(body: object, now: float) -> TokenGrant:
     """
     if not isinstance(body, dict):
         raise _reject("Invalid request body", "The body must be a JSON object.", "body")
-    ttl = body.get("ttl")
-    if type(ttl) is not int or not MIN_TTL_MINUTES <= ttl <= MAX_TTL_MINUTES:
+    ttl = _request_ttl(body.get("ttl"))
+    if ttl is None or not MIN_TTL_MINUTES <= ttl <= MAX_TTL_MINUTES:
         detail = f"Range should be {MIN_TTL_MINUTES} to {MAX_TTL_MINUTES} minute(s)."
         raise _reject("Invalid ttl", detail, "ttl")
     permissions = body.get("permissions")
@@ -643,7 +674,10 @@ def grant_from_request_body(body: object, now: float) -> TokenGrant:
         raise _reject("Invalid permissions", detail, "permissions")
     meta = permissions.get("meta", {})
     if not isinstance(meta, dict) or not all(_is_meta_value(v) for v in meta.values()):
-        detail = "meta must be an object whose values are strings, numbers, booleans or null."
+        detail = (
+            "meta must be an object whose values are JSON values nested at most "
+            f"{MAX_META_DEPTH} deep."
+        )
         raise _reject("Invalid meta", detail, "permissions.meta")
     authorized = permissions.get("uuid")
     if authorized is not None and (not isinstance(authorized, str) or not authorized):

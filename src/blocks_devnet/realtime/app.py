@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from blocks_devnet.fast_path import FastRoute
-from blocks_devnet.realtime import files, history, pam, presence
+from blocks_devnet.realtime import channel_group_routes, files, history, pam, presence
 from blocks_devnet.realtime.access import AccessGate
+from blocks_devnet.realtime.channel_groups import ChannelGroups
 from blocks_devnet.realtime.errors import RealtimeError, bad_request, service_error
 from blocks_devnet.realtime.file_store import FileStore
 from blocks_devnet.realtime.http import json_response
@@ -42,6 +43,7 @@ def build_realtime_service(
         access=AccessGate(db),
         presence=PresenceTracker(messages),
         file_store=FileStore(db),
+        channel_groups=ChannelGroups(db),
         long_poll_seconds=long_poll_seconds,
     )
 
@@ -103,6 +105,7 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
     history.add_routes(router)
     files.add_routes(router)
     pam.add_routes(router)
+    channel_group_routes.add_routes(router)
 
 
 def realtime_fast_routes() -> list[FastRoute]:

@@ -1,7 +1,8 @@
-"""PubNub subscribe filter expressions (`filter-expr`), compiled to fast predicates over `meta`.
+"""PubNub subscribe filter expressions (`filter-expr`), compiled to fast predicates.
 
-A subscriber passes an expression such as ``meta.sender != 'me'``; the server evaluates it
-against each message's publish ``meta`` and delivers only the messages it matches. The grammar,
+A subscriber passes an expression such as ``meta.sender != 'me'`` or ``data.score > 80``; the
+server evaluates it against each message's publish ``meta`` and its payload (``data``, the
+published message itself) and delivers only the messages it matches. The grammar,
 precedence and the semantic choices (missing fields, numeric coercion) are described in
 ``docs/filter-expressions.md``. This module does no I/O: it tokenizes, parses with recursive
 descent and compiles the tree into nested closures, because evaluation runs once per message per
@@ -46,6 +47,9 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 _EMPTY_META: Meta = {}
+#: Where a filter that reads ``data.*`` finds the payload: a key no JSON object can have, in a
+#: copy of the meta, so meta-only filters (the hot case) evaluate the meta dict as it is.
+_DATA_KEY: Any = object()
 
 
 class FilterExpressionError(ValueError):
@@ -67,13 +71,20 @@ class CompiledFilter:
 
     source: str
     _predicate: Predicate = field(repr=False, compare=False)
+    #: Whether the expression reads the payload (``data.*``); callers may skip decoding it if not.
+    uses_data: bool = field(default=False, compare=False)
 
-    def matches(self, meta: object) -> bool:
-        """Tell whether a message with this publish `meta` passes the filter.
+    def matches(self, meta: object, data: object = _MISSING) -> bool:
+        """Tell whether a message with this publish `meta` and payload `data` passes the filter.
 
-        Never raises: a `meta` that is not a dict (absent, None, a list...) is evaluated as `{}`.
+        Never raises: a `meta` that is not a dict (absent, None, a list...) is evaluated as `{}`;
+        `data` paths do not resolve when `data` is omitted or is not an object (an encrypted
+        payload is a string, so ``data.*`` never matches it, as on the real service).
         """
         m = meta if isinstance(meta, dict) else _EMPTY_META
+        if self.uses_data:
+            m = dict(m)
+            m[_DATA_KEY] = data
         try:
             return self._predicate(m)
         except Exception:  # a filter must never break delivery; a weird meta just doesn't match
@@ -85,7 +96,7 @@ def compile_filter(expression: str) -> CompiledFilter:
     """Compile a PubNub filter expression; results are cached (the same expression recurs).
 
     Raises FilterExpressionError (a ValueError) for an empty, over-long, over-nested or malformed
-    expression, or one that references anything but `meta`. Thread-safe.
+    expression, or one that references anything but `meta` and `data`. Thread-safe.
     """
     if not isinstance(expression, str):
         raise FilterExpressionError(repr(expression), 0, "the filter expression must be a string")
@@ -101,9 +112,10 @@ def compile_filter(expression: str) -> CompiledFilter:
 
 @functools.lru_cache(maxsize=1024)
 def _compile_cached(expression: str) -> CompiledFilter:
-    predicate = _Parser(expression).parse()
+    parser = _Parser(expression)
+    predicate = parser.parse()
     logger.debug("compiled filter expression %r", expression)
-    return CompiledFilter(expression, predicate)
+    return CompiledFilter(expression, predicate, parser.uses_data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +284,7 @@ def _read_string(src: str, start: int) -> tuple[str, int]:
 #   not   := '!' unary | atom            unary := '!' unary | '(' or ')' | value
 #   atom  := '(' or ')' | value [op value]
 #   value := path | STRING | NUMBER | true | false | null
-#   path  := 'meta' ('.' NAME | '[' STRING ']' | '[' INT ']')+
+#   path  := ('meta' | 'data') ('.' NAME | '[' STRING ']' | '[' INT ']')+
 #   op    := '==' | '!=' | '<' | '<=' | '>' | '>=' | LIKE | CONTAINS
 
 
@@ -286,7 +298,7 @@ class _Operand(NamedTuple):
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _KEYWORD_OPS = ("LIKE", "CONTAINS")
 _ORDER_RESULTS = {"<": (-1,), "<=": (-1, 0), ">": (1,), ">=": (1, 0)}
-_VALUE_HINT = "a value (meta.<key>, a quoted string, a number, true, false or null)"
+_VALUE_HINT = "a value (meta.<key>, data.<key>, a quoted string, a number, true, false or null)"
 
 
 def _describe(tok: _Token) -> str:
@@ -303,6 +315,7 @@ class _Parser:
         self.tokens = _tokenize(src)
         self.i = 0
         self.depth = 0
+        self.uses_data = False
 
     def parse(self) -> Predicate:
         if self.tokens[0].kind == "end":
@@ -451,14 +464,14 @@ class _Parser:
             return _literal(lowered == "true", tok.pos)
         if lowered == "null":
             return _literal(None, tok.pos)
-        if name == "meta":
+        if name in ("meta", "data"):
             return self._path(tok)
         if lowered in ("and", "or", "not") or name.upper() in _KEYWORD_OPS:
             raise self._error(tok.pos, f"expected {_VALUE_HINT}{where}, found {name!r}")
         raise self._error(
             tok.pos,
-            f"unknown name {name!r}; a filter can only reference the publish meta, "
-            'as meta.<key> or meta["key"]',
+            f"unknown name {name!r}; a filter can only reference the publish meta "
+            '(meta.<key> or meta["key"]) and the message payload (data.<key> or data["key"])',
         )
 
     def _path(self, root: _Token) -> _Operand:
@@ -491,8 +504,12 @@ class _Parser:
         if not steps:
             raise self._error(
                 root.pos,
-                "'meta' alone is not a value; name a key, e.g. meta.sender or meta[\"key\"]",
+                f"'{root.value}' alone is not a value; name a key, "
+                f'e.g. {root.value}.sender or {root.value}["key"]',
             )
+        if root.value == "data":
+            self.uses_data = True
+            return _Operand(_data_getter(tuple(steps)), True, _MISSING, root.pos)
         return _Operand(_path_getter(tuple(steps)), True, _MISSING, root.pos)
 
 
@@ -523,6 +540,16 @@ def _path_getter(steps: tuple[str | int, ...]) -> Getter:
                     return _MISSING
                 value = value[step]
         return value
+
+    return get
+
+
+def _data_getter(steps: tuple[str | int, ...]) -> Getter:
+    walk = _path_getter(steps)
+
+    def get(m: Meta) -> object:
+        data = m.get(_DATA_KEY, _MISSING)
+        return walk(data) if isinstance(data, dict) else _MISSING
 
     return get
 

@@ -2,7 +2,8 @@
 
 Every route lives under ``/v2/presence/sub-key/{sub}``; one handler reads the raw path
 segments (channel names and uuids arrive percent-encoded) and dispatches on their shape.
-Channel groups are accepted and ignored: the local network has none.
+A ``channel-group=`` parameter stands for the groups' member channels (heartbeat, leave,
+here_now, get_state); access to a group is checked on the group itself, as PubNub does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from blocks_devnet.realtime.access import READ
+from blocks_devnet.realtime.channel_groups import parse_group_list
 from blocks_devnet.realtime.errors import bad_request, not_found
 from blocks_devnet.realtime.http import (
     MAX_UUID_LENGTH,
@@ -56,6 +58,9 @@ async def handle_presence(request: web.Request) -> web.Response:
     if rest[0] == "channel" and len(rest) >= 2:
         channels = decode_channel_list(rest[1])
         operation = rest[2:]
+        if len(operation) == 3 and operation[0] == "uuid" and operation[2] == "data":
+            return _set_state(service, req, channels, _path_uuid(operation[1]))
+        channels = _with_group_members(service, req, channels)
         if not operation:
             return _here_now(service, req, channels)
         if operation == ["heartbeat"]:
@@ -64,8 +69,6 @@ async def handle_presence(request: web.Request) -> web.Response:
             return _leave(service, req, channels)
         if len(operation) == 2 and operation[0] == "uuid":
             return _get_state(service, req, channels, _path_uuid(operation[1]))
-        if len(operation) == 3 and operation[0] == "uuid" and operation[2] == "data":
-            return _set_state(service, req, channels, _path_uuid(operation[1]))
     raise not_found(
         "Unknown presence endpoint: see /v2/presence/sub-key/{sub}/channel/{channels}/...", SERVICE
     )
@@ -81,7 +84,7 @@ def _heartbeat(service: RealtimeService, req: RealtimeRequest, channels: list[st
         )
     data_channels = _data_channels(channels)
     states = parse_channel_states(_state_param(req), data_channels)
-    service.access.require(req, channels=channels, permission=READ)
+    _require_read(service, req, channels)
     service.presence.heartbeat(req.keyset.subscribe_key, uuid, data_channels, heartbeat, states)
     return _ok({})
 
@@ -89,7 +92,7 @@ def _heartbeat(service: RealtimeService, req: RealtimeRequest, channels: list[st
 def _leave(service: RealtimeService, req: RealtimeRequest, channels: list[str]) -> web.Response:
     uuid = _query_uuid(req)
     _require_channels_or_groups(req, channels)
-    service.access.require(req, channels=channels, permission=READ)
+    _require_read(service, req, channels)
     service.presence.leave(req.keyset.subscribe_key, uuid, _data_channels(channels))
     return _ok({"action": "leave"})
 
@@ -113,7 +116,7 @@ def _get_state(
     service: RealtimeService, req: RealtimeRequest, channels: list[str], uuid: str
 ) -> web.Response:
     _require_channels_or_groups(req, channels)
-    service.access.require(req, channels=channels, permission=READ)
+    _require_read(service, req, channels)
     key = req.keyset.subscribe_key
     states = {channel: service.presence.get_state(key, uuid, channel) for channel in channels}
     if len(channels) == 1 and not _groups(req):
@@ -125,7 +128,7 @@ def _get_state(
 def _here_now(service: RealtimeService, req: RealtimeRequest, channels: list[str]) -> web.Response:
     _require_channels_or_groups(req, channels)
     listing = _Listing(req)
-    service.access.require(req, channels=channels, permission=READ)
+    _require_read(service, req, channels)
     if len(channels) == 1 and not _groups(req):
         body = listing.channel(service, req.keyset.subscribe_key, channels[0])
         return _ok(body)
@@ -200,7 +203,26 @@ def _data_channels(channels: list[str]) -> list[str]:
 
 
 def _groups(req: RealtimeRequest) -> list[str]:
-    return [group for group in req.query.get("channel-group", "").split(",") if group]
+    return parse_group_list(req.query.get("channel-group"))
+
+
+def _with_group_members(
+    service: RealtimeService, req: RealtimeRequest, channels: list[str]
+) -> list[str]:
+    groups = _groups(req)
+    if not groups:
+        return channels
+    members, _matched = service.channel_groups.expand(req.keyset.subscribe_key, groups)
+    named = set(channels)
+    return channels + [member for member in members if member not in named]
+
+
+def _require_read(service: RealtimeService, req: RealtimeRequest, channels: list[str]) -> None:
+    # The channels a group brought in are covered by the read grant on the group: only the
+    # channels the path names (segment 5, after /channel/) are checked one by one.
+    groups = _groups(req)
+    direct = decode_channel_list(req.segments[5]) if groups else channels
+    service.access.require(req, channels=direct, groups=groups, permission=READ)
 
 
 def _require_channels_or_groups(req: RealtimeRequest, channels: list[str]) -> None:

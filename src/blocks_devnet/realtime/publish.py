@@ -10,7 +10,7 @@ from aiohttp import web
 
 from blocks_devnet.json_input import parse_json
 from blocks_devnet.realtime.access import WRITE
-from blocks_devnet.realtime.errors import invalid_publish_key, publish_error
+from blocks_devnet.realtime.errors import publish_error
 from blocks_devnet.realtime.http import (
     RealtimeRequest,
     build_request,
@@ -51,7 +51,7 @@ async def _publish(request: web.Request, *, message_type: int) -> web.Response:
             400, "Invalid path: expected /publish/{pub}/{sub}/0/{channel}/0/{message}", head()
         )
     if decode_segment(segments[1]) != req.keyset.publish_key:
-        raise invalid_publish_key()
+        raise publish_error(400, "Invalid Key", head())  # the real service's answer
     channel = decode_segment(segments[4])
     validate_channel(channel)
 

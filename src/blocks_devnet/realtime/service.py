@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from blocks_devnet.realtime.access import AccessGate
+from blocks_devnet.realtime.channel_groups import ChannelGroups
 from blocks_devnet.realtime.file_store import FileStore
 from blocks_devnet.realtime.http import RealtimeRequest
 from blocks_devnet.realtime.keysets import KeysetRegistry
@@ -49,6 +50,7 @@ class RealtimeService:
     access: AccessGate
     presence: PresenceTracker
     file_store: FileStore
+    channel_groups: ChannelGroups
     long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS
     interceptors: list[PublishInterceptor] = field(default_factory=list)
     #: Set at shutdown so held long-polls answer at once.

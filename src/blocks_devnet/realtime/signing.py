@@ -33,19 +33,28 @@ logger = logging.getLogger(__name__)
 _PRE_ENCODED_KEYS = ("channel-group", "custom_message_type", "filter-expr", "state")
 
 
+#: Query parameters whose `+` means a space (JSON values; see `parse_query_string`).
+_FORM_ENCODED_KEYS = frozenset({"meta", "state"})
+
+
 def parse_query_string(raw_query: str) -> list[tuple[str, str]]:
     """Split a raw query string into decoded (key, value) pairs, in order, as the SDK meant them.
 
     Splits each item on its first `=` (tokens end in `=` padding) and percent-decodes without
     turning `+` into a space: the SDK sends some values (uuid, auth) unencoded, so a `+` there
-    is literal. Never raises.
+    is literal. The JSON-valued parameters (`meta`, `state`) are the exception: older clients
+    form-encode them with `+` for a space, and the real service decodes them so (current
+    clients send `%20` and `%2B`, which decode the same either way). Never raises.
     """
     pairs: list[tuple[str, str]] = []
     for item in raw_query.split("&"):
         if not item:
             continue
         key, _, value = item.partition("=")
-        pairs.append((unquote(key), unquote(value)))
+        key = unquote(key)
+        if key in _FORM_ENCODED_KEYS and "+" in value:
+            value = value.replace("+", " ")
+        pairs.append((key, unquote(value)))
     return pairs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -80,11 +81,13 @@ def encode(port: int, request: RawRequest, *, close: bool = True) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + request.body
 
 
-def statuses_in(raw: bytes) -> list[int]:
+def statuses_in(raw: bytes, methods: Sequence[bytes] = ()) -> list[int]:
     """Status codes of the responses in a pipelined stream, in order (a response without a
-    Content-Length ends the stream, as it ends the connection)."""
+    Content-Length ends the stream, as it ends the connection). ``methods`` are the requests'
+    methods in order: the answer to a HEAD has a Content-Length but no body."""
     statuses: list[int] = []
     while raw:
+        is_head = len(methods) > len(statuses) and methods[len(statuses)] == b"HEAD"
         head, sep, rest = raw.partition(b"\r\n\r\n")
         if not sep:
             raise AssertionError(f"an incomplete response at the end: {raw[:200]!r}")
@@ -97,7 +100,7 @@ def statuses_in(raw: bytes) -> list[int]:
         ]
         if not lengths:
             break
-        raw = rest[int(lengths[0]) :]
+        raw = rest if is_head else rest[int(lengths[0]) :]
     return statuses
 
 

@@ -66,6 +66,7 @@ def pam_credentials(keyset: Keyset, revoked: str) -> tuple[bytes, ...]:
         ttl_minutes=60,
         channels={CHANNEL: READ | WRITE},
         channel_patterns={".*": ALL_PERMISSIONS},
+        group_patterns={".*": ALL_PERMISSIONS},
     )
     valid = issue_token(grant, keyset.secret_key)
     return (
@@ -316,9 +317,25 @@ def realtime_templates(
             signed=True,
         ),
         t(
+            ("GET", "/v1/channel-registration/sub-key/{tail}"),
+            "GET",
+            f"/v1/channel-registration/sub-key/{sub}/channel-group/fuzz-group",
+            ((b"add", f"{CHANNEL},other".encode()),),
+        ),
+        t(
+            ("GET", "/v1/channel-registration/sub-key/{tail}"),
+            "GET",
+            f"/v1/channel-registration/sub-key/{sub}/channel-group/fuzz-group",
+        ),
+        t(
+            ("GET", "/v1/channel-registration/sub-key/{tail}"),
+            "GET",
+            f"/v1/channel-registration/sub-key/{sub}/channel-group/fuzz-group/remove",
+        ),
+        t(
             ("DELETE", "/v3/pam/{sub}/grant/{tail}"),
             "DELETE",
-            f"/v3/pam/{sub}/grant/{q(revocable)}",
+            f"/v3/pam/{sub}/grant/{q(revocable).decode()}",
             signed=True,
         ),
     ]

@@ -52,7 +52,13 @@ def test_cached_grant_is_rejected_once_revoked() -> None:
     gate.revoke(KEYSET.subscribe_key, token)
     with pytest.raises(RealtimeError) as info:
         gate.grant_for(request_with(token))
-    assert info.value.body["error"]["message"] == "Token is revoked"
+    # The real service's flat shape for a revoked token (the official client's fixtures).
+    assert info.value.body == {
+        "error": True,
+        "status": 403,
+        "service": "Access Manager",
+        "message": "Token is revoked",
+    }
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

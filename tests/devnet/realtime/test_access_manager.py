@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -11,6 +12,7 @@ from pubnub.enums import PNStatusCategory
 from pubnub.exceptions import PubNubException
 from pubnub.models.consumer.v3.channel import Channel
 
+from blocks_devnet.realtime import access_tokens
 from blocks_devnet.realtime.server import RealtimeServer
 from tests.conftest import SECURE_KEYSET, PubNubFactory
 from tests.support.pubnub_clients import RecordingListener, next_item
@@ -133,3 +135,37 @@ def test_garbage_tokens_are_403_and_server_keeps_serving(
     assert info.value.code == 403
     with urllib.request.urlopen(f"{realtime_server.url}/time/0", timeout=5) as response:
         assert response.status == 200
+
+
+def test_revoke_answers_in_the_real_shape(pubnub_factory: PubNubFactory) -> None:
+    token = grant(pubnub_factory, [Channel.id("c").read()])
+    envelope = pubnub_factory("server", SECURE_KEYSET, secret=True).revoke_token(token).sync()
+    body = envelope.status.original_response
+    assert body == {"status": 200, "data": {"message": "Success"}, "service": "Access Manager"}
+
+
+def test_revoking_an_expired_token_is_the_real_400(pubnub_factory: PubNubFactory) -> None:
+    expired = access_tokens.issue_token(
+        access_tokens.TokenGrant(
+            issued_at=int(time.time()) - 3600, ttl_minutes=1, channels={"c": 1}
+        ),
+        SECURE_KEYSET.secret_key,
+    )
+    server_client = pubnub_factory("server", SECURE_KEYSET, secret=True)
+    with pytest.raises(PubNubException) as info:
+        server_client.revoke_token(expired).sync()
+    assert info.value.get_status_code() == 400
+    assert json.loads(info.value._errormsg) == {
+        "error": {
+            "details": [
+                {"location": "token", "locationType": "path", "message": "Token is expired."}
+            ],
+            "message": "Invalid token",
+            "source": "revoke",
+        },
+        "service": "Access Manager",
+        "status": 400,
+    }
+    with pytest.raises(PubNubException) as garbage:
+        server_client.revoke_token("not-a-token").sync()
+    assert garbage.value.get_status_code() == 400

@@ -150,7 +150,9 @@ def test_invalid_grant_fields_are_rejected() -> None:
     with pytest.raises(InvalidGrantError):
         full_grant(channels={"room": 256})
     with pytest.raises(InvalidGrantError):
-        full_grant(meta={"nested": {"a": 1}})
+        full_grant(meta={"bad": b"bytes"})
+    with pytest.raises(InvalidGrantError):
+        full_grant(meta={"deep": too_deep_meta()})
     with pytest.raises(InvalidGrantError):
         full_grant(authorized_uuid="")
     with pytest.raises(InvalidGrantError):
@@ -246,7 +248,7 @@ def signed_token(payload: dict[Any, Any]) -> str:
         {b"v": 2, b"t": NOW, b"ttl": 60, b"res": [], b"pat": {}, b"meta": {}},
         {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {b"chan": {"a": "rw"}}, b"pat": {}, b"meta": {}},
         {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {b"chan": {1: 1}}, b"pat": {}, b"meta": {}},
-        {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {}, b"pat": {}, b"meta": {"a": [1]}},
+        {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {}, b"pat": {}, b"meta": {"a": b"x"}},
         {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {}, b"pat": {}, b"meta": {}, b"uuid": 5},
         {b"v": 2, b"t": NOW, b"ttl": 60, b"res": {}, b"pat": {}},
         {b"\xff": 1},
@@ -453,7 +455,7 @@ def test_spaces_and_users_fold_into_channels_and_uuids() -> None:
     assert grant.authorized_uuid is None
 
 
-@pytest.mark.parametrize("ttl", [0, 43201, -1, "60", 60.0, True, None])
+@pytest.mark.parametrize("ttl", [0, 43201, -1, "0", "-1", "6e1", " 60", "60.0", 60.0, True, None])
 def test_bad_ttl_gets_the_real_400(ttl: object) -> None:
     body: dict[str, Any] = {"ttl": ttl, "permissions": {"resources": {"channels": {"a": 1}}}}
     if ttl is None:
@@ -476,6 +478,27 @@ def test_bad_ttl_gets_the_real_400(ttl: object) -> None:
         "service": "Access Manager",
         "status": 400,
     }
+
+
+def too_deep_meta() -> object:
+    value: object = 1
+    for _ in range(20):
+        value = {"a": [value]}
+    return value
+
+
+def test_ttl_as_a_string_of_digits_is_accepted() -> None:
+    # The real service takes "15" as 15 minutes.
+    body = {"ttl": "15", "permissions": {"resources": {"channels": {"a": 1}}}}
+    assert grant_from_request_body(body, NOW).ttl_minutes == 15
+
+
+def test_nested_meta_is_accepted_and_survives_the_token() -> None:
+    meta = {"org": {"id": "o1", "tags": ["a", {"b": None}]}, "n": 1.5}
+    body = {"ttl": 5, "permissions": {"resources": {"channels": {"a": 1}}, "meta": meta}}
+    grant = grant_from_request_body(body, NOW)
+    assert grant.meta == meta
+    assert verify_token(issue_token(grant, SECRET), SECRET, NOW).meta == meta
 
 
 def test_ttl_bounds_are_inclusive() -> None:
@@ -533,7 +556,13 @@ def test_ttl_bounds_are_inclusive() -> None:
             "permissions.meta",
         ),
         (
-            {"ttl": 5, "permissions": {"resources": {"channels": {"a": 1}}, "meta": {"a": {}}}},
+            {
+                "ttl": 5,
+                "permissions": {
+                    "resources": {"channels": {"a": 1}},
+                    "meta": {"a": too_deep_meta()},
+                },
+            },
             "Invalid meta",
             "permissions.meta",
         ),

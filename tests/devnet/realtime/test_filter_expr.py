@@ -259,6 +259,38 @@ def test_compiled_filter_exposes_source_and_is_cached() -> None:
     assert compiled == CompiledFilter(STREAM_READER, lambda m: False)  # equality is by source
 
 
+DATA_CASES: list[tuple[str, object, object, bool]] = [
+    # (expression, meta, data, expected)
+    ("data.text == 'hi'", None, {"text": "hi"}, True),
+    ("data.text == 'hi'", {"text": "hi"}, {"text": "no"}, False),
+    ("data.user['role'] == 'admin'", None, {"user": {"role": "admin"}}, True),
+    ("data.items[1] == 2", None, {"items": [1, 2]}, True),
+    ("data.score > 80 && meta.priority == 'high'", {"priority": "high"}, {"score": 81}, True),
+    ("data.score > 80 && meta.priority == 'high'", {"priority": "high"}, {"score": 80}, False),
+    ("data.text CONTAINS 'ell'", None, {"text": "hello"}, True),
+    ("data.tags CONTAINS 'a'", None, {"tags": ["b", "a"]}, True),
+    ("data.text LIKE 'h*o'", None, {"text": "hello"}, True),
+    # A payload that is not an object (a string, an encrypted payload) has no fields.
+    ("data.text == 'hi'", None, "hi", False),
+    ("data.text != 'hi'", None, "hi", True),
+    ("data.text == 'hi'", None, None, False),
+]
+
+
+@pytest.mark.parametrize(("expression", "meta", "data", "expected"), DATA_CASES)
+def test_data_paths_read_the_payload(
+    expression: str, meta: object, data: object, expected: bool
+) -> None:
+    compiled = compile_filter(expression)
+    assert compiled.uses_data
+    assert compiled.matches(meta, data) is expected
+
+
+def test_data_paths_do_not_resolve_without_a_payload() -> None:
+    assert compile_filter("data.a == 1").matches({"a": 1}) is False
+    assert not compile_filter("meta.a == 1").uses_data
+
+
 ERROR_TABLE: list[tuple[str, int, str]] = [
     # (expression, 0-based position reported, fragment of the message)
     ("", 0, "empty expression"),
@@ -286,6 +318,8 @@ ERROR_TABLE: list[tuple[str, int, str]] = [
     ("meta.a == other.b", 10, "unknown name 'other'"),
     ("Meta.a == 1", 0, "unknown name 'Meta'"),
     ("meta == 1", 0, "'meta' alone"),
+    ("data == 1", 0, "'data' alone"),
+    ("Data.a == 1", 0, "unknown name 'Data'"),
     ("meta. == 1", 6, "key name after '.'"),
     ("meta.5 == 1", 5, "key name after '.'"),
     ("meta[1.5] == 1", 5, "inside [ ]"),

@@ -82,6 +82,23 @@ def test_filter_expression_on_meta(pubnub_factory: PubNubFactory) -> None:
     assert_empty(listener.messages)
 
 
+def test_filter_expression_on_the_payload(pubnub_factory: PubNubFactory) -> None:
+    # The real service reads data.* (the published message's own fields) as well as meta.*.
+    client = pubnub_factory("reader")
+    client.config.filter_expression = "data.text LIKE 'he*' && data.user[\"role\"] == 'admin'"
+    listener = RecordingListener()
+    client.add_listener(listener)
+    client.subscribe().channels(["chat"]).execute()
+    listener.wait_status(PNStatusCategory.PNConnectedCategory)
+    writer = pubnub_factory("writer")
+    writer.publish().channel("chat").message({"text": "hello", "user": {"role": "guest"}}).sync()
+    writer.publish().channel("chat").message("hello").sync()  # not an object: data.* is missing
+    writer.publish().channel("chat").message({"text": "bye", "user": {"role": "admin"}}).sync()
+    writer.publish().channel("chat").message({"text": "help", "user": {"role": "admin"}}).sync()
+    assert next_item(listener.messages).message == {"text": "help", "user": {"role": "admin"}}
+    assert_empty(listener.messages)
+
+
 def test_catch_up_from_older_cursor(pubnub_factory: PubNubFactory) -> None:
     bob = pubnub_factory("bob")
     first = bob.publish().channel("log").message(0).sync().result.timetoken

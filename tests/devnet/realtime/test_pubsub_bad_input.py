@@ -182,3 +182,31 @@ def test_the_largest_channel_list_allowed_is_served(realtime_server: RealtimeSer
     channels = ",".join(f"c{i}" for i in range(2000))
     status, body = fetch(realtime_server, f"/v2/subscribe/{SUB}/{channels}/0?tt=0")
     assert status == 200 and isinstance(body, dict) and body["m"] == []
+
+
+def test_form_encoded_meta_and_state_decode_plus_as_space(
+    realtime_server: RealtimeServer,
+) -> None:
+    # Older clients form-encode JSON parameters ('+' for a space); the real service decodes them.
+    meta = "%7B%22k%22:+%22a+b%2Bc%22%7D"  # {"k": "a b+c"}
+    status, _ = fetch(realtime_server, f"/publish/{PUB}/{SUB}/0/plus/0/%22x%22?meta={meta}&uuid=u")
+    assert status == 200
+    status, fetched = fetch(
+        realtime_server, f"/v3/history/sub-key/{SUB}/channel/plus?include_meta=true"
+    )
+    assert status == 200 and isinstance(fetched, dict)
+    assert fetched["channels"]["plus"][0]["meta"] == {"k": "a b+c"}
+
+    state = "%7B%22mood%22:+%22very+good%22%7D"
+    path = f"/v2/presence/sub-key/{SUB}/channel/plus/uuid/u/data?state={state}&uuid=u"
+    status, _ = fetch(realtime_server, path)
+    assert status == 200
+    status, got = fetch(realtime_server, f"/v2/presence/sub-key/{SUB}/channel/plus/uuid/u?uuid=u")
+    assert status == 200 and isinstance(got, dict)
+    assert got["payload"] == {"mood": "very good"}
+
+
+def test_invalid_publish_key_is_the_real_array(realtime_server: RealtimeServer) -> None:
+    status, body = fetch(realtime_server, f"/publish/pub-c-wrong/{SUB}/0/ch/0/%22x%22")
+    assert status == 400
+    assert isinstance(body, list) and body[:2] == [0, "Invalid Key"] and body[2].isdigit()

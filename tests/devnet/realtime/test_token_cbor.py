@@ -300,7 +300,7 @@ def test_the_issued_cache_shares_no_dict_with_the_caller() -> None:
         ("uuid_patterns", 5, READ),
         ("categories", "spaces", READ),
         ("categories", "uuids", "rw"),
-        ("meta", "nested", {"a": 1}),
+        ("meta", "bytes", b"\x00"),
         ("meta", 7, "seven"),
     ],
 )
