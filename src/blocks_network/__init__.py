@@ -28,6 +28,7 @@ from blocks_network.errors import (
     AgentForcedOfflineError,
     ApiKeyInvalidError,
     ArtifactError,
+    ArtifactSaveError,
     AuthError,
     AuthRefreshFailedError,
     BackendError,
@@ -38,6 +39,7 @@ from blocks_network.errors import (
     NetworkError,
     RpcError,
     StreamUnavailableError,
+    UploadRejectedError,
 )
 from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
 from blocks_network.stream import StreamClient, StreamDescriptor, StreamError, StreamRef
@@ -50,6 +52,7 @@ __all__ = [
     "ApiKeyInvalidError",
     "ArtifactError",
     "ArtifactRef",
+    "ArtifactSaveError",
     "AuthError",
     "AuthRefreshFailedError",
     "BackendError",
@@ -78,6 +81,7 @@ __all__ = [
     "TokenEndpointConfig",
     "TokenProvider",
     "TokenResult",
+    "UploadRejectedError",
     "create_task_client",
     "download_artifact",
     "file_part",

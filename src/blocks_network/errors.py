@@ -13,6 +13,8 @@
     │       ├── AgentForcedOfflineError
     │       └── AuthRefreshFailedError         refresh failed; the stale token is kept
     ├── ArtifactError                          download/upload/too large
+    │   ├── UploadRejectedError                the upload target refused the file (status)
+    │   └── ArtifactSaveError                  save_artifacts saved some, not all (saved, failed)
     ├── ClosedError (also RuntimeError)        use after close()/destroy()
     └── StreamUnavailableError (also RuntimeError)
 
@@ -22,6 +24,7 @@ Foreign errors (pubnub, http.client, json) are translated at the boundary with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -93,6 +96,32 @@ class AuthRefreshFailedError(AuthError):
 
 class ArtifactError(BlocksError):
     """An artifact or file part could not be read, uploaded or downloaded."""
+
+
+class UploadRejectedError(ArtifactError):
+    """The presigned upload target refused the file (``status``: its HTTP status).
+
+    Nothing was stored. Upload the file again (a new request-upload gives a new URL).
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ArtifactSaveError(ArtifactError):
+    """``save_artifacts`` could not save some artifacts; every other one was saved.
+
+    ``saved``: the paths written. ``failed``: ``(index, file name, reason)`` of each artifact
+    not saved (a failed download, or a name the directory already holds as a directory).
+    """
+
+    def __init__(
+        self, message: str, *, saved: list[Path], failed: list[tuple[int, str, str]]
+    ) -> None:
+        super().__init__(message)
+        self.saved = saved
+        self.failed = failed
 
 
 class ClosedError(BlocksError, RuntimeError):

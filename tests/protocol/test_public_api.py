@@ -77,7 +77,7 @@ _PINNED = """
     TASK_STATE_RUNNING TERMINAL_REASON_TERMINATED TERMINAL_STATES TaskChannel TaskEvent
     TaskIdParams TaskInfo TaskKind TaskReadTokenRequest TaskReadTokenResponse TerminalEvent
     TerminateTask UNAUTHORIZED UNKNOWN_SDK_VERSION UNSUPPORTED_PROTOCOL_VERSION
-    UPLOAD_FORM_BOUNDARY UPLOAD_ROLE_CONSUMER_INPUT UPLOAD_ROLE_PROVIDER_OUTPUT UPLOAD_TIMEOUT_S
+    UPLOAD_ROLE_CONSUMER_INPUT UPLOAD_ROLE_PROVIDER_OUTPUT UPLOAD_TIMEOUT_S
     WAIT_FOR_TERMINAL_TIMEOUT_S WRITE_AFFINITY_HEADER agent_channel_wildcard
     billing_mode_mismatch_data broadcast_control_meta content_class control_channel
     control_filter_expression decode_binary_event encode_binary_event encode_frame_json

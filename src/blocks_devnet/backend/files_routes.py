@@ -161,6 +161,7 @@ async def handle_request_upload(request: web.Request) -> web.Response:
             channel,
             file_name,
             max_bytes=max(1, size),
+            expected_bytes=size,
             ttl_seconds=UPLOAD_TTL_SECONDS,
             content_type=mime_type,
             metadata={"role": role, "taskId": task_id},

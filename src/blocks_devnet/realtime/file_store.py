@@ -19,7 +19,8 @@ Exceptions (all rooted at :class:`FileStoreError`)::
     ├── UploadNotFound
     ├── UploadExpired
     ├── UploadAlreadyCompleted
-    └── FileTooLarge
+    ├── FileTooLarge
+    └── FileSizeMismatch
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS file_uploads (
     max_bytes INTEGER NOT NULL,
     expires_at REAL NOT NULL,
     metadata TEXT NOT NULL,
-    completed_at REAL
+    completed_at REAL,
+    expected_bytes INTEGER
 );
 """
 
@@ -113,11 +115,28 @@ class FileTooLarge(FileStoreError):
         self.max_bytes = max_bytes
 
 
+class FileSizeMismatch(FileStoreError):
+    """The uploaded bytes are not the size the upload declared; nothing was stored.
+
+    A multipart body cut short at a line that looked like its boundary still parses, so the
+    declared size is what tells a whole file from a cut one (S3's ``content-length-range``).
+    """
+
+    def __init__(self, expected: int, received: int) -> None:
+        super().__init__(
+            f"IncompleteBody: received {received} bytes but this upload declared {expected}"
+            " (fileSize); nothing was stored: POST the whole file again"
+        )
+        self.expected = expected
+        self.received = received
+
+
 @dataclass(frozen=True)
 class PendingUpload:
     """A presigned upload: POST the bytes to ``/v1/files/upload/{upload_id}`` before
     ``expires_at`` (Unix seconds). ``metadata`` is the creator's own JSON object (the Blocks
-    backend keeps e.g. ``{"role": ..., "taskId": ...}`` there)."""
+    backend keeps e.g. ``{"role": ..., "taskId": ...}`` there). ``expected_bytes``, when
+    set, is the exact size the uploader declared; any other size is refused."""
 
     upload_id: str
     subscribe_key: str
@@ -129,6 +148,7 @@ class PendingUpload:
     expires_at: float
     metadata: dict[str, Any] = field(default_factory=dict)
     completed_at: float | None = None
+    expected_bytes: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -264,6 +284,13 @@ class FileStore:
         self._db = db
         self._clock = clock
         db.ensure_schema(_SCHEMA)
+        self._add_expected_bytes_column()
+
+    def _add_expected_bytes_column(self) -> None:
+        # Data directories from before declared sizes were checked lack the column.
+        columns = {row["name"] for row in self._db.query("PRAGMA table_info(file_uploads)")}
+        if "expected_bytes" not in columns:
+            self._db.execute("ALTER TABLE file_uploads ADD COLUMN expected_bytes INTEGER")
 
     def now(self) -> float:
         return self._clock()
@@ -278,13 +305,17 @@ class FileStore:
         ttl_seconds: float = DEFAULT_UPLOAD_TTL_SECONDS,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        expected_bytes: int | None = None,
     ) -> PendingUpload:
-        """Record a pending upload of at most ``max_bytes`` bytes, usable once before
-        ``ttl_seconds`` pass. Raises :class:`InvalidFileName`, or ``ValueError`` for a
-        non-positive limit or ttl or metadata that is not a JSON object."""
+        """Record a pending upload of at most ``max_bytes`` bytes (exactly ``expected_bytes``
+        when given), usable once before ``ttl_seconds`` pass. Raises :class:`InvalidFileName`,
+        or ``ValueError`` for a non-positive limit or ttl, an ``expected_bytes`` outside
+        ``0..max_bytes``, or metadata that is not a JSON object."""
         validate_file_name(name)
         if max_bytes <= 0 or ttl_seconds <= 0:
             raise ValueError("max_bytes and ttl_seconds must be positive")
+        if expected_bytes is not None and not 0 <= expected_bytes <= max_bytes:
+            raise ValueError("expected_bytes must be between 0 and max_bytes")
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError("metadata must be a JSON object (a dict)")
         try:
@@ -303,10 +334,12 @@ class FileStore:
             max_bytes=max_bytes,
             expires_at=now + ttl_seconds,
             metadata=dict(metadata or {}),
+            expected_bytes=expected_bytes,
         )
         self._db.execute(
             "INSERT INTO file_uploads (upload_id, subscribe_key, channel, file_id, name,"
-            " content_type, max_bytes, expires_at, metadata, completed_at) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+            " content_type, max_bytes, expires_at, metadata, completed_at, expected_bytes)"
+            " VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
             (
                 upload.upload_id,
                 subscribe_key,
@@ -317,6 +350,7 @@ class FileStore:
                 max_bytes,
                 upload.expires_at,
                 metadata_json,
+                expected_bytes,
             ),
         )
         logger.debug("pending upload %s for %s on %s", upload.file_id, name, channel)
@@ -338,6 +372,7 @@ class FileStore:
             expires_at=row["expires_at"],
             metadata=json.loads(row["metadata"]),
             completed_at=row["completed_at"],
+            expected_bytes=row["expected_bytes"],
         )
 
     def open_upload(self, upload_id: str) -> PendingUpload:
@@ -359,11 +394,14 @@ class FileStore:
     def complete_upload(self, upload_id: str, data: bytes) -> FileInfo:
         """Store ``data`` as the upload's file and mark the upload used, atomically.
 
-        Raises what :meth:`open_upload` raises, or :class:`FileTooLarge` (nothing stored).
+        Raises what :meth:`open_upload` raises, :class:`FileTooLarge` or
+        :class:`FileSizeMismatch`; then nothing is stored and the upload stays usable.
         """
         upload = self.open_upload(upload_id)
         if len(data) > upload.max_bytes:
             raise FileTooLarge(upload.max_bytes)
+        if upload.expected_bytes is not None and len(data) != upload.expected_bytes:
+            raise FileSizeMismatch(upload.expected_bytes, len(data))
         now = self.now()
         info = FileInfo(
             subscribe_key=upload.subscribe_key,

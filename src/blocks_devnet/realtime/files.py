@@ -39,6 +39,7 @@ from blocks_devnet.realtime.errors import (
 from blocks_devnet.realtime.file_store import (
     DOWNLOAD_URL_TTL_SECONDS,
     MAX_LIST_LIMIT,
+    FileSizeMismatch,
     FileStoreError,
     FileTooLarge,
     InvalidFileName,
@@ -81,6 +82,7 @@ MAX_FORM_FIELD_BYTES = 8 * 1024
 #: Multipart framing allowed on top of the file when checking ``Content-Length`` up front.
 MAX_FORM_OVERHEAD_BYTES = MAX_FORM_FIELDS * (MAX_FORM_FIELD_BYTES + 512) + 4096
 READ_CHUNK_BYTES = 64 * 1024
+MAX_ERROR_REASON_CHARS = 200
 
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
@@ -89,6 +91,7 @@ _HOST_RE = re.compile(r"^(?:[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 _STORE_ERROR_STATUS: dict[type[FileStoreError], int] = {
     InvalidFileName: 400,
     FileTooLarge: 400,
+    FileSizeMismatch: 400,
     UploadNotFound: 404,
     UploadExpired: 403,
     UploadAlreadyCompleted: 409,
@@ -222,7 +225,9 @@ async def _upload(request: web.Request) -> web.Response:
     except (ValueError, AssertionError, KeyError, RuntimeError, HttpProcessingError) as exc:
         # aiohttp's multipart reader reports malformed framing with these.
         logger.debug("malformed upload body for %s: %r", upload.file_id, exc)
-        raise files_error(400, f"Malformed multipart/form-data body: {exc}") from None
+        # The reason may quote the body's bytes: keep the answer short.
+        reason = str(exc)[:MAX_ERROR_REASON_CHARS]
+        raise files_error(400, f"Malformed multipart/form-data body: {reason}") from None
     return web.Response(status=204)
 
 

@@ -27,13 +27,12 @@ from blocks_network.protocol.constants import (
     API_PATH_FILES_CONFIRM_UPLOAD,
     API_PATH_FILES_REQUEST_UPLOAD,
     MAX_UPLOAD_BYTES,
-    UPLOAD_FORM_BOUNDARY,
     UPLOAD_ROLE_PROVIDER_OUTPUT,
-    UPLOAD_TIMEOUT_S,
 )
 from blocks_network.protocol.errors import ProtocolError
 from blocks_network.protocol.parts import RequestPart
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.presigned_post import post_file
 
 __all__ = [
     "ArtifactUploader",
@@ -41,7 +40,6 @@ __all__ = [
     "artifact_bytes",
     "decode_input",
     "download_input",
-    "multipart_body",
     "prepare_artifacts",
 ]
 
@@ -127,42 +125,6 @@ def prepare_artifacts(result: object) -> list[PreparedArtifact]:
     return prepared
 
 
-def multipart_body(
-    fields: list[tuple[str, str]], file_name: str, mime_type: str, data: bytes
-) -> tuple[bytes, str]:
-    """``(body, content_type)`` of a presigned POST: form fields first, then ``file``."""
-    boundary = UPLOAD_FORM_BOUNDARY
-    chunks: list[bytes] = []
-    for name, value in fields:
-        chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
-    safe_name = file_name.replace('"', "_").replace("\r", "_").replace("\n", "_")
-    chunks.append(
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{safe_name}"\r\nContent-Type: {mime_type}\r\n\r\n'
-        ).encode()
-    )
-    chunks.append(data)
-    chunks.append(f"\r\n--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
-
-
-def _form_fields(value: object) -> list[tuple[str, str]]:
-    fields: list[tuple[str, str]] = []
-    if isinstance(value, Mapping):
-        return [(str(k), str(v)) for k, v in value.items()]
-    if not isinstance(value, list):
-        return fields
-    for item in value:
-        if isinstance(item, Mapping):
-            name = item.get("key", item.get("name"))
-            if isinstance(name, str):
-                fields.append((name, str(item.get("value", ""))))
-    return fields
-
-
 def _error_message(body: object, fallback: str) -> str:
     if isinstance(body, Mapping):
         for key in ("error", "message"):
@@ -219,20 +181,14 @@ class ArtifactUploader:
             upload_id, upload_url = body.get("uploadId"), body.get("uploadUrl")
             if not isinstance(upload_id, str) or not isinstance(upload_url, str):
                 raise ArtifactError("upload request answered without uploadId/uploadUrl")
-            form, content_type = multipart_body(
-                _form_fields(body.get("formFields")), file_name, mime_type, data
-            )
-            posted = self._http.request(
-                "POST",
+            post_file(
+                self._http,
                 upload_url,
-                body=form,
-                headers={"Content-Type": content_type},
-                timeout=UPLOAD_TIMEOUT_S,
+                body.get("formFields"),
+                file_name=file_name,
+                mime_type=mime_type,
+                data=data,
             )
-            if posted.status not in (200, 204):
-                raise ArtifactError(
-                    f"uploading {file_name!r} failed (HTTP {posted.status}): {posted.text[:200]}"
-                )
             confirmed = self._auth.request(
                 "POST", API_PATH_FILES_CONFIRM_UPLOAD, json_body={"uploadId": upload_id}
             )
@@ -243,11 +199,16 @@ class ArtifactUploader:
                     f"{_error_message(done, confirmed.text[:200])}"
                 )
             ref = done.get("artifactRef")
-            return (
-                parse_artifact_ref(ref)
-                if ref is not None
-                else _fallback_ref(upload_id, data, mime_type, file_name)
-            )
+            if ref is None:
+                return _fallback_ref(upload_id, data, mime_type, file_name)
+            parsed = parse_artifact_ref(ref)
+            if parsed.size != len(data):
+                # A stored file of another size is a damaged artifact: fail, never complete.
+                raise ArtifactError(
+                    f"the upload target stored {parsed.size} of the {len(data)} bytes of "
+                    f"{file_name!r}; the artifact is damaged, upload it again"
+                )
+            return parsed
         except ArtifactError:
             raise
         except ProtocolError as exc:

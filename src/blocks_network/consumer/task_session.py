@@ -26,7 +26,7 @@ from blocks_network.consumer.artifacts import (
     DownloadedArtifact,
     coerce_artifact_ref,
     download_artifact,
-    safe_artifact_path,
+    save_artifacts,
 )
 from blocks_network.consumer.callbacks import CallbackRegistry, ErrorHandler, Unsubscribe
 from blocks_network.consumer.event_log import EventLog, callback_kind
@@ -397,18 +397,13 @@ class TaskSession:
     def save_artifacts(self, directory: str | Path) -> list[Path]:
         """Download every artifact into ``directory`` (created if needed); returns the paths.
 
-        Each file keeps only the last component of its name (``artifact-{i}`` when unnamed);
-        a name that would escape ``directory`` raises ArtifactError. Same names overwrite.
+        Each file gets a safe name: the last component of the agent's name, control
+        characters as ``_``, at most 255 bytes, ``artifact-{i}`` when unnamed; a name
+        repeated in this task gets ``-{i}``; an existing file is replaced. An artifact that
+        cannot be saved does not stop the others: ArtifactSaveError (an ArtifactError) then
+        lists it, after every other artifact was saved. ClosedError after :meth:`close`.
         """
-        target = Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
-        paths: list[Path] = []
-        for index, ref in enumerate(self.list_artifacts()):
-            artifact = self.download_artifact(ref)
-            path = safe_artifact_path(target, artifact.file_name, index)
-            path.write_bytes(artifact.data)
-            paths.append(path)
-        return paths
+        return save_artifacts(self.list_artifacts(), directory, self.download_artifact)
 
     # --- control ------------------------------------------------------------------------------------
 

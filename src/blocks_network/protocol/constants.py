@@ -116,7 +116,6 @@ __all__ = [
     "TERMINAL_REASON_TERMINATED",
     "TERMINAL_STATES",
     "UNKNOWN_SDK_VERSION",
-    "UPLOAD_FORM_BOUNDARY",
     "UPLOAD_ROLE_CONSUMER_INPUT",
     "UPLOAD_ROLE_PROVIDER_OUTPUT",
     "UPLOAD_TIMEOUT_S",
@@ -279,7 +278,6 @@ API_PATH_FILES_CONFIRM_UPLOAD: Final = "/api/v1/files/confirm-upload"
 API_PATH_REGISTRY_AGENTS: Final = "/api/v1/registry/agents"
 UPLOAD_ROLE_CONSUMER_INPUT: Final = "consumer-input"
 UPLOAD_ROLE_PROVIDER_OUTPUT: Final = "provider-output"
-UPLOAD_FORM_BOUNDARY: Final = "----BlocksUploadBoundary"
 
 HTTP_TIMEOUT_S: Final = 30.0
 TASK_READ_TOKEN_TIMEOUT_S: Final = 15.0

@@ -9,12 +9,15 @@ import httpx
 import pytest
 
 from blocks_devnet.network import LocalNetwork
+from blocks_network.errors import UploadRejectedError
 from blocks_network.protocol.artifacts import FileArtifactRef
 from blocks_network.protocol.constants import (
     API_PATH_FILES_CONFIRM_UPLOAD,
     API_PATH_FILES_REQUEST_UPLOAD,
     MAX_UPLOAD_BYTES,
 )
+from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.presigned_post import post_file
 from tests.support.backend_client import Reply
 from tests.support.fake_agent import FakeAgent
 from tests.support.task_rpc import Consumer, register_agent
@@ -297,3 +300,46 @@ def test_upload_refusals(net: LocalNetwork, consumer: Consumer, agent: FakeAgent
     assert early.status == 409 and early.code == "UPLOAD_INCOMPLETE"
     assert confirm(consumer, consumer.token, pending.body["uploadId"]).status == 404
     assert confirm(consumer, agent.access_token, "nope").status == 404
+
+
+def test_upload_of_another_size_than_declared_is_refused_and_stores_nothing(
+    consumer: Consumer, agent: FakeAgent
+) -> None:
+    declared = b"0123456789"
+    reply = request_upload(
+        consumer,
+        consumer.token,
+        role="consumer-input",
+        agentName="filer",
+        partId="doc",
+        fileName="a.bin",
+        fileSize=len(declared),
+    )
+    assert reply.status == 200, reply.body
+    http = HttpClient()
+
+    def post(data: bytes) -> None:
+        post_file(
+            http,
+            reply.body["uploadUrl"],
+            reply.body["formFields"],
+            file_name="a.bin",
+            mime_type="application/octet-stream",
+            data=data,
+        )
+
+    try:
+        for sent, says in [
+            (declared[:5], "IncompleteBody: received 5 bytes but this upload declared 10"),
+            (b"", "IncompleteBody: received 0 bytes"),
+            (declared + b"!", "EntityTooLarge"),
+        ]:
+            with pytest.raises(UploadRejectedError, match=says) as refused:
+                post(sent)
+            assert refused.value.status == 400
+        early = confirm(consumer, consumer.token, reply.body["uploadId"])
+        assert early.status == 409 and early.code == "UPLOAD_INCOMPLETE"
+        post(declared)  # nothing was half-stored: the same URL still takes the whole file
+    finally:
+        http.close()
+    assert confirm(consumer, consumer.token, reply.body["uploadId"]).status == 200

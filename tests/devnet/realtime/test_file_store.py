@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from blocks_devnet.realtime.file_store import (
+    FileSizeMismatch,
     FileStore,
     FileTooLarge,
     InvalidFileName,
@@ -81,6 +82,39 @@ def test_too_large_stores_nothing_and_keeps_the_upload(store: FileStore) -> None
     assert "EntityTooLarge" in str(info.value) and info.value.max_bytes == 3
     assert store.list_files(SUB, "ch").files == []
     store.complete_upload(upload.upload_id, b"123")
+
+
+def test_another_size_than_declared_stores_nothing_and_keeps_the_upload(
+    store: FileStore,
+) -> None:
+    upload = store.create_upload(SUB, "ch", "a.bin", max_bytes=10, expected_bytes=4)
+    for data in (b"", b"123", b"12345"):
+        with pytest.raises(FileSizeMismatch) as info:
+            store.complete_upload(upload.upload_id, data)
+        assert (info.value.expected, info.value.received) == (4, len(data))
+        assert str(info.value).startswith(f"IncompleteBody: received {len(data)} bytes")
+    assert store.list_files(SUB, "ch").files == []
+    assert store.complete_upload(upload.upload_id, b"1234").size == 4
+    with pytest.raises(ValueError, match="expected_bytes"):
+        store.create_upload(SUB, "ch", "b.bin", max_bytes=10, expected_bytes=11)
+
+
+def test_a_database_from_before_declared_sizes_gains_the_column(clock: FakeClock) -> None:
+    db = Database(None)
+    try:
+        db.execute(
+            "CREATE TABLE file_uploads (upload_id TEXT PRIMARY KEY, subscribe_key TEXT NOT NULL,"
+            " channel TEXT NOT NULL, file_id TEXT NOT NULL, name TEXT NOT NULL,"
+            " content_type TEXT NOT NULL, max_bytes INTEGER NOT NULL, expires_at REAL NOT NULL,"
+            " metadata TEXT NOT NULL, completed_at REAL)"
+        )
+        store = FileStore(db, clock=clock)
+        upload = store.create_upload(SUB, "ch", "a.bin", max_bytes=10, expected_bytes=2)
+        with pytest.raises(FileSizeMismatch):
+            store.complete_upload(upload.upload_id, b"1")
+        FileStore(db, clock=clock)  # opening it again changes nothing
+    finally:
+        db.close()
 
 
 def test_unknown_upload(store: FileStore) -> None:

@@ -422,6 +422,29 @@ def test_presigned_upload_over_its_limit_stores_nothing(realtime_server: Realtim
     assert post_upload(realtime_server, upload, b"x" * 10)[0] == 204  # the upload is still usable
 
 
+def test_presigned_upload_cut_at_a_boundary_inside_the_file_is_refused(
+    realtime_server: RealtimeServer,
+) -> None:
+    # A file holding the body's own closing boundary parses as a shorter, complete file;
+    # only the size the uploader declared tells them apart.
+    data = b"head" + f"\r\n--{BOUNDARY}--\r\n".encode() + b"tail" * 100
+    upload: PendingUpload = on_loop(
+        realtime_server,
+        lambda store: store.create_upload(
+            OPEN_KEYSET.subscribe_key, "ch", "cut.bin", max_bytes=1000, expected_bytes=len(data)
+        ),
+    )
+    status, body = post_upload(realtime_server, upload, data)
+    assert status == 400
+    assert json.loads(body)["message"].startswith(
+        f"IncompleteBody: received 4 bytes but this upload declared {len(data)}"
+    )
+    assert (
+        on_loop(realtime_server, lambda s: s.list_files(OPEN_KEYSET.subscribe_key, "ch").files)
+        == []
+    )
+
+
 # --- garbage ---------------------------------------------------------------------------------
 
 SUB, PUB = OPEN_KEYSET.subscribe_key, OPEN_KEYSET.publish_key

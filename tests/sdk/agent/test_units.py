@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from blocks_network.agent.artifacts import multipart_body, prepare_artifacts
+from blocks_network.agent.artifacts import prepare_artifacts
 from blocks_network.agent.logging import (
     AgentLogFormatter,
     AgentLogHandler,
@@ -117,14 +117,6 @@ def test_prepare_artifacts_accepts_the_documented_shapes() -> None:
 def test_prepare_artifacts_rejects_oversized_data_before_uploading() -> None:
     with pytest.raises(ArtifactError, match=r"artifacts\[0\] is 26214401 bytes.*25 MiB"):
         prepare_artifacts({"artifacts": [{"data": bytes(26_214_401)}]})
-
-
-def test_multipart_body_puts_fields_first() -> None:
-    body, content_type = multipart_body([("key", "k1"), ("policy", "p")], 'a"b.bin', "x/y", b"DATA")
-    assert content_type == "multipart/form-data; boundary=----BlocksUploadBoundary"
-    assert body.index(b'name="key"') < body.index(b'name="policy"') < body.index(b'name="file"')
-    assert b'filename="a_b.bin"' in body and b"Content-Type: x/y\r\n\r\nDATA\r\n" in body
-    assert body.endswith(b"------BlocksUploadBoundary--\r\n")
 
 
 # --- worker pool and scheduler -------------------------------------------------------------

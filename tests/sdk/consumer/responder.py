@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from blocks_devnet.network import LocalNetwork
-from blocks_network.consumer.uploads import encode_form
 from blocks_network.protocol.artifacts import FileArtifactRef, InlineArtifactRef
 from blocks_network.protocol.channels import task_channel
 from blocks_network.protocol.constants import (
@@ -27,6 +26,7 @@ from blocks_network.protocol.constants import (
 )
 from blocks_network.protocol.control import StartTask
 from blocks_network.protocol.events import ArtifactEvent, ProgressMessage
+from blocks_network.transport.form_data import encode_form_data
 from blocks_network.transport.http_client import HttpClient
 from tests.support.fake_agent import FakeAgent
 
@@ -92,8 +92,10 @@ class Responder:
     def progress(self, task: StartTask, message: str) -> None:
         self.agent.publish(task, ProgressMessage(task.task_id, message).to_wire())
 
-    def publish_inline(self, task: StartTask, data: bytes, mime: str = "text/plain") -> None:
-        ref = InlineArtifactRef.from_bytes(data, mime_type=mime)
+    def publish_inline(
+        self, task: StartTask, data: bytes, mime: str = "text/plain", file_name: str | None = None
+    ) -> None:
+        ref = InlineArtifactRef.from_bytes(data, mime_type=mime, file_name=file_name)
         self.agent.publish(task, ArtifactEvent(task.task_id, ref).to_wire())
 
     def download_input(self, task: StartTask) -> bytes:
@@ -132,7 +134,9 @@ class Responder:
                 headers=headers,
             ).json()
             fields = [(f["key"], f["value"]) for f in answer["formFields"]]
-            body, content_type = encode_form(fields, file_name, mime, data)
+            body, content_type = encode_form_data(
+                fields, file_name=file_name, content_type=mime, data=data
+            )
             status = http.request(
                 "POST", answer["uploadUrl"], body=body, headers={"Content-Type": content_type}
             ).status

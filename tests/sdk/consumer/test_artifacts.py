@@ -1,4 +1,4 @@
-"""Inline artifact decoding and save_artifacts' anti-traversal file names."""
+"""Inline artifact decoding; save_artifacts' safe file names and partial failures."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from blocks_network import ArtifactError, DownloadedArtifact, download_artifact
-from blocks_network.consumer.artifacts import safe_artifact_path
-from blocks_network.protocol.artifacts import InlineArtifactRef
+from blocks_network import ArtifactError, ArtifactSaveError, DownloadedArtifact, download_artifact
+from blocks_network.consumer.artifacts import (
+    artifact_file_name,
+    safe_artifact_path,
+    save_artifacts,
+)
+from blocks_network.protocol.artifacts import ArtifactRef, InlineArtifactRef
 
 
 def test_inline_download_needs_no_client() -> None:
@@ -46,3 +50,55 @@ def test_only_the_last_name_component_is_kept(
     path = safe_artifact_path(tmp_path, name, 3)
     assert path == (tmp_path / expected).resolve()
     assert path.parent == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a\x00b.txt", "a_b.txt"),
+        ("tab\there\x7f", "tab_here_"),
+        ("x" * 300, "x" * 255),
+        ("x" * 300 + ".json", "x" * 250 + ".json"),
+        ("é" * 200, "é" * 127),  # 254 bytes: a character is never cut in half
+        ("\ud800.txt", "_.txt"),
+        ("  spaced  ", "spaced"),
+    ],
+)
+def test_unwritable_names_are_made_writable(name: str, expected: str) -> None:
+    assert artifact_file_name(name, 0) == expected
+
+
+def inline(data: bytes, name: str | None) -> InlineArtifactRef:
+    return InlineArtifactRef.from_bytes(data, mime_type="application/octet-stream", file_name=name)
+
+
+def test_one_failure_does_not_stop_the_others(tmp_path: Path) -> None:
+    refs = [inline(b"0", "a.bin"), inline(b"1", "broken.bin"), inline(b"2", "c.bin")]
+
+    def download(ref: ArtifactRef) -> DownloadedArtifact:
+        if ref.file_name == "broken.bin":
+            raise ArtifactError("the download failed")
+        return download_artifact(ref, None)
+
+    with pytest.raises(ArtifactSaveError, match=r"#1 'broken.bin': the download failed") as info:
+        save_artifacts(refs, tmp_path, download)
+    assert isinstance(info.value, ArtifactError)
+    assert [p.name for p in info.value.saved] == ["a.bin", "c.bin"]
+    assert info.value.failed == [(1, "broken.bin", "the download failed")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "c.bin"]
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.bin").mkdir()
+    refs = [inline(b"x" * 1000, "dir.bin")]
+    with pytest.raises(ArtifactSaveError, match=r"dir\.bin"):
+        save_artifacts(refs, tmp_path, lambda ref: download_artifact(ref, None))
+    assert [p.name for p in tmp_path.iterdir()] == ["dir.bin"]
+
+
+def test_all_saved_returns_the_paths_and_replaces_old_files(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"old")
+    refs = [inline(b"new", "a.bin"), inline(b"2", None)]
+    paths = save_artifacts(refs, tmp_path, lambda ref: download_artifact(ref, None))
+    assert [p.name for p in paths] == ["a.bin", "artifact-1"]
+    assert paths[0].read_bytes() == b"new"

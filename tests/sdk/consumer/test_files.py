@@ -1,11 +1,15 @@
-"""Large file inputs and outputs byte for byte; a file message on the task channel."""
+"""Large file inputs and outputs byte for byte; a file message on the task channel;
+save_artifacts with hostile names."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
 from blocks_network import (
+    ArtifactSaveError,
     FileArtifactRef,
     InlineArtifactRef,
     TaskClient,
@@ -109,3 +113,33 @@ def test_a_file_message_on_the_task_channel_does_not_stop_delivery(
         assert session.wait_for_terminal(timeout=WAIT).state == "completed"
         assert "after the file" in [e.message for e in session.events]
         assert session.download_artifact(session.list_artifacts()[0]).data == b"still here"
+
+
+def test_save_artifacts_names_hostile_artifacts_safely_and_saves_the_rest(
+    client: TaskClient, agent: Responder, tmp_path: Path
+) -> None:
+    names = ["ok.txt", "a\x00b.txt", "n" * 300 + ".txt", "../x", "", "taken", "ok.txt"]
+
+    def named(responder: Responder, task: StartTask) -> None:
+        responder.agent.start(task)
+        for index, name in enumerate(names):
+            responder.publish_inline(task, f"#{index}".encode(), file_name=name)
+        responder.agent.finish(task)
+
+    agent.handler = named
+    out = tmp_path / "out"
+    (out / "taken").mkdir(parents=True)
+    with client.send_message(
+        agent_name="echo", request_parts=[{"partId": "text", "text": "go"}]
+    ) as session:
+        assert session.wait_for_terminal(timeout=WAIT).state == "completed"
+        with pytest.raises(ArtifactSaveError, match="1 of 7 artifacts were not saved") as error:
+            session.save_artifacts(out)
+    assert [(index, name) for index, name, _ in error.value.failed] == [(5, "taken")]
+    long_name = "n" * 251 + ".txt"
+    expected = ["ok.txt", "a_b.txt", long_name, "x", "artifact-4", "ok-6.txt"]
+    assert [p.name for p in error.value.saved] == expected
+    contents = {p.name: p.read_bytes() for p in error.value.saved}
+    assert contents == dict(zip(expected, [b"#0", b"#1", b"#2", b"#3", b"#4", b"#6"], strict=True))
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "taken"])
+    assert list((out / "taken").iterdir()) == []
