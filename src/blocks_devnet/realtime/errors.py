@@ -37,10 +37,6 @@ def invalid_subscribe_key() -> RealtimeError:
     return service_error(400, "Invalid Subscribe Key", "Access Manager")
 
 
-def invalid_publish_key() -> RealtimeError:
-    return service_error(400, "Invalid Publish Key", "Access Manager")
-
-
 def bad_request(message: str, service: str = "Balancer") -> RealtimeError:
     return service_error(400, message, service)
 
