@@ -52,6 +52,7 @@ from blocks_devnet.realtime.file_store import (
     validate_file_name,
 )
 from blocks_devnet.realtime.http import (
+    CORS_HEADERS,
     RealtimeRequest,
     build_request,
     decode_segment,
@@ -227,7 +228,7 @@ async def _upload(request: web.Request) -> web.Response:
         # The reason may quote the body's bytes: keep the answer short.
         reason = str(exc)[:MAX_ERROR_REASON_CHARS]
         raise files_error(400, f"Malformed multipart/form-data body: {reason}") from None
-    return web.Response(status=204)
+    return web.Response(status=204, headers=CORS_HEADERS)
 
 
 async def _read_form(reader: MultipartReader, upload: PendingUpload) -> bytes:
@@ -364,7 +365,9 @@ async def _get_file_url(request: web.Request) -> web.Response:
     )
     path = "/".join(quote(part, safe="") for part in (subscribe_key, channel, file_id, name))
     location = f"{request_base_url(request)}/v1/files/download/{path}?exp={expires}&sig={signature}"
-    return web.Response(status=307, headers={"Location": location, "Cache-Control": "no-store"})
+    return web.Response(
+        status=307, headers={"Location": location, "Cache-Control": "no-store", **CORS_HEADERS}
+    )
 
 
 async def _download(request: web.Request) -> web.Response:
@@ -401,6 +404,7 @@ async def _download(request: web.Request) -> web.Response:
             "Content-Type": stored.info.content_type,
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
             "Cache-Control": "private, no-store",
+            **CORS_HEADERS,
         },
     )
 

@@ -26,7 +26,9 @@ MAX_CHANNELS_PER_REQUEST = 2000
 #: Longest user id accepted.
 MAX_UUID_LENGTH = 512
 
-_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+#: On every realtime answer, as the real service sends it: browser clients read them cross-origin.
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", **CORS_HEADERS}
 
 
 def json_response(

@@ -17,7 +17,7 @@ from blocks_devnet.realtime.filter_expr import (
     FilterExpressionError,
     compile_filter,
 )
-from blocks_devnet.realtime.http import build_request, decode_channel_list
+from blocks_devnet.realtime.http import CORS_HEADERS, build_request, decode_channel_list
 from blocks_devnet.realtime.message_log import LoggedMessage
 from blocks_devnet.realtime.service import service_of
 
@@ -168,7 +168,8 @@ def _payload_of(entry: LoggedMessage) -> object:
     return envelope.get("d") if isinstance(envelope, dict) else None
 
 
+_SUBSCRIBE_HEADERS = {"Content-Type": "application/json; charset=utf-8", **CORS_HEADERS}
+
+
 def _json(text: str) -> web.Response:
-    return web.Response(
-        body=text.encode(), headers={"Content-Type": "application/json; charset=utf-8"}
-    )
+    return web.Response(body=text.encode(), headers=_SUBSCRIBE_HEADERS)

@@ -210,3 +210,27 @@ def test_invalid_publish_key_is_the_real_array(realtime_server: RealtimeServer) 
     status, body = fetch(realtime_server, f"/publish/pub-c-wrong/{SUB}/0/ch/0/%22x%22")
     assert status == 400
     assert isinstance(body, list) and body[:2] == [0, "Invalid Key"] and body[2].isdigit()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/time/0",
+        f"/publish/{PUB}/{SUB}/0/cors/0/%22x%22",
+        f"/v2/subscribe/{SUB}/cors/0?tt=0&uuid=u",
+        f"/v2/presence/sub-key/{SUB}/channel/cors?uuid=u",
+        f"/v3/history/sub-key/{SUB}/channel/cors",
+        f"/v2/subscribe/{SUB}/cors/0?tt=abc",
+        "/nothing/here",
+    ],
+)
+def test_every_realtime_answer_allows_any_origin(
+    realtime_server: RealtimeServer, path: str
+) -> None:
+    request = urllib.request.Request(realtime_server.url + path)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            headers = response.headers
+    except urllib.error.HTTPError as exc:
+        headers = exc.headers
+    assert headers["Access-Control-Allow-Origin"] == "*"
