@@ -109,7 +109,7 @@ class Database:
     @property
     def uncommitted(self) -> bool:
         """Whether writes made so far wait for a commit (only ever with batching)."""
-        return self._loop is not None and self._conn.in_transaction
+        return self._loop is not None and not self._closed and self._conn.in_transaction
 
     def after_commit(self, callback: Callable[[BaseException | None], None]) -> bool:
         """Call ``callback(None)`` right after the commit that covers every write made so
