@@ -15,6 +15,10 @@ about anything but plain requests to its routes; aiohttp stays the reference for
 Because a hand-over is for good, the routes include the JSON requests clients make as they
 start (config, tokens, registry, time): a pooled connection whose first request was one of
 those would otherwise serve every later publish or RPC through aiohttp.
+
+An answer computed while the database has uncommitted writes is held until they are
+committed (the application's :data:`~blocks_devnet.commit_gate.COMMIT_GATE`); the
+connection's later requests wait behind it, as HTTP/1.1 answers keep their order.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
+from blocks_devnet.commit_gate import COMMIT_GATE, CommitGate
+
 __all__ = ["FastConnections", "FastProtocol", "FastRoute"]
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,8 @@ _METHOD_PREFIXES: Final = (b"POST ", b"GET ")
 _DEFERRED_HEADERS: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
 #: Bytes read ahead behind a held long-poll before reading pauses (as aiohttp does).
 _MAX_READ_AHEAD: Final = 1024 * 1024
+#: How often a closing connection looks whether its held answer went out.
+_HELD_POLL_SECONDS: Final = 0.01
 #: A header name is an RFC 9110 token; anything else is aiohttp's to refuse.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Control characters aiohttp refuses in a header (tab is allowed; CR and LF are checked
@@ -131,6 +139,7 @@ class FastConnections:
         self._app = app
         self._fallback = fallback
         self._open: set[FastProtocol] = set()
+        self._gate = app.get(COMMIT_GATE)
         # Each route inside the app's middlewares, composed as aiohttp composes them.
         self._routes: list[tuple[FastRoute, Route]] = []
         for route in routes:
@@ -140,7 +149,7 @@ class FastConnections:
             self._routes.append((route, handler))
 
     def __call__(self) -> FastProtocol:
-        return FastProtocol(self._app, self._routes, self._fallback, self._open)
+        return FastProtocol(self._app, self._routes, self._fallback, self._open, self._gate)
 
     async def shutdown(self, timeout: float) -> None:
         """Let held long-polls answer (up to ``timeout``), then close the connections still
@@ -159,8 +168,12 @@ class FastProtocol(asyncio.Protocol):
         routes: list[tuple[FastRoute, Route]],
         fallback: Callable[[], asyncio.Protocol],
         registry: set[FastProtocol],
+        gate: CommitGate | None = None,
     ) -> None:
         self._app = app
+        self._gate = gate
+        # An answer waits for the database's commit: later requests wait behind it.
+        self._held = False
         self._routes = routes
         self._fallback = fallback
         self._registry = registry
@@ -210,19 +223,23 @@ class FastProtocol(asyncio.Protocol):
 
     async def finish(self, timeout: float) -> None:
         """Let a held long-poll (released by the server's shutdown) answer, then close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         waiting = self._waiting
         if waiting is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(waiting), timeout)
             await asyncio.sleep(0)  # let the task finish writing its answer
+        while self._held and loop.time() < deadline:
+            await asyncio.sleep(_HELD_POLL_SECONDS)  # the next commit releases it
         self.close()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if self._waiting is not None and len(self._buffer) > _MAX_READ_AHEAD:
+        if self._busy and len(self._buffer) > _MAX_READ_AHEAD:
             self._read_ahead_paused = True
             self._update_reading()
-        while self._transport is not None and self._buffer and self._waiting is None:
+        while self._transport is not None and self._buffer and not self._busy:
             start = bytes(self._buffer[:5])
             if not any(method.startswith(start[: len(method)]) for method in _METHOD_PREFIXES):
                 self._hand_over()
@@ -252,10 +269,41 @@ class FastProtocol(asyncio.Protocol):
                 self._hand_over()
                 return
             del self._buffer[:total]
+            if self._gate is not None and self._gate(
+                functools.partial(self._release, answer, keep_alive)
+            ):
+                self._held = True
+                return
             self._transport.write(_serialize(answer, keep_alive))
             if not keep_alive:
                 self._transport.close()
                 return
+
+    @property
+    def _busy(self) -> bool:
+        """Whether an answer is still to come (a held long-poll or a commit)."""
+        return self._waiting is not None or self._held
+
+    def _release(self, answer: web.Response, keep_alive: bool, error: BaseException | None) -> None:
+        """Send an answer held for the commit (the commit callback), then go on reading."""
+        self._held = False
+        if self._read_ahead_paused:
+            self._read_ahead_paused = False
+            self._update_reading()
+        transport = self._transport
+        if transport is None:
+            return
+        if error is not None:
+            # The writes it tells of were rolled back: accept nothing, the client retries.
+            transport.close()
+            return
+        transport.write(_serialize(answer, keep_alive))
+        if not keep_alive:
+            transport.close()
+            return
+        if self._buffer:
+            # Requests that arrived meanwhile, served outside the commit that released us.
+            asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     def _route_for(self, method: str, raw_path: str, length: int) -> tuple[FastRoute, Route] | None:
         path = raw_path.partition("?")[0]
@@ -295,20 +343,17 @@ class FastProtocol(asyncio.Protocol):
 
     def _answer_waited(self, answer: web.StreamResponse) -> None:
         self._waiting = None
-        if self._read_ahead_paused:
-            self._read_ahead_paused = False
-            self._update_reading()
-        transport = self._transport
-        if transport is None:
-            return
         if not isinstance(answer, web.Response):
-            transport.close()  # nothing here can stream a response
+            if self._transport is not None:
+                self._transport.close()  # nothing here can stream a response
             return
-        transport.write(_serialize(answer, self._waiting_keep_alive))
-        if not self._waiting_keep_alive:
-            transport.close()
+        keep_alive = self._waiting_keep_alive
+        if self._gate is not None and self._gate(
+            functools.partial(self._release, answer, keep_alive)
+        ):
+            self._held = True
             return
-        self.data_received(b"")  # requests that arrived meanwhile
+        self._release(answer, keep_alive, None)
 
     def _serve(
         self, handler: Route, method: str, raw_path: str, headers: _Headers, body: bytes

@@ -378,3 +378,88 @@ def test_a_held_request_whose_wait_is_cancelled_under_it_closes_the_connection()
 
     transport = asyncio.run(scenario())
     assert transport.closed and transport.written == []
+
+
+def _gated_protocol(db: Any, route: Any) -> tuple[Any, _FakeTransport]:
+    """A fast-path connection whose answers wait for ``db``'s commits."""
+    from aiohttp import web
+
+    from blocks_devnet import commit_gate
+    from blocks_devnet.fast_path import FastConnections
+
+    app = web.Application()
+    commit_gate.install(app, db)
+    protocol = FastConnections(app, _Recorder, [route])()
+    transport = _FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def test_answers_wait_for_the_commit_of_their_writes_and_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from aiohttp import web
+
+    from blocks_devnet.fast_path import FastRoute
+    from blocks_devnet.store.database import Database
+
+    path = tmp_path / "db.sqlite3"
+    db = Database(path)
+    db.ensure_schema("CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+
+    def on_disk() -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+        finally:
+            conn.close()
+
+    async def write(request: Any) -> web.Response:
+        db.execute("INSERT INTO t (x) VALUES (1)")
+        return web.Response(text=str(on_disk()))
+
+    async def scenario() -> tuple[list[bytes], list[bytes], int]:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport = _gated_protocol(db, FastRoute("/write", write, method="GET"))
+        protocol.data_received(get("/write") + get("/write"))
+        before_commit = list(transport.written)
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if len(transport.written) == 2:
+                break
+        return before_commit, transport.written, on_disk()
+
+    before_commit, written, committed = asyncio.run(scenario())
+    db.close()
+    assert before_commit == []  # nothing said before the COMMIT
+    assert [answer.rsplit(b"\r\n", 1)[1] for answer in written] == [b"0", b"1"]
+    assert committed == 2
+
+
+def test_an_answer_whose_batch_is_rolled_back_is_never_sent() -> None:
+    import sqlite3
+
+    from aiohttp import web
+
+    from blocks_devnet.fast_path import FastRoute
+    from blocks_devnet.store.database import Database
+
+    db = Database(None)
+    db.ensure_schema("CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+
+    async def write(request: Any) -> web.Response:
+        db.execute("INSERT INTO t (x) VALUES (1)")
+        return web.Response(text="accepted")
+
+    async def scenario() -> _FakeTransport:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport = _gated_protocol(db, FastRoute("/write", write, method="GET"))
+        protocol.data_received(get("/write"))
+        db._settle(sqlite3.OperationalError("disk I/O error"))  # as a failed COMMIT does
+        return transport
+
+    transport = asyncio.run(scenario())
+    db.close()
+    assert transport.closed and transport.written == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from blocks_devnet import commit_gate
 from blocks_devnet.backend import auth_routes, cdm, files_routes, registry_routes, stream_setup
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.backend.context import CONTEXT_KEY, BackendContext
@@ -74,6 +75,7 @@ def create_devnet_app(ctx: BackendContext) -> web.Application:
         middlewares=[error_middleware, backend_error_middleware], client_max_size=CLIENT_MAX_SIZE
     )
     app[CONTEXT_KEY] = ctx
+    commit_gate.install(app, ctx.db)
     add_realtime_routes(app, ctx.realtime)
     cdm.add_routes(app)
     auth_routes.add_routes(app)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from blocks_devnet import commit_gate
 from blocks_devnet.fast_path import FastRoute
 from blocks_devnet.realtime import channel_group_routes, files, history, pam, presence
 from blocks_devnet.realtime.access import AccessGate
@@ -126,6 +127,7 @@ def create_realtime_app(
     """A standalone realtime application (the full local network adds the backend)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
     add_realtime_routes(app, service)
+    commit_gate.install(app, service.db)
     app.on_startup.append(lambda _app: service.start())
     app.on_cleanup.append(lambda _app: service.stop())
     return app

@@ -15,7 +15,8 @@ channels :meth:`MessageLog.defer_unstored_writes` names (the backend names its s
 channels, whose frames are most of its traffic), such messages are written in bulk every
 :data:`UNSTORED_FLUSH_SECONDS` (and at eviction and close), and only those still among
 their channel's newest ``buffer_size``: a fast stream writes a fraction of its frames. A
-crash may lose the last seconds of those (other rows: the last commit interval's writes).
+crash may lose the last seconds of those. Every other row is committed before the publish
+is answered or the message delivered (``blocks_devnet.commit_gate``).
 """
 
 from __future__ import annotations

@@ -35,13 +35,6 @@ DEFAULT_LONG_POLL_SECONDS = 280.0
 PublishInterceptor = Callable[[RealtimeRequest, str, Any], web.Response | None]
 
 
-#: Writes are committed in groups this often: a busy server then makes ~20 commits/s instead
-#: of one per event-loop turn, and a crash (not a clean stop) loses at most this much. With
-#: rows written behind, a longer interval puts more tasks in each commit (they share its
-#: pages): 50 ms took ~10 % off the network's CPU per task against 10 ms (bench/RESULTS.md).
-COMMIT_INTERVAL_SECONDS = 0.05
-
-
 @dataclass
 class RealtimeService:
     db: Database
@@ -60,7 +53,8 @@ class RealtimeService:
 
     async def start(self) -> None:
         """Start background work (presence timeouts, buffer pruning) on the running loop."""
-        self.db.batch_commits(asyncio.get_running_loop(), COMMIT_INTERVAL_SECONDS)
+        # One commit per event-loop turn, every answer after it (see commit_gate.py).
+        self.db.batch_commits(asyncio.get_running_loop())
         self.db.checkpoint_in_background()
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))

@@ -4,6 +4,11 @@ The database is owned by the server's event-loop thread. Statements are short an
 inline (autocommit, ``synchronous=NORMAL``), which keeps each write an atomic step of
 the loop; nothing here is safe to call from another thread.
 
+Once the server batches its commits (:meth:`Database.batch_commits`), the writes of one
+event-loop turn share one commit, run at the end of that turn (group commit, no timer).
+Nothing a client is told may run ahead of it: :meth:`Database.after_commit` and
+:meth:`Database.durable` wait for the commit that covers every write made so far.
+
 A component may also queue rows for one table and write them in bulk (write-behind, see
 :meth:`Database.add_write_behind`): they are written right before every commit, and
 before any statement that names the table runs, so no reader here ever misses one.
@@ -66,6 +71,10 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit_scheduled = False
         self._commit_interval_s = 0.0
+        # Called once the open batch is committed (or failed): see after_commit.
+        self._on_commit: list[Callable[[BaseException | None], None]] = []
+        #: Batch commits made so far (a measure of how well writes are grouped).
+        self.commits = 0
         # (table, flush) of each write-behind queue; see add_write_behind.
         self._write_behind: list[tuple[str, Callable[[], None]]] = []
         self._flushing = False
@@ -74,13 +83,14 @@ class Database:
         self.ensure_schema(_MESSAGES_SCHEMA)
 
     def batch_commits(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
-        """Group writes into one commit per ``interval_s`` (0: per event-loop turn); called
-        on ``loop``.
+        """Group the writes of each event-loop turn into one commit, run at the end of the
+        turn; called on ``loop``.
 
         A commit is the expensive part of a small write; a busy server makes dozens per
-        turn. Each write is still visible at once to every later statement (one
-        connection); other connections see it at the next commit, and a crash loses at
-        most the writes of the last interval.
+        turn. Each write is visible at once to every later statement (one connection);
+        other connections see it at the commit, and a client is answered after it (see
+        :meth:`after_commit`). ``interval_s`` holds each batch open that long instead:
+        tests use it to look at uncommitted state; the server never does.
         """
         self._loop = loop
         self._commit_interval_s = max(0.0, interval_s)
@@ -95,6 +105,42 @@ class Database:
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = _Checkpointer(self.path, interval_s)
         self._checkpointer.start()
+
+    @property
+    def uncommitted(self) -> bool:
+        """Whether writes made so far wait for a commit (only ever with batching)."""
+        return self._loop is not None and not self._closed and self._conn.in_transaction
+
+    def after_commit(self, callback: Callable[[BaseException | None], None]) -> bool:
+        """Call ``callback(None)`` right after the commit that covers every write made so
+        far, or ``callback(error)`` if that batch was rolled back instead; returns False
+        (and never calls it) when nothing waits for a commit.
+
+        Whatever is computed from the database now (an answer, a message to deliver) may
+        leave the process in ``callback``: a crash after that no longer takes it back.
+        """
+        if not self.uncommitted:
+            return False
+        self._on_commit.append(callback)
+        return True
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future done once every write made so far is committed (at once if nothing
+        waits); it fails with the database's error if the batch was rolled back."""
+        loop = self._loop or asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        if not self.after_commit(settle):
+            done.set_result(None)
+        return done
 
     @property
     def batching(self) -> bool:
@@ -190,13 +236,29 @@ class Database:
                 self._schedule_commit()
 
     def commit(self) -> None:
-        """Write the queued rows and commit the open batch now, if there is one."""
+        """Write the queued rows and commit the open batch now, if there is one; then tell
+        everyone waiting for it (see :meth:`after_commit`)."""
         if self._closed:
             return
         if self._write_behind:
             self.flush_queued()
         if self._conn.in_transaction:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if not self._conn.in_transaction:
+                    self._settle(exc)  # rolled back: its writes are gone
+                raise
+            self.commits += 1
+        self._settle(None)
+
+    def _settle(self, error: BaseException | None) -> None:
+        waiting, self._on_commit = self._on_commit, []
+        for callback in waiting:
+            try:
+                callback(error)
+            except Exception:
+                logger.exception("a commit callback failed")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         if self._write_behind:
@@ -226,6 +288,8 @@ class Database:
             self.commit()
         except sqlite3.Error:
             logger.exception("committing pending writes at close failed")
+        if self._on_commit:
+            self._settle(sqlite3.OperationalError("the database closed before the commit"))
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.stop()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 WAIT_S = 20.0
 
@@ -88,3 +91,31 @@ def run_to_exit(args: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> tu
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any Blocks or agent variable."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BLOCKS_") and k not in ("LOG_LEVEL", "AGENT_SHUTDOWN_GRACE_SEC")
+    }
+    env.update(extra)
+    return env
+
+
+def write_card_project(folder: Path, handler_source: str, **runtime: Any) -> None:
+    card = {
+        "identity": {
+            "agentName": "card_agent",
+            "displayName": "Card agent",
+            "description": "Runs from its card.",
+            "version": "1.0.0",
+            "provider": {"organization": "tests"},
+        },
+        "capabilities": {"taskKinds": ["request"]},
+        "runtime": {"handler": "agent/handler.py", "handlerExport": "run", **runtime},
+    }
+    (folder / "agent").mkdir(parents=True, exist_ok=True)
+    (folder / "agent-card.json").write_text(json.dumps(card))
+    (folder / "agent" / "handler.py").write_text(textwrap.dedent(handler_source))

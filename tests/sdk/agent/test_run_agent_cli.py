@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,38 +13,10 @@ import pytest
 
 from blocks_devnet.network import LocalNetwork
 from blocks_network.consumer import TaskClient, text_part
-from tests.sdk.agent.agent_process import AgentProcess, run_to_exit
+from tests.sdk.agent.agent_process import AgentProcess, clean_env, run_to_exit, write_card_project
 from tests.sdk.agent.conftest import fast_safety_net
 
 WAIT_S = 20.0
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any Blocks or agent variable."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BLOCKS_") and k not in ("LOG_LEVEL", "AGENT_SHUTDOWN_GRACE_SEC")
-    }
-    env.update(extra)
-    return env
-
-
-def write_card_project(folder: Path, handler_source: str, **runtime: Any) -> None:
-    card = {
-        "identity": {
-            "agentName": "card_agent",
-            "displayName": "Card agent",
-            "description": "Runs from its card.",
-            "version": "1.0.0",
-            "provider": {"organization": "tests"},
-        },
-        "capabilities": {"taskKinds": ["request"]},
-        "runtime": {"handler": "agent/handler.py", "handlerExport": "run", **runtime},
-    }
-    (folder / "agent").mkdir(parents=True, exist_ok=True)
-    (folder / "agent-card.json").write_text(json.dumps(card))
-    (folder / "agent" / "handler.py").write_text(textwrap.dedent(handler_source))
 
 
 UPPER = """

@@ -7,8 +7,9 @@ that is not terminal yet. Runs on the server's event loop like the rest of the d
 Records live in memory (write-through cache) and, once the database batches its commits,
 reach SQLite write-behind: a changed record is written as it then is right before the next
 commit (or before any statement naming ``tasks`` runs), so a task created, started and
-finished within one commit interval costs one INSERT. A crash loses what any uncommitted
-batch loses: the last commit interval's writes.
+finished within one event-loop turn costs one INSERT. Nothing is lost that anyone was told
+of: every answer and every delivered message waits for the commit that covers the writes
+before it (``blocks_devnet.commit_gate``), a dispatch included, before its StartTask.
 """
 
 from __future__ import annotations
