@@ -6,6 +6,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -53,10 +54,12 @@ class Devnet:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def ready_lines(self) -> dict[str, str]:
-        """Wait for both env lines on stdout (the process announces it serves)."""
+    def ready_lines(
+        self, keys: tuple[str, ...] = ("BLOCKS_CDM_URL", "BLOCKS_API_KEY")
+    ) -> dict[str, str]:
+        """Wait for the env lines ``keys`` on stdout (the process announces it serves)."""
         found: dict[str, str] = {}
-        while len(found) < 2:
+        while len(found) < len(keys):
             try:
                 line = self.lines.get(timeout=START_TIMEOUT)
             except queue.Empty:
@@ -64,7 +67,7 @@ class Devnet:
             if line is None:
                 pytest.fail(f"blocks devnet exited early: {self.process.wait(5)} {self.stderr()}")
             key, sep, value = line.partition("=")
-            if sep and key in ("BLOCKS_CDM_URL", "BLOCKS_API_KEY"):
+            if sep and key in keys:
                 found[key] = value
         return found
 
@@ -126,6 +129,34 @@ def test_devnet_serves_writes_env_file_accepts_new_keys_and_stops_on_sigint(
 
     devnet.process.send_signal(signal.SIGINT)
     assert devnet.process.wait(STOP_TIMEOUT) == 0
+
+
+def test_tls_prints_the_ca_to_trust_and_keeps_it_across_restarts(
+    tmp_path: Path, devnet_factory: list[Devnet]
+) -> None:
+    data_dir, env_file = tmp_path / "data", tmp_path / ".env"
+    keys = ("BLOCKS_CDM_URL", "BLOCKS_API_KEY", "SSL_CERT_FILE")
+    cas = []
+    for _ in range(2):
+        devnet = Devnet(
+            ["--tls", "--port", "0", "--data-dir", str(data_dir), "--env-file", str(env_file)]
+        )
+        devnet_factory.append(devnet)
+        printed = devnet.ready_lines(keys)
+        assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == printed
+        assert printed["BLOCKS_CDM_URL"].startswith("https://127.0.0.1:")
+        ca = Path(printed["SSL_CERT_FILE"])
+        assert ca == (data_dir / "tls" / "ca.pem").resolve()
+        cas.append(ca.read_bytes())
+        trusted = ssl.create_default_context(cafile=ca)
+        config = httpx.get(printed["BLOCKS_CDM_URL"], verify=trusted, timeout=5).json()
+        assert config["api"]["baseUrl"].startswith("https://")
+        assert config["realtime"]["ssl"] is True
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(printed["BLOCKS_CDM_URL"], verify=ssl.create_default_context(), timeout=5)
+        devnet.process.send_signal(signal.SIGINT)
+        assert devnet.process.wait(STOP_TIMEOUT) == 0
+    assert cas[0] == cas[1]
 
 
 def test_sigterm_also_stops_cleanly(tmp_path: Path, devnet_factory: list[Devnet]) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, urlsplit
 from blocks_network.errors import NetworkError
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
+from blocks_network.transport.tls import client_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class HttpClient:
                     return idle.pop()
         scheme, host, port = key
         if scheme == "https" and self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
+            self._ssl_context = client_ssl_context()
         return PlainConnection(
             host,
             port,
