@@ -195,7 +195,7 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             if self._poller is None and not self._closed:
                 self._poller = _Poller()
         # Best effort: the first poll connects (and reports failures) if this cannot.
-        with contextlib.suppress(_ClientStopped, OSError):
+        with contextlib.suppress(_ClientStopped, OSError, CertificateError):
             self._poll_connection(scheme, parts.hostname or "", parts.port, False)
 
     # --- requests -----------------------------------------------------------------------------
