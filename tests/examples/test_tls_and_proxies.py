@@ -63,17 +63,15 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[RecordingProxy]:
+def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingProxy]:
+    """A recording proxy the process's HTTPS_PROXY and http_proxy name."""
     started = RecordingProxy(tmp_path)
     try:
+        monkeypatch.setenv("HTTPS_PROXY", started.url)
+        monkeypatch.setenv("http_proxy", started.url)  # lower case counts too
         yield started
     finally:
         started.stop()
-
-
-def _use_proxy(monkeypatch: pytest.MonkeyPatch, proxy: RecordingProxy) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    monkeypatch.setenv("http_proxy", proxy.url)  # lower case counts too
 
 
 def _run_samples(network: BlocksTestNetwork, tmp_path: Path) -> None:
@@ -145,10 +143,8 @@ def test_tls_samples_and_the_official_client_through_one_proxy(
     trust_tls: None,
     proxy: RecordingProxy,
     connections: list[tuple[str, int]],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    _use_proxy(monkeypatch, proxy)
     _run_samples(tls_network, tmp_path)
     tunnels = len(proxy.requests())
     _official_client_time(tls_network, tls=True)
@@ -164,10 +160,8 @@ def test_plain_http_through_a_proxy_in_absolute_form(
     blocks_network: BlocksTestNetwork,
     proxy: RecordingProxy,
     connections: list[tuple[str, int]],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    _use_proxy(monkeypatch, proxy)
     _run_samples(blocks_network, tmp_path)
     _official_client_time(blocks_network, tls=False)
 
@@ -188,7 +182,6 @@ def test_no_proxy_bypasses_the_proxy(
     connections: list[tuple[str, int]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _use_proxy(monkeypatch, proxy)
     monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
     runner = AgentRunner(blocks_network)
     client = TaskClient.create("free", api_key=blocks_network.api_key, environ=blocks_network.env)
