@@ -19,6 +19,7 @@ import pytest
 
 from blocks_network import CertificateError, TaskClient
 from blocks_network.testing import AgentRunner, BlocksTestNetwork, artifact_texts, send_and_wait
+from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
 from tests.support.recording_proxy import RecordingProxy
 
@@ -136,6 +137,15 @@ def test_an_untrusted_certificate_is_a_clear_error_at_once(
     assert f"127.0.0.1:{port}" in str(caught.value) and "SSL_CERT_FILE" in str(caught.value)
     assert (caught.value.host, caught.value.port) == ("127.0.0.1", port)
     assert connections == [("127.0.0.1", port)]  # one handshake: not retried
+    pending = HttpClient().start("GET", tls_network.cdm_url)  # started requests raise on read
+    with pytest.raises(CertificateError):
+        pending.result()
+    runner = AgentRunner(tls_network)
+    try:
+        with pytest.raises(CertificateError, match="SSL_CERT_FILE"):
+            start_example(runner, "echo")  # the agent runtime's start-up says the same
+    finally:
+        runner.stop_all()
 
 
 def test_tls_samples_and_the_official_client_through_one_proxy(

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import ConfigError, NetworkError
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
 from blocks_network.transport.tls import client_ssl_context
@@ -115,7 +115,8 @@ class HttpClient:
             try:
                 conn.request(method, path, send_headers, body)
                 break
-            except (OSError, http.client.HTTPException) as exc:
+            # A ConfigError (untrusted certificate, bad proxy) recurs, and raises, in result().
+            except (OSError, http.client.HTTPException, ConfigError) as exc:
                 conn.close()
                 conn = None
                 logger.debug("sending to %s failed (%s)", url, exc)
