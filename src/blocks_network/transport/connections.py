@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from blocks_network.transport.proxies import open_tunnel, proxy_for
+from blocks_network.transport.proxies import connect_to_proxy, open_tunnel, proxy_for
 from blocks_network.transport.tls import certificate_error
 
 __all__ = ["HttpResponse", "PlainConnection", "format_headers", "host_header", "split_origin"]
@@ -156,7 +156,7 @@ class PlainConnection:
         elif self._tls is not None:
             sock = open_tunnel(proxy, self.host, self.port, self.timeout)
         else:
-            sock = socket.create_connection((proxy.host, proxy.port), timeout=self.timeout)
+            sock = connect_to_proxy(proxy, self.timeout)
             self._target_prefix = f"http://{host_header(self.host, self.port, 80)}"
             self._proxy_head = proxy.auth_line
         self._buffer = b""

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from blocks_network.errors import ConfigError, ProxyError
 
-__all__ = ["Proxy", "open_tunnel", "proxy_for"]
+__all__ = ["Proxy", "connect_to_proxy", "open_tunnel", "proxy_for"]
 
 _MAX_HEAD_BYTES: Final = 64 * 1024
 
@@ -122,13 +122,26 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def connect_to_proxy(proxy: Proxy, timeout: float) -> socket.socket:
+    """A TCP connection to ``proxy``; raises :class:`~blocks_network.errors.ProxyError`
+    (naming the proxy, not the server behind it) when it cannot be reached."""
+    try:
+        return socket.create_connection((proxy.host, proxy.port), timeout=timeout)
+    except OSError as exc:
+        raise ProxyError(
+            f"cannot reach the proxy {proxy.url} ({exc}); check HTTPS_PROXY / HTTP_PROXY, "
+            "or list the host in NO_PROXY to connect directly",
+            proxy=proxy.url,
+        ) from exc
+
+
 def open_tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.socket:
     """A socket through ``proxy`` to ``host:port`` (``CONNECT``), ready for the TLS handshake.
 
-    Raises :class:`~blocks_network.errors.ProxyError` when the proxy answers anything but
-    2xx, and ``OSError`` when it cannot be reached.
+    Raises :class:`~blocks_network.errors.ProxyError` when the proxy cannot be reached or
+    answers anything but 2xx.
     """
-    sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
+    sock = connect_to_proxy(proxy, timeout)
     try:
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{proxy.auth_line}\r\n"

@@ -122,3 +122,11 @@ def test_tunnel_refused_is_a_proxy_error(fake_proxy: tuple[int, list[bytes], lis
         open_tunnel(Proxy("127.0.0.1", port), "example.com", 443, 5)
     assert caught.value.status == 407
     assert "credentials in HTTPS_PROXY" in str(caught.value)
+
+
+def test_an_unreachable_proxy_is_named() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(ProxyError, match=f"cannot reach the proxy http://127.0.0.1:{port}"):
+            open_tunnel(Proxy("127.0.0.1", port), "example.com", 443, 5)
