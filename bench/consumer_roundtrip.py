@@ -1,6 +1,10 @@
 """Consumer round trip (issue 5): send_message → wait_for_terminal → artifact.
 
 Usage: python bench/consumer_roundtrip.py [--tasks 1000] [--threads 16] [--parallel-tasks 2000]
+       [--tls]
+
+``--tls`` runs the network as ``blocks devnet --tls`` and every client over HTTPS (trusting
+its CA through ``SSL_CERT_FILE``).
 
 Three processes, as in production: the local network (``blocks devnet``), one echo agent
 instance (the SDK runtime, ``start_agent_instance`` with the built-in echo handler), and
@@ -51,9 +55,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def devnet_process(data_dir: Path) -> Iterator[dict[str, str]]:
-    """``blocks devnet`` in its own process; yields BLOCKS_CDM_URL and BLOCKS_API_KEY (and
-    the process id as ``BENCH_PID``)."""
+def devnet_process(data_dir: Path, tls: bool = False) -> Iterator[dict[str, str]]:
+    """``blocks devnet`` in its own process; yields BLOCKS_CDM_URL and BLOCKS_API_KEY (with
+    ``tls``, SSL_CERT_FILE too) and the process id as ``BENCH_PID``."""
     env_file = data_dir / "devnet.env"
     process = subprocess.Popen(
         [
@@ -67,6 +71,7 @@ def devnet_process(data_dir: Path) -> Iterator[dict[str, str]]:
             str(data_dir / "devnet"),
             "--env-file",
             str(env_file),
+            *(["--tls"] if tls else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -247,13 +252,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--parallel-tasks", type=int, default=2000)
     parser.add_argument("--hops", type=int, default=500)
+    parser.add_argument("--tls", action="store_true", help="serve and connect over HTTPS")
     parser.add_argument("--agent-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent_child is not None:
         return run_agent(args.agent_child)
 
-    with tempfile.TemporaryDirectory() as tmp, devnet_process(Path(tmp)) as env:
+    with tempfile.TemporaryDirectory() as tmp, devnet_process(Path(tmp), args.tls) as env:
         os.environ["BENCH_SECRET_KEY"] = _keyset_secret(Path(tmp))
+        if "SSL_CERT_FILE" in env:
+            os.environ["SSL_CERT_FILE"] = env["SSL_CERT_FILE"]  # this process's clients
         with agent_process(env) as agent_pid:
             pids = (int(env["BENCH_PID"]), agent_pid, os.getpid())
             client = TaskClient.create(

@@ -1,14 +1,19 @@
 """A whole local Blocks Network in the current process: ``with LocalNetwork(config) as net``.
 
 One aiohttp application on one port serves ``config.json``, the backend API and the
-realtime API from a background thread (:class:`~blocks_devnet.server_thread.ServerThread`).
+realtime API from a background thread (:class:`~blocks_devnet.server_thread.ServerThread`),
+over HTTPS with ``tls=True`` (certificate from :mod:`blocks_devnet.local_ca`).
 ``blocks devnet`` runs the same object in the foreground; tests start one on port 0.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, cast
 
@@ -23,10 +28,12 @@ from blocks_devnet.backend.app import (
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.backend.context import BackendContext
 from blocks_devnet.backend.identity import DevIdentity
+from blocks_devnet.local_ca import TLS_DIR, TlsFiles, ensure_tls_files
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.server_thread import ServerThread
 from blocks_devnet.store.database import Database
 from blocks_network.protocol.constants import ENV_API_KEY, ENV_CDM_URL
+from blocks_network.transport.tls import ENV_SSL_CERT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class LocalNetwork:
         self._db: Database | None = None
         self._ctx: BackendContext | None = None
         self._dev: DevIdentity | None = None
+        self._tls_files: TlsFiles | None = None
+        self._tls_tmp: Path | None = None
         self._thread = ServerThread(
             self._create_app,
             host=self.config.host,
@@ -61,6 +70,7 @@ class LocalNetwork:
             on_shutdown=self._release_long_polls,
             name="blocks-devnet-server",
             fast_routes=devnet_fast_routes() if self.config.fast_path else (),
+            tls=self._server_ssl_context if self.config.tls else None,
         )
         self._running = False
 
@@ -73,6 +83,16 @@ class LocalNetwork:
         self._dev = ctx.identity.ensure_dev_identity()
         self._ctx = ctx
         return create_devnet_app(ctx)
+
+    def _server_ssl_context(self) -> ssl.SSLContext:
+        # Runs on the server thread at start: failures are reported by start().
+        if self.config.data_dir is not None:
+            directory = self.config.data_dir / TLS_DIR
+        else:
+            self._tls_tmp = Path(tempfile.mkdtemp(prefix="blocks-devnet-tls-"))
+            directory = self._tls_tmp
+        self._tls_files = ensure_tls_files(directory, [self.config.host])
+        return self._tls_files.server_context()
 
     async def _release_long_polls(self) -> None:
         if self._ctx is not None:
@@ -103,6 +123,8 @@ class LocalNetwork:
     def _close_db(self) -> None:
         if self._db is not None:
             self._db.close()
+        if self._tls_tmp is not None:
+            shutil.rmtree(self._tls_tmp, ignore_errors=True)
 
     def __enter__(self) -> LocalNetwork:
         return self.start()
@@ -133,8 +155,15 @@ class LocalNetwork:
 
     @property
     def url(self) -> str:
-        """The base URL of the backend and realtime API (``http://HOST:PORT``)."""
-        return f"http://{self.origin}"
+        """The base URL of the backend and realtime API (``http(s)://HOST:PORT``)."""
+        return f"{'https' if self.config.tls else 'http'}://{self.origin}"
+
+    @property
+    def ca_cert_file(self) -> Path | None:
+        """The CA certificate clients must trust (``SSL_CERT_FILE``); None without TLS."""
+        if self._tls_files is None:
+            return None
+        return self._tls_files.ca_cert.resolve()
 
     @property
     def cdm_url(self) -> str:
@@ -165,8 +194,12 @@ class LocalNetwork:
         return dict(self.context.keysets)
 
     def env(self) -> dict[str, str]:
-        """The environment a client of this network needs: ``BLOCKS_CDM_URL``, ``BLOCKS_API_KEY``."""
-        return {ENV_CDM_URL: self.cdm_url, ENV_API_KEY: self.api_key}
+        """The environment a client of this network needs: ``BLOCKS_CDM_URL``,
+        ``BLOCKS_API_KEY`` and, over TLS, ``SSL_CERT_FILE``."""
+        env = {ENV_CDM_URL: self.cdm_url, ENV_API_KEY: self.api_key}
+        if self.ca_cert_file is not None:
+            env[ENV_SSL_CERT_FILE] = str(self.ca_cert_file)
+        return env
 
     def call(self, fn: Callable[[], _T], timeout: float = 10.0) -> _T:
         """Run ``fn()`` on the server loop (where all state lives) and return its result."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -33,7 +34,8 @@ class ServerThread:
 
     ``on_shutdown`` runs on the loop before connections close (release long-polls there).
     ``fast_routes`` are answered without aiohttp's request machinery when the request is a
-    plain POST (see ``fast_path.py``); everything else is aiohttp's.
+    plain POST (see ``fast_path.py``); everything else is aiohttp's. ``tls``, when given,
+    makes the server context at start (on the server thread) and the port speaks HTTPS.
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class ServerThread:
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         name: str = "blocks-devnet-server",
         fast_routes: Sequence[FastRoute] = (),
+        tls: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self._app_factory = app_factory
+        self._tls = tls
         self._fast_routes = tuple(fast_routes)
         self._host = host
         self._requested_port = port
@@ -111,6 +115,7 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
+        ssl_context = None if self._tls is None else self._tls()
         app = self._app_factory()
         runner = web.AppRunner(
             app,
@@ -130,10 +135,16 @@ class ServerThread:
             if self._fast_routes and runner.server is not None:
                 fast = FastConnections(app, runner.server, self._fast_routes)
                 server = await asyncio.get_running_loop().create_server(
-                    fast, self._host, self._requested_port, reuse_address=True
+                    fast, self._host, self._requested_port, reuse_address=True, ssl=ssl_context
                 )
             else:
-                site = web.TCPSite(runner, self._host, self._requested_port, reuse_address=True)
+                site = web.TCPSite(
+                    runner,
+                    self._host,
+                    self._requested_port,
+                    reuse_address=True,
+                    ssl_context=ssl_context,
+                )
                 await site.start()
                 server = site._server  # the asyncio.Server, for the bound port
             sockets = getattr(server, "sockets", None) or []

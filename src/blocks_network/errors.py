@@ -4,7 +4,9 @@
 
     BlocksError
     ├── ConfigError (also ValueError)          bad option, missing key, bad CDM document
+    │   └── CertificateError                   a server's TLS certificate does not verify
     ├── NetworkError (also ConnectionError)    backend or CDM unreachable
+    │   └── ProxyError                         the proxy refused to open a tunnel
     ├── BackendError                           the backend refused a request (status, code)
     │   ├── RpcError                           a JSON-RPC error (code, data_code, details)
     │   │   └── BillingModeMismatchError       billing_mode differs from the agent's
@@ -38,6 +40,29 @@ class ConfigError(BlocksError, ValueError):
 
 class NetworkError(BlocksError, ConnectionError):
     """The backend or the CDM could not be reached (after retries)."""
+
+
+class CertificateError(ConfigError):
+    """A server's TLS certificate does not verify against the trusted certificates.
+
+    Not retried: the same certificate fails the same way. Set ``SSL_CERT_FILE`` to the
+    certificate (PEM) of the authority that signed it (``blocks devnet --tls`` prints that
+    line; behind a TLS-inspecting proxy it is the proxy's CA).
+    """
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+
+
+class ProxyError(NetworkError):
+    """The HTTP proxy (``HTTPS_PROXY``/``HTTP_PROXY``) did not open a tunnel to the server."""
+
+    def __init__(self, message: str, *, proxy: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.status = status
 
 
 class BackendError(BlocksError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -51,6 +52,34 @@ def test_devnet_serves_writes_env_file_accepts_new_keys_and_stops_on_sigint(
 
     devnet.process.send_signal(signal.SIGINT)
     assert devnet.process.wait(STOP_TIMEOUT) == 0
+
+
+def test_tls_prints_the_ca_to_trust_and_keeps_it_across_restarts(
+    tmp_path: Path, devnet_factory: list[Devnet]
+) -> None:
+    data_dir, env_file = tmp_path / "data", tmp_path / ".env"
+    keys = ("BLOCKS_CDM_URL", "BLOCKS_API_KEY", "SSL_CERT_FILE")
+    cas = []
+    for _ in range(2):
+        devnet = Devnet(
+            ["--tls", "--port", "0", "--data-dir", str(data_dir), "--env-file", str(env_file)]
+        )
+        devnet_factory.append(devnet)
+        printed = devnet.ready_lines(keys)
+        assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == printed
+        assert printed["BLOCKS_CDM_URL"].startswith("https://127.0.0.1:")
+        ca = Path(printed["SSL_CERT_FILE"])
+        assert ca == (data_dir / "tls" / "ca.pem").resolve()
+        cas.append(ca.read_bytes())
+        trusted = ssl.create_default_context(cafile=ca)
+        config = httpx.get(printed["BLOCKS_CDM_URL"], verify=trusted, timeout=5).json()
+        assert config["api"]["baseUrl"].startswith("https://")
+        assert config["realtime"]["ssl"] is True
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(printed["BLOCKS_CDM_URL"], verify=ssl.create_default_context(), timeout=5)
+        devnet.process.send_signal(signal.SIGINT)
+        assert devnet.process.wait(STOP_TIMEOUT) == 0
+    assert cas[0] == cas[1]
 
 
 def test_sigterm_also_stops_cleanly(tmp_path: Path, devnet_factory: list[Devnet]) -> None:

@@ -47,10 +47,12 @@ class Devnet:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def ready_lines(self) -> dict[str, str]:
-        """Wait for both env lines on stdout (the process announces it serves)."""
+    def ready_lines(
+        self, keys: tuple[str, ...] = ("BLOCKS_CDM_URL", "BLOCKS_API_KEY")
+    ) -> dict[str, str]:
+        """Wait for the env lines ``keys`` on stdout (the process announces it serves)."""
         found: dict[str, str] = {}
-        while len(found) < 2:
+        while len(found) < len(keys):
             try:
                 line = self.lines.get(timeout=START_TIMEOUT)
             except queue.Empty:
@@ -58,7 +60,7 @@ class Devnet:
             if line is None:
                 pytest.fail(f"blocks devnet exited early: {self.process.wait(5)} {self.stderr()}")
             key, sep, value = line.partition("=")
-            if sep and key in ("BLOCKS_CDM_URL", "BLOCKS_API_KEY"):
+            if sep and key in keys:
                 found[key] = value
         return found
 

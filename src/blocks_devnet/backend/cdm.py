@@ -3,7 +3,8 @@
 Served at ``/config.json`` (what ``BLOCKS_CDM_URL`` points at) and at ``/api/v1/cdm`` (the
 path the seed README shows). Both keysets, ``api.baseUrl`` and the realtime origin are given
 as the client reached us (its ``Host`` header), so the same document works on loopback, from
-a container or across a LAN.
+a container or across a LAN; over TLS (``blocks devnet --tls``) they say ``https`` and
+``ssl: true``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from blocks_network.protocol.cdm import CdmConfig, Keyset, RealtimeOrigin
 CONFIG_PATHS = ("/config.json", "/api/v1/cdm")
 
 
-def cdm_document(host: str, playground: Keyset, network: Keyset) -> dict[str, object]:
+def cdm_document(
+    host: str, playground: Keyset, network: Keyset, *, tls: bool = False
+) -> dict[str, object]:
     """The document for a client that reached the server at ``host`` (``HOST:PORT``)."""
     return CdmConfig(
         playground=playground,
         network=network,
-        api_base_url=f"http://{host}",
-        realtime=RealtimeOrigin(origin=host, ssl=False),
+        api_base_url=f"{'https' if tls else 'http'}://{host}",
+        realtime=RealtimeOrigin(origin=host, ssl=tls),
     ).to_wire()
 
 
@@ -36,7 +39,9 @@ async def handle_config(request: web.Request) -> web.Response:
         name: Keyset(publish_key=k.publish_key, subscribe_key=k.subscribe_key)
         for name, k in ctx.keysets.items()
     }
-    return json_response(cdm_document(host, keysets["playground"], keysets["network"]))
+    return json_response(
+        cdm_document(host, keysets["playground"], keysets["network"], tls=ctx.config.tls)
+    )
 
 
 def fast_routes() -> list[FastRoute]:

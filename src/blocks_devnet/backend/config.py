@@ -27,7 +27,8 @@ class DevnetConfig:
     ``auto_register_agents`` lets an agent whose card is not registered yet register on
     connect (on for ``blocks devnet``, off for a production-like run). ``fast_path``
     answers plain publishes and RPCs in front of aiohttp (``fast_path.py``); off, aiohttp
-    serves every request.
+    serves every request. ``tls`` serves HTTPS with a certificate from a local CA kept in
+    ``data_dir/tls`` (a temporary folder, removed at stop, when ``data_dir`` is None).
     """
 
     host: str = DEFAULT_HOST
@@ -40,6 +41,7 @@ class DevnetConfig:
     auto_register_agents: bool = True
     register_builtin_agents: bool = True
     fast_path: bool = True
+    tls: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

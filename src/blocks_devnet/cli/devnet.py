@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -57,9 +58,17 @@ def _write_env_file(path: Path, env: dict[str, str]) -> None:
         raise
 
 
-def _probe(url: str) -> None:
-    """Block until ``url`` answers 200 (the server really serves), or raise OSError."""
-    with urllib.request.urlopen(url, timeout=READY_PROBE_TIMEOUT_SECONDS) as response:
+def _probe(url: str, ca_cert: Path | None) -> None:
+    """Block until ``url`` answers 200 (the server really serves), or raise OSError.
+
+    Straight to the server (a proxy in the environment is not asked), trusting ``ca_cert``.
+    """
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if ca_cert is not None:
+        context = ssl.create_default_context(cafile=str(ca_cert))
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    with opener.open(url, timeout=READY_PROBE_TIMEOUT_SECONDS) as response:
         if response.status != 200:
             raise OSError(f"{url} answered HTTP {response.status}")
 
@@ -90,6 +99,7 @@ def run_devnet(args: argparse.Namespace) -> int:
             port=args.port,
             data_dir=Path(args.data_dir),
             long_poll_seconds=args.long_poll_seconds,
+            tls=args.tls,
         )
     except ValueError as exc:
         print(f"blocks devnet: {exc}", file=sys.stderr)
@@ -109,7 +119,7 @@ def run_devnet(args: argparse.Namespace) -> int:
             print(_describe_start_error(exc, config), file=sys.stderr)
             return 1
         try:
-            _probe(network.cdm_url)
+            _probe(network.cdm_url, network.ca_cert_file)
         except OSError as exc:
             print(
                 f"blocks devnet: the server does not answer at {network.cdm_url}: {exc}",
@@ -172,7 +182,7 @@ def register(commands: Any) -> None:
         help="run a local Blocks Network in the foreground",
         description="Serve config.json, the Blocks backend and the realtime API on one port.",
         usage=(
-            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH]\n"
+            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH] [--tls]\n"
             "       blocks devnet keys create --user NAME [--data-dir DIR]"
         ),
     )
@@ -191,7 +201,14 @@ def register(commands: Any) -> None:
         help=f"state directory (default {DEFAULT_DATA_DIR})",
     )
     devnet.add_argument(
-        "--env-file", help="also write BLOCKS_CDM_URL/BLOCKS_API_KEY here once serving"
+        "--env-file",
+        help="also write BLOCKS_CDM_URL/BLOCKS_API_KEY (and SSL_CERT_FILE) here once serving",
+    )
+    devnet.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a local CA kept in DIR/tls "
+        "(clients set SSL_CERT_FILE to DIR/tls/ca.pem; needs the devnet-tls extra)",
     )
     devnet.add_argument(
         "--long-poll-seconds",

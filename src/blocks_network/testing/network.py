@@ -63,7 +63,8 @@ class BlocksTestNetwork:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``: the backend and realtime API."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls=True``): the backend and
+        realtime API."""
         return self.network.url
 
     @property

@@ -6,8 +6,11 @@ objects) against about 40 µs for the socket calls themselves, and a task makes 
 requests. :class:`PlainConnection` writes each request with one ``sendall`` and parses
 only what the SDK needs of an answer: the status, the headers as a dict, a body framed by
 ``Content-Length``, chunks or the end of the connection, and whether the server keeps the
-connection open. It speaks HTTP/1.1, over TLS when asked, and raises the same exceptions
-as ``http.client`` for the same failures, so callers keep their error handling.
+connection open. It speaks HTTP/1.1, over TLS when asked, through the proxy the
+environment names (``proxies.py``: a ``CONNECT`` tunnel for TLS, absolute-form requests
+otherwise), and raises the same exceptions as ``http.client`` for the same failures, so
+callers keep their error handling; a server certificate that does not verify raises
+:class:`~blocks_network.errors.CertificateError` instead (no retry can fix it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from blocks_network.transport.proxies import connect_to_proxy, open_tunnel, proxy_for
+from blocks_network.transport.tls import certificate_error
 
 __all__ = ["HttpResponse", "PlainConnection", "format_headers", "host_header", "split_origin"]
 
@@ -107,7 +113,17 @@ class PlainConnection:
     Another thread may ``shutdown()`` :attr:`sock` to abort a blocked read.
     """
 
-    __slots__ = ("_buffer", "_host_line", "_tls", "host", "port", "sock", "timeout")
+    __slots__ = (
+        "_buffer",
+        "_host_line",
+        "_proxy_head",
+        "_target_prefix",
+        "_tls",
+        "host",
+        "port",
+        "sock",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -124,9 +140,25 @@ class PlainConnection:
         self._host_line = f"Host: {host_header(host, port, 443 if tls else 80)}\r\n"
         self.sock: socket.socket | None = None
         self._buffer = b""
+        # Through a proxy, plain HTTP requests name the origin and carry the proxy's auth.
+        self._target_prefix = ""
+        self._proxy_head = ""
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        """Open the socket (through the environment's proxy, if any) and, for TLS, shake
+        hands. Raises OSError subclasses, :class:`~blocks_network.errors.ProxyError`, or
+        :class:`~blocks_network.errors.CertificateError` for a certificate that does not
+        verify."""
+        proxy = proxy_for("https" if self._tls else "http", self.host, self.port)
+        self._target_prefix = self._proxy_head = ""
+        if proxy is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        elif self._tls is not None:
+            sock = open_tunnel(proxy, self.host, self.port, self.timeout)
+        else:
+            sock = connect_to_proxy(proxy, self.timeout)
+            self._target_prefix = f"http://{host_header(self.host, self.port, 80)}"
+            self._proxy_head = proxy.auth_line
         self._buffer = b""
         try:
             # Small requests and pushes must not wait for Nagle's algorithm.
@@ -144,6 +176,9 @@ class PlainConnection:
         self.sock = tls
         try:
             tls.do_handshake()
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise certificate_error(self.host, self.port, exc) from exc
         except BaseException:
             self.close()
             raise
@@ -167,9 +202,12 @@ class PlainConnection:
             raise http.client.InvalidURL(f"URL can't contain control characters: {target!r}")
         if body is not None or method in _BODY_METHODS:
             head += f"Content-Length: {len(body or b'')}\r\n"
-        data = f"{method} {target} HTTP/1.1\r\n{self._host_line}{head}\r\n".encode("latin-1")
         if self.sock is None:
             self.connect()
+        data = (
+            f"{method} {self._target_prefix}{target} HTTP/1.1\r\n"
+            f"{self._host_line}{self._proxy_head}{head}\r\n"
+        ).encode("latin-1")
         sock = self.sock
         assert sock is not None
         if body and len(body) > _COPY_BODY_BYTES:

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import ConfigError, NetworkError
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
+from blocks_network.transport.tls import client_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ class HttpClient:
             try:
                 conn.request(method, path, send_headers, body)
                 break
-            except (OSError, http.client.HTTPException) as exc:
+            # A ConfigError (untrusted certificate, bad proxy) recurs, and raises, in result().
+            except (OSError, http.client.HTTPException, ConfigError) as exc:
                 conn.close()
                 conn = None
                 logger.debug("sending to %s failed (%s)", url, exc)
@@ -207,7 +209,7 @@ class HttpClient:
                     return idle.pop()
         scheme, host, port = key
         if scheme == "https" and self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
+            self._ssl_context = client_ssl_context()
         return PlainConnection(
             host,
             port,

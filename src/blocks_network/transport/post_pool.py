@@ -19,6 +19,7 @@ from blocks_network.transport.connections import (
     format_headers,
     split_origin,
 )
+from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["PostPool"]
 
@@ -80,7 +81,7 @@ class PostPool:
                 conn.set_timeout(timeout)
                 return conn, True
             if self._tls and self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                self._ssl = client_ssl_context()
         return PlainConnection(self._host, self._port, timeout=timeout, tls=self._ssl), False
 
     def _checkin(self, conn: PlainConnection) -> None:

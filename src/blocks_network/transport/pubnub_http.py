@@ -8,12 +8,14 @@ it plugs this handler in through the client's public ``set_request_handler`` hoo
 
 - short requests (publish, history, files, time) share the owner's :class:`HttpClient` pool;
 - each client's long-polls run one after another on one thread of its own
-  (``blocks-pubnub-poll``) over one connection of its own, which :meth:`close` shuts down,
-  so a stopped client leaves no request blocked for minutes;
+  (``blocks-pubnub-poll``) over one :class:`PlainConnection` of its own (so the same TLS
+  trust and proxy as every other request), which :meth:`close` shuts down, so a stopped
+  client leaves no request blocked for minutes;
 - everything above the socket (URLs, signing, envelopes, status categories, listeners)
   stays the client's own code: only ``_invoke_request`` and the thread hand-off change.
 
-File uploads (multipart ``files=``) still go through the default httpx path.
+File uploads (multipart ``files=``) still go through the default httpx path, which reads
+``SSL_CERT_FILE``/``SSL_CERT_DIR`` and the proxy variables by the same rules.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from pubnub.exceptions import PubNubException
 from pubnub.pubnub import PubNub
 from pubnub.request_handlers.httpx import HttpxRequestHandler
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import CertificateError, NetworkError
+from blocks_network.transport.connections import PlainConnection, format_headers
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["PooledRequestHandler", "use_pooled_requests"]
 
@@ -153,7 +157,7 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         super().__init__(pubnub)
         self._http = pool
         self._poll_lock = threading.Lock()
-        self._poll_conn: http.client.HTTPConnection | None = None
+        self._poll_conn: PlainConnection | None = None
         self._poller: _Poller | None = None
         self._closed = False
 
@@ -191,7 +195,7 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             if self._poller is None and not self._closed:
                 self._poller = _Poller()
         # Best effort: the first poll connects (and reports failures) if this cannot.
-        with contextlib.suppress(_ClientStopped, OSError):
+        with contextlib.suppress(_ClientStopped, OSError, CertificateError):
             self._poll_connection(scheme, parts.hostname or "", parts.port, False)
 
     # --- requests -----------------------------------------------------------------------------
@@ -234,6 +238,8 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             )
         except NetworkError as exc:
             raise _pubnub_error(exc.__cause__ or exc) from exc
+        except CertificateError as exc:
+            raise _pubnub_error(exc) from exc
         return resp.status, dict(resp.headers), resp.body
 
     def _long_poll(
@@ -247,11 +253,9 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             except _ClientStopped:
                 return _EMPTY_POLL
             try:
-                conn.request(method, path, headers=headers)
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout)
-                response = conn.getresponse()
-                data = response.read()
+                conn.set_timeout(timeout)
+                conn.request(method, path, format_headers(headers))
+                response, keep = conn.read_response()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
                 # A kept-alive connection the server closed while idle: retry once on a new one.
@@ -260,19 +264,19 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
                 if fresh:
                     raise _pubnub_error(exc) from exc
                 continue
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException, CertificateError) as exc:
                 conn.close()
                 if self._closed:
                     return _EMPTY_POLL
                 raise _pubnub_error(exc) from exc
-            if response.will_close:
+            if not keep:
                 conn.close()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+            return response.status, dict(response.headers), response.body
         raise PubNubException(pn_error=PNERR_CONNECTION_ERROR, errormsg="unreachable")
 
     def _poll_connection(
         self, scheme: str, host: str, port: int | None, fresh: bool
-    ) -> http.client.HTTPConnection:
+    ) -> PlainConnection:
         with self._poll_lock:
             if self._closed:
                 raise _ClientStopped
@@ -281,15 +285,9 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             if fresh or conn is None or (conn.host, conn.port) != key or conn.sock is None:
                 if conn is not None:
                     conn.close()
-                conn = (
-                    http.client.HTTPSConnection(host, key[1])
-                    if scheme == "https"
-                    else http.client.HTTPConnection(host, key[1])
-                )
+                tls = client_ssl_context() if scheme == "https" else None
+                conn = PlainConnection(host, key[1], timeout=LONG_POLL_MIN_TIMEOUT_S, tls=tls)
                 conn.connect()
-                # Small pushes must not wait for Nagle's algorithm.
-                if conn.sock is not None:
-                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._poll_conn = conn
             return conn
 

@@ -26,10 +26,12 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
+from blocks_network.errors import CertificateError
 from blocks_network.transport.connections import PlainConnection, split_origin
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import encode_params, identity_query
+from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
 
@@ -106,7 +108,7 @@ class PollConnections:
             if self._idle:
                 return self._idle.pop()
             if self._endpoint.ssl and self._tls is None:
-                self._tls = ssl.create_default_context()
+                self._tls = client_ssl_context()
             tls = self._tls
         host, port = split_origin(self._endpoint.origin, 443 if tls else 80)
         return PlainConnection(host, port, timeout=self._timeout_s, tls=tls)
@@ -276,7 +278,7 @@ class ChannelSubscription:
                         return None  # stopped while connecting: nothing was there to abort
                 conn.request("GET", f"{self._path}?{self._query()}", _POLL_HEADERS)
                 response, _ = conn.read_response()
-            except (http.client.HTTPException, OSError) as exc:
+            except (http.client.HTTPException, OSError, CertificateError) as exc:
                 conn.close()
                 if self._stopped.is_set():
                     return None
