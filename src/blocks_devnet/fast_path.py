@@ -32,6 +32,13 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
+from blocks_devnet.connection_guard import (
+    ConnectionGuard,
+    ConnectionTimeouts,
+    GuardedConnection,
+    Phase,
+)
+
 __all__ = ["FastConnections", "FastProtocol", "FastRoute"]
 
 logger = logging.getLogger(__name__)
@@ -127,9 +134,12 @@ class FastConnections:
         app: web.Application,
         fallback: Callable[[], asyncio.Protocol],
         routes: Sequence[FastRoute],
+        guard: ConnectionGuard | None = None,
     ) -> None:
         self._app = app
         self._fallback = fallback
+        # Without one (unit tests), connections are watched by a guard that never sweeps.
+        self._guard = ConnectionGuard(ConnectionTimeouts()) if guard is None else guard
         self._open: set[FastProtocol] = set()
         # Each route inside the app's middlewares, composed as aiohttp composes them.
         self._routes: list[tuple[FastRoute, Route]] = []
@@ -140,7 +150,7 @@ class FastConnections:
             self._routes.append((route, handler))
 
     def __call__(self) -> FastProtocol:
-        return FastProtocol(self._app, self._routes, self._fallback, self._open)
+        return FastProtocol(self._app, self._routes, self._fallback, self._open, self._guard)
 
     async def shutdown(self, timeout: float) -> None:
         """Let held long-polls answer (up to ``timeout``), then close the connections still
@@ -159,11 +169,14 @@ class FastProtocol(asyncio.Protocol):
         routes: list[tuple[FastRoute, Route]],
         fallback: Callable[[], asyncio.Protocol],
         registry: set[FastProtocol],
+        guard: ConnectionGuard,
     ) -> None:
         self._app = app
         self._routes = routes
         self._fallback = fallback
         self._registry = registry
+        self._guard = guard
+        self._watched: GuardedConnection | None = None
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._waiting: asyncio.Task[None] | None = None
@@ -177,9 +190,11 @@ class FastProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._registry.add(self)
+        self._watched = self._guard.watch(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._registry.discard(self)
+        self._forget()
         self._transport = None
         if self._waiting is not None:
             self._waiting.cancel()  # as aiohttp's handler_cancellation does
@@ -219,6 +234,10 @@ class FastProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        watched = self._watched
+        if watched is None:
+            return  # handed over or closed
+        watched.received += len(data)
         if self._waiting is not None and len(self._buffer) > _MAX_READ_AHEAD:
             self._read_ahead_paused = True
             self._update_reading()
@@ -231,7 +250,9 @@ class FastProtocol(asyncio.Protocol):
             if end < 0:
                 if len(self._buffer) >= _MAX_HEAD_BYTES:
                     self._hand_over()
-                return  # the head is not complete yet
+                else:  # the head is not complete yet
+                    watched.enter(Phase.HEAD)
+                return
             parsed = _parse_head(bytes(self._buffer[:end]))
             found = None if parsed is None else self._route_for(*parsed[:2], parsed[3])
             if parsed is None or found is None:
@@ -240,12 +261,14 @@ class FastProtocol(asyncio.Protocol):
             method, raw_path, headers, length, keep_alive = parsed
             total = end + 4 + length
             if len(self._buffer) < total:
-                return  # the body is not complete yet
+                watched.enter(Phase.BODY)
+                return
             body = bytes(self._buffer[end + 4 : total])
             route, handler = found
             if route.waits:
                 del self._buffer[:total]
                 self._start_waiting(handler, method, raw_path, headers, body, keep_alive)
+                watched.enter(Phase.BUSY)  # a held poll is not idle
                 return
             answer = self._serve(handler, method, raw_path, headers, body)
             if answer is None:
@@ -256,6 +279,8 @@ class FastProtocol(asyncio.Protocol):
             if not keep_alive:
                 self._transport.close()
                 return
+        # Bytes that arrive behind a held poll do not make it idle.
+        watched.enter(Phase.IDLE if self._waiting is None else Phase.BUSY)
 
     def _route_for(self, method: str, raw_path: str, length: int) -> tuple[FastRoute, Route] | None:
         path = raw_path.partition("?")[0]
@@ -329,6 +354,7 @@ class FastProtocol(asyncio.Protocol):
         """Give the connection, and every byte not answered yet, to aiohttp for good."""
         transport, self._transport = self._transport, None
         self._registry.discard(self)
+        self._forget()  # aiohttp's protocol watches it from here on
         if transport is None or transport.is_closing():
             return
         if not transport.is_reading():
@@ -342,6 +368,11 @@ class FastProtocol(asyncio.Protocol):
         pending, self._buffer = bytes(self._buffer), bytearray()
         if pending:
             protocol.data_received(pending)
+
+    def _forget(self) -> None:
+        if self._watched is not None:
+            self._watched.forget()
+            self._watched = None
 
 
 class _NotImmediate(Exception):

@@ -61,6 +61,7 @@ class LocalNetwork:
             on_shutdown=self._release_long_polls,
             name="blocks-devnet-server",
             fast_routes=devnet_fast_routes() if self.config.fast_path else (),
+            timeouts=self.config.connection_timeouts,
         )
         self._running = False
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from blocks_devnet.connection_guard import ConnectionTimeouts
 
 DEFAULT_HOST = "127.0.0.1"
 #: A fixed default port so the printed env lines stay valid across restarts.
@@ -27,7 +29,8 @@ class DevnetConfig:
     ``auto_register_agents`` lets an agent whose card is not registered yet register on
     connect (on for ``blocks devnet``, off for a production-like run). ``fast_path``
     answers plain publishes and RPCs in front of aiohttp (``fast_path.py``); off, aiohttp
-    serves every request.
+    serves every request. ``connection_timeouts`` bound how long a connection may wait idle,
+    send a request head, or trickle a body (``connection_guard.py``).
     """
 
     host: str = DEFAULT_HOST
@@ -40,6 +43,7 @@ class DevnetConfig:
     auto_register_agents: bool = True
     register_builtin_agents: bool = True
     fast_path: bool = True
+    connection_timeouts: ConnectionTimeouts = field(default_factory=ConnectionTimeouts)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
