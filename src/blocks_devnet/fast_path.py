@@ -14,7 +14,9 @@ received so far, to aiohttp's own protocol for good. So the fast path never has 
 about anything but plain requests to its routes; aiohttp stays the reference for the rest.
 Because a hand-over is for good, the routes include the JSON requests clients make as they
 start (config, tokens, registry, time): a pooled connection whose first request was one of
-those would otherwise serve every later publish or RPC through aiohttp.
+those would otherwise serve every later publish or RPC through aiohttp. Each connection
+tells the server's :class:`~blocks_devnet.connection_guard.ConnectionGuard` what it waits
+for (a head, a body, nothing: idle, or an answer), so stalled clients are closed.
 """
 
 from __future__ import annotations
