@@ -33,6 +33,9 @@ DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 75.0
 #: over a slow link passes, a stalled one is closed within two windows).
 DEFAULT_BODY_MIN_BYTES: Final = 10 * 1024
 DEFAULT_BODY_WINDOW_SECONDS: Final = 10.0
+#: A client that reads none of our answer for this long (its window and our buffer full) is
+#: closed, whatever the phase: it would hold a descriptor and the unsent answer for good.
+DEFAULT_SEND_TIMEOUT_SECONDS: Final = 60.0
 #: Connections closed at most per attempt to accept at the descriptor limit (as nginx does:
 #: the longest-waiting idle or half-sent ones go first, so new clients get in).
 EVICT_AT_LIMIT: Final = 32
@@ -45,6 +48,8 @@ class Phase(enum.Enum):
     HEAD = "no whole request head"
     BODY = "request body below the minimum rate"
     BUSY = "answering"
+    #: Not a phase: why a connection in any phase was closed (see ``send_seconds``).
+    SEND = "answer not read"
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,11 @@ class ConnectionTimeouts:
     idle_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     body_min_bytes: int = DEFAULT_BODY_MIN_BYTES
     body_window_seconds: float = DEFAULT_BODY_WINDOW_SECONDS
+    send_seconds: float = DEFAULT_SEND_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
-        if min(self.head_seconds, self.idle_seconds, self.body_window_seconds) <= 0:
+        limits = (self.head_seconds, self.idle_seconds, self.body_window_seconds, self.send_seconds)
+        if min(limits) <= 0:
             raise ValueError("connection timeouts must be positive")
         if self.body_min_bytes < 0:
             raise ValueError("body_min_bytes must be 0 or more")
@@ -66,7 +73,16 @@ class ConnectionTimeouts:
 class GuardedConnection:
     """The guard's view of one connection; its protocol calls :meth:`enter` as it reads."""
 
-    __slots__ = ("_guard", "mark_bytes", "mark_time", "phase", "received", "since", "transport")
+    __slots__ = (
+        "_guard",
+        "mark_bytes",
+        "mark_time",
+        "phase",
+        "received",
+        "since",
+        "transport",
+        "write_stalled_since",
+    )
 
     def __init__(self, guard: ConnectionGuard, transport: asyncio.Transport) -> None:
         self._guard = guard
@@ -78,6 +94,8 @@ class GuardedConnection:
         self.received = 0
         self.mark_time = self.since
         self.mark_bytes = 0
+        #: Since when our answers wait for the client to read (writing paused), if they do.
+        self.write_stalled_since: float | None = None
 
     def enter(self, phase: Phase) -> None:
         """The connection is now in ``phase``; idle restarts its clock on every answer."""
@@ -85,6 +103,10 @@ class GuardedConnection:
             self.phase = phase
             self.since = self.mark_time = self._guard.now
             self.mark_bytes = self.received
+
+    def writing_paused(self, paused: bool) -> None:
+        """The transport's buffer went over (True) or back under (False) its high-water mark."""
+        self.write_stalled_since = self._guard.now if paused else None
 
     def forget(self) -> None:
         """The connection closed (or changed hands): stop watching it."""
@@ -99,7 +121,10 @@ class ConnectionGuard:
         self.now = time.monotonic()  # the event loop's clock; updated by every sweep
         self._connections: dict[GuardedConnection, None] = {}  # insertion-ordered set
         self._interval = min(
-            _SWEEP_SECONDS, timeouts.head_seconds / 4, timeouts.body_window_seconds / 4
+            _SWEEP_SECONDS,
+            timeouts.head_seconds / 4,
+            timeouts.body_window_seconds / 4,
+            timeouts.send_seconds / 4,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -145,6 +170,11 @@ class ConnectionGuard:
         now, timeouts = self.now, self.timeouts
         closed: Counter[Phase] = Counter()
         for connection in list(self._connections):
+            stalled = connection.write_stalled_since
+            if stalled is not None and now - stalled >= timeouts.send_seconds:
+                self._close(connection)
+                closed[Phase.SEND] += 1
+                continue
             phase, age = connection.phase, now - connection.since
             if phase is Phase.BUSY:
                 continue

@@ -210,10 +210,14 @@ class FastProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._update_reading()
+        if self._watched is not None:
+            self._watched.writing_paused(True)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._update_reading()
+        if self._watched is not None:
+            self._watched.writing_paused(False)
 
     def _update_reading(self) -> None:
         transport = self._transport

@@ -54,6 +54,16 @@ class GuardedRequestHandler(web.RequestHandler):
             watched.received += len(data)
             watched.enter(self._phase())
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._watched is not None:
+            self._watched.writing_paused(True)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._watched is not None:
+            self._watched.writing_paused(False)
+
     async def finish_response(
         self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:

@@ -105,3 +105,16 @@ def test_at_the_limit_the_longest_waiting_connections_are_closed_first() -> None
     ]
     # Closed connections are no longer watched: the next eviction takes the next oldest.
     assert guard.evict(limit=2) == 1 and _aborted(idle_newer) and not _aborted(busy)
+
+
+def test_an_answer_the_client_does_not_read_closes_even_a_busy_connection() -> None:
+    guard = ConnectionGuard(TIMEOUTS)
+    read_again = _connection(guard, Phase.BUSY, at=0)
+    read_again.writing_paused(True)
+    stalled = _connection(guard, Phase.BUSY, at=0)
+    stalled.writing_paused(True)
+    guard.now = 59
+    read_again.writing_paused(False)  # the client read some: its clock stops
+    assert not guard.sweep()
+    guard.now = 60
+    assert guard.sweep() == {Phase.SEND: 1} and _aborted(stalled) and not _aborted(read_again)

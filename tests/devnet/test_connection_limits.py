@@ -9,8 +9,10 @@ aiohttp's, ``fast_path=False``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import resource
 import socket
 import subprocess
@@ -18,7 +20,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import IO
 
@@ -29,7 +30,7 @@ from pubnub.pubnub import PubNub
 from blocks_devnet.connection_guard import ConnectionTimeouts
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.realtime.server import RealtimeServer
-from tests.devnet.raw_exchange import RawClient, get, post
+from tests.devnet.raw_exchange import RawClient, exchange, get, post
 from tests.support.pubnub_clients import make_config
 
 OPEN = Keyset.generate("open-limits")
@@ -39,7 +40,11 @@ FD_LIMIT = 256
 ATTACKERS = 320
 #: Short timeouts, so the tests wait seconds rather than minutes.
 SHORT = ConnectionTimeouts(
-    head_seconds=1.0, idle_seconds=3.0, body_min_bytes=4096, body_window_seconds=1.0
+    head_seconds=1.0,
+    idle_seconds=3.0,
+    body_min_bytes=4096,
+    body_window_seconds=1.0,
+    send_seconds=1.0,
 )
 #: Generous bounds on every wait (a loaded 2-core machine is slow, never wrong).
 WAIT_S = 30.0
@@ -146,7 +151,7 @@ def test_half_sent_requests_beyond_the_descriptor_limit_do_not_stop_the_network(
     network_process: tuple[NetworkProcess, Path],
 ) -> None:
     network, log_path = network_process
-    with closing(RawClient(network)) as served:  # answered, then idle: not half-sent
+    with contextlib.closing(RawClient(network)) as served:  # answered, then idle: not half-sent
         served.sock.sendall(get("/time/0"))
         assert served.response()[0] == 200
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -187,7 +192,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RealtimeS
     ids=["fast-route head", "other head", "nothing"],
 )
 def test_a_request_head_that_does_not_arrive_is_closed(server: RealtimeServer, half: bytes) -> None:
-    with closing(RawClient(server)) as client:
+    with contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(half)
         started = time.monotonic()
         assert _closed_by_server(client.sock, started + WAIT_S)
@@ -197,7 +202,7 @@ def test_a_request_head_that_does_not_arrive_is_closed(server: RealtimeServer, h
 def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
     server: RealtimeServer,
 ) -> None:
-    with closing(RawClient(server)) as client:
+    with contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(get("/time/0"))
         assert client.response()[0] == 200
         answered = time.monotonic()
@@ -207,7 +212,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
 
 
 def test_a_held_long_poll_is_not_closed_by_the_idle_timeout(server: RealtimeServer) -> None:
-    with closing(RawClient(server)) as client:
+    with contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(get(f"/v2/subscribe/{SUB}/room/0?tt=0&uuid=u1"))
         status, _, body = client.response()
         timetoken = json.loads(body)["t"]["t"]
@@ -227,7 +232,7 @@ def test_a_body_at_the_minimum_rate_is_served(server: RealtimeServer) -> None:
     message = b'"' + b"x" * 24_000 + b'"'
     request = post(f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1", message)
     head_end = request.index(b"\r\n\r\n") + 4
-    with closing(RawClient(server)) as client:
+    with contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(request[:head_end])
         # 3 windows long, at three times the minimum rate.
         _trickle(client, request[head_end:], SHORT.body_min_bytes * 3 // 4, 0.25)
@@ -237,11 +242,31 @@ def test_a_body_at_the_minimum_rate_is_served(server: RealtimeServer) -> None:
 
 def test_a_stalled_body_is_closed(server: RealtimeServer) -> None:
     request = post(f"/publish/{PUB}/{SUB}/0/room/0?uuid=u1", b'"' + b"x" * 20_000 + b'"')
-    with closing(RawClient(server)) as client:
+    with contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(request[: request.index(b"\r\n\r\n") + 100])
         started = time.monotonic()
         assert _closed_by_server(client.sock, started + WAIT_S)
         assert time.monotonic() - started >= SHORT.body_window_seconds * 0.75
+
+
+def test_a_client_that_reads_none_of_a_large_answer_is_closed(server: RealtimeServer) -> None:
+    message = b'"' + b"x" * 30_000 + b'"'
+    publishes = [post(f"/publish/{PUB}/{SUB}/0/big/0?uuid=u1", message) for _ in range(100)]
+    assert {status for status, _, _ in exchange(server, publishes)} == {200}
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so the server's fills
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(get(f"/v2/history/sub-key/{SUB}/channel/big?count=100"))  # ~3 MB
+        time.sleep(SHORT.send_seconds * 5)  # the client reads nothing meanwhile
+        sock.settimeout(WAIT_S)
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+    assert length > 3_000_000 and len(body) < length  # cut off, not delivered whole
 
 
 # --- malformed requests -------------------------------------------------------------------
@@ -259,7 +284,7 @@ MALFORMED = {
 def test_a_malformed_request_is_a_400_and_one_debug_line(
     server: RealtimeServer, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG), closing(RawClient(server)) as client:
+    with caplog.at_level(logging.DEBUG), contextlib.closing(RawClient(server)) as client:
         client.sock.sendall(MALFORMED[name])
         status, _, _ = client.response()
         assert _closed_by_server(client.sock, time.monotonic() + WAIT_S)
