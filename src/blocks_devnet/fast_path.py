@@ -14,7 +14,9 @@ received so far, to aiohttp's own protocol for good. So the fast path never has 
 about anything but plain requests to its routes; aiohttp stays the reference for the rest.
 Because a hand-over is for good, the routes include the JSON requests clients make as they
 start (config, tokens, registry, time): a pooled connection whose first request was one of
-those would otherwise serve every later publish or RPC through aiohttp.
+those would otherwise serve every later publish or RPC through aiohttp. Each connection
+tells the server's :class:`~blocks_devnet.connection_guard.ConnectionGuard` what it waits
+for (a head, a body, nothing: idle, or an answer), so stalled clients are closed.
 
 An answer computed while the database has uncommitted writes is held until they are
 committed (the application's :data:`~blocks_devnet.commit_gate.COMMIT_GATE`); the
@@ -37,6 +39,12 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from blocks_devnet.commit_gate import COMMIT_GATE, CommitGate
+from blocks_devnet.connection_guard import (
+    ConnectionGuard,
+    ConnectionTimeouts,
+    GuardedConnection,
+    Phase,
+)
 
 __all__ = ["FastConnections", "FastProtocol", "FastRoute"]
 
@@ -135,9 +143,12 @@ class FastConnections:
         app: web.Application,
         fallback: Callable[[], asyncio.Protocol],
         routes: Sequence[FastRoute],
+        guard: ConnectionGuard | None = None,
     ) -> None:
         self._app = app
         self._fallback = fallback
+        # Without one (unit tests), connections are watched by a guard that never sweeps.
+        self._guard = ConnectionGuard(ConnectionTimeouts()) if guard is None else guard
         self._open: set[FastProtocol] = set()
         self._gate = app.get(COMMIT_GATE)
         # Each route inside the app's middlewares, composed as aiohttp composes them.
@@ -149,7 +160,9 @@ class FastConnections:
             self._routes.append((route, handler))
 
     def __call__(self) -> FastProtocol:
-        return FastProtocol(self._app, self._routes, self._fallback, self._open, self._gate)
+        return FastProtocol(
+            self._app, self._routes, self._fallback, self._open, self._guard, self._gate
+        )
 
     async def shutdown(self, timeout: float) -> None:
         """Let held long-polls answer (up to ``timeout``), then close the connections still
@@ -168,6 +181,7 @@ class FastProtocol(asyncio.Protocol):
         routes: list[tuple[FastRoute, Route]],
         fallback: Callable[[], asyncio.Protocol],
         registry: set[FastProtocol],
+        guard: ConnectionGuard,
         gate: CommitGate | None = None,
     ) -> None:
         self._app = app
@@ -177,6 +191,8 @@ class FastProtocol(asyncio.Protocol):
         self._routes = routes
         self._fallback = fallback
         self._registry = registry
+        self._guard = guard
+        self._watched: GuardedConnection | None = None
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._waiting: asyncio.Task[None] | None = None
@@ -190,9 +206,11 @@ class FastProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._registry.add(self)
+        self._watched = self._guard.watch(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._registry.discard(self)
+        self._forget()
         self._transport = None
         if self._waiting is not None:
             self._waiting.cancel()  # as aiohttp's handler_cancellation does
@@ -206,10 +224,14 @@ class FastProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._update_reading()
+        if self._watched is not None:
+            self._watched.writing_paused(True)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._update_reading()
+        if self._watched is not None:
+            self._watched.writing_paused(False)
 
     def _update_reading(self) -> None:
         transport = self._transport
@@ -236,6 +258,10 @@ class FastProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        watched = self._watched
+        if watched is None:
+            return  # handed over or closed
+        watched.received += len(data)
         if self._busy and len(self._buffer) > _MAX_READ_AHEAD:
             self._read_ahead_paused = True
             self._update_reading()
@@ -248,7 +274,9 @@ class FastProtocol(asyncio.Protocol):
             if end < 0:
                 if len(self._buffer) >= _MAX_HEAD_BYTES:
                     self._hand_over()
-                return  # the head is not complete yet
+                else:  # the head is not complete yet
+                    watched.enter(Phase.HEAD)
+                return
             parsed = _parse_head(bytes(self._buffer[:end]))
             found = None if parsed is None else self._route_for(*parsed[:2], parsed[3])
             if parsed is None or found is None:
@@ -257,12 +285,14 @@ class FastProtocol(asyncio.Protocol):
             method, raw_path, headers, length, keep_alive = parsed
             total = end + 4 + length
             if len(self._buffer) < total:
-                return  # the body is not complete yet
+                watched.enter(Phase.BODY)
+                return
             body = bytes(self._buffer[end + 4 : total])
             route, handler = found
             if route.waits:
                 del self._buffer[:total]
                 self._start_waiting(handler, method, raw_path, headers, body, keep_alive)
+                watched.enter(Phase.BUSY)  # a held poll is not idle
                 return
             answer = self._serve(handler, method, raw_path, headers, body)
             if answer is None:
@@ -273,11 +303,14 @@ class FastProtocol(asyncio.Protocol):
                 functools.partial(self._release, answer, keep_alive)
             ):
                 self._held = True
+                watched.enter(Phase.BUSY)  # an answer waiting for its commit is not idle
                 return
             self._transport.write(_serialize(answer, keep_alive))
             if not keep_alive:
                 self._transport.close()
                 return
+        # Bytes that arrive behind a held poll do not make it idle.
+        watched.enter(Phase.BUSY if self._busy else Phase.IDLE)
 
     @property
     def _busy(self) -> bool:
@@ -304,6 +337,8 @@ class FastProtocol(asyncio.Protocol):
         if self._buffer:
             # Requests that arrived meanwhile, served outside the commit that released us.
             asyncio.get_running_loop().call_soon(self.data_received, b"")
+        elif self._watched is not None:
+            self._watched.enter(Phase.IDLE)
 
     def _route_for(self, method: str, raw_path: str, length: int) -> tuple[FastRoute, Route] | None:
         path = raw_path.partition("?")[0]
@@ -374,6 +409,7 @@ class FastProtocol(asyncio.Protocol):
         """Give the connection, and every byte not answered yet, to aiohttp for good."""
         transport, self._transport = self._transport, None
         self._registry.discard(self)
+        self._forget()  # aiohttp's protocol watches it from here on
         if transport is None or transport.is_closing():
             return
         if not transport.is_reading():
@@ -387,6 +423,11 @@ class FastProtocol(asyncio.Protocol):
         pending, self._buffer = bytes(self._buffer), bytearray()
         if pending:
             protocol.data_received(pending)
+
+    def _forget(self) -> None:
+        if self._watched is not None:
+            self._watched.forget()
+            self._watched = None
 
 
 class _NotImmediate(Exception):

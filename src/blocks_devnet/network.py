@@ -71,6 +71,7 @@ class LocalNetwork:
             name="blocks-devnet-server",
             fast_routes=devnet_fast_routes() if self.config.fast_path else (),
             tls=self._server_ssl_context if self.config.tls else None,
+            timeouts=self.config.connection_timeouts,
         )
         self._running = False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import threading
@@ -15,7 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from blocks_devnet.accept_loop import AcceptLoop, listening_sockets
+from blocks_devnet.connection_guard import ConnectionGuard, ConnectionTimeouts
 from blocks_devnet.fast_path import FastConnections, FastRoute
+from blocks_devnet.guarded_handler import GuardedRequestHandler
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ class ServerThread:
     ``fast_routes`` are answered without aiohttp's request machinery when the request is a
     plain POST (see ``fast_path.py``); everything else is aiohttp's. ``tls``, when given,
     makes the server context at start (on the server thread) and the port speaks HTTPS.
+    Every connection is under ``timeouts`` (``connection_guard.py``); connections are
+    accepted by ``accept_loop.py``, quietly at the descriptor limit.
     """
 
     def __init__(
@@ -48,9 +54,11 @@ class ServerThread:
         name: str = "blocks-devnet-server",
         fast_routes: Sequence[FastRoute] = (),
         tls: Callable[[], ssl.SSLContext] | None = None,
+        timeouts: ConnectionTimeouts | None = None,
     ) -> None:
         self._app_factory = app_factory
         self._tls = tls
+        self._timeouts = timeouts or ConnectionTimeouts()
         self._fast_routes = tuple(fast_routes)
         self._host = host
         self._requested_port = port
@@ -118,44 +126,48 @@ class ServerThread:
         ssl_context = None if self._tls is None else self._tls()
         app = self._app_factory()
         runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+            app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        )
+        await runner.setup()
+        assert runner.server is not None
+        guard = ConnectionGuard(self._timeouts)
+        aiohttp_protocol = functools.partial(
+            GuardedRequestHandler,
+            runner.server,
+            guard,
             access_log=None,
             # GET publishes carry the whole message in the URL (PubNub allows 32 KiB).
             max_line_size=MAX_REQUEST_LINE_BYTES,
             # Routes decode bodies themselves: aiohttp's decoder cannot read the client's
             # zlib-labelled-as-gzip publish bodies and answers a bad stream with a 500.
             auto_decompress=False,
+            # The guard closes idle connections; aiohttp's own timer is only a backstop.
+            keepalive_timeout=self._timeouts.idle_seconds + self._timeouts.head_seconds,
         )
-        await runner.setup()
         fast: FastConnections | None = None
-        server: asyncio.AbstractServer | None = None
+        accepting: AcceptLoop | None = None
         try:
-            if self._fast_routes and runner.server is not None:
-                fast = FastConnections(app, runner.server, self._fast_routes)
-                server = await asyncio.get_running_loop().create_server(
-                    fast, self._host, self._requested_port, reuse_address=True, ssl=ssl_context
-                )
-            else:
-                site = web.TCPSite(
-                    runner,
-                    self._host,
-                    self._requested_port,
-                    reuse_address=True,
-                    ssl_context=ssl_context,
-                )
-                await site.start()
-                server = site._server  # the asyncio.Server, for the bound port
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
+            if self._fast_routes:
+                fast = FastConnections(app, aiohttp_protocol, self._fast_routes, guard)
+            accepting = AcceptLoop(
+                listening_sockets(self._host, self._requested_port),
+                fast or aiohttp_protocol,
+                guard.evict,
+                ssl_context=ssl_context,
+                ssl_handshake_seconds=self._timeouts.head_seconds,
+            )
+            accepting.start()
+            guard.start()
+            self.port = accepting.port
             self._started.set()
             await self._stop_event.wait()
             if self._on_shutdown is not None:
                 await self._on_shutdown()
         finally:
-            if fast is not None and server is not None:
-                server.close()
+            if accepting is not None:
+                accepting.close()
+            if fast is not None:
                 await fast.shutdown(SHUTDOWN_TIMEOUT_SECONDS)
                 await asyncio.sleep(0)  # let cancelled long-polls finish their clean-up
+            guard.stop()
             await runner.cleanup()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from blocks_devnet.connection_guard import ConnectionTimeouts
 
 DEFAULT_HOST = "127.0.0.1"
 #: A fixed default port so the printed env lines stay valid across restarts.
@@ -29,6 +31,8 @@ class DevnetConfig:
     answers plain publishes and RPCs in front of aiohttp (``fast_path.py``); off, aiohttp
     serves every request. ``tls`` serves HTTPS with a certificate from a local CA kept in
     ``data_dir/tls`` (a temporary folder, removed at stop, when ``data_dir`` is None).
+    ``connection_timeouts`` bound how long a connection may wait idle, send a request head,
+    or trickle a body (``connection_guard.py``).
     """
 
     host: str = DEFAULT_HOST
@@ -42,6 +46,7 @@ class DevnetConfig:
     register_builtin_agents: bool = True
     fast_path: bool = True
     tls: bool = False
+    connection_timeouts: ConnectionTimeouts = field(default_factory=ConnectionTimeouts)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

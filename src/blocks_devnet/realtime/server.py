@@ -8,6 +8,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from blocks_devnet.connection_guard import ConnectionTimeouts
 from blocks_devnet.realtime.app import (
     build_realtime_service,
     create_realtime_app,
@@ -28,6 +29,7 @@ class RealtimeServer:
     ``data_dir=None`` keeps everything in memory; with a directory, a restart on the same
     directory keeps history, buffers, files and revocations. ``fast_path`` answers plain
     publishes and presence calls in front of aiohttp (``blocks_devnet/fast_path.py``).
+    ``timeouts`` bound idle connections, request heads and bodies (``connection_guard.py``).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class RealtimeServer:
         long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         fast_path: bool = True,
+        timeouts: ConnectionTimeouts | None = None,
     ) -> None:
         self.keysets = list(keysets)
         self.host = host
@@ -54,6 +57,7 @@ class RealtimeServer:
             port=port,
             on_shutdown=self._shutdown,
             fast_routes=realtime_fast_routes() if fast_path else (),
+            timeouts=timeouts,
         )
 
     @property
