@@ -32,6 +32,14 @@ TRANSIENT_ATTEMPTS = 3
 DEFAULT_POOL_SIZE = 64
 
 
+class RequestNotSent(NetworkError):
+    """The request never reached the server (no connection): sending it again is safe."""
+
+
+class AnswerLost(NetworkError):
+    """The request was sent but no answer came: whether the server acted on it is unknown."""
+
+
 class HttpClient:
     """Thread-safe; connections to each origin are pooled and reused."""
 
@@ -251,6 +259,26 @@ class PendingResponse:
         self._conn = conn
         self._request = request
         self._result: HttpResponse | None = None
+
+    def result_once(self) -> HttpResponse:
+        """The response to the one request sent, never resending it (for requests that are
+        not idempotent, e.g. publishes). Raises :class:`RequestNotSent` when it could not be
+        sent and :class:`AnswerLost` when its answer did not come."""
+        if self._result is not None:
+            return self._result
+        conn, self._conn = self._conn, None
+        method, url = self._request[0], self._request[1]
+        if conn is None:
+            raise RequestNotSent(f"could not send {method} {url.split('?', 1)[0]}")
+        try:
+            response, keep = conn.read_response()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise AnswerLost(
+                f"no answer to {method} {url.split('?', 1)[0]}: {exc or type(exc).__name__}"
+            ) from exc
+        self._result = self._client._finish(self._key, conn, response, keep)
+        return self._result
 
     def result(self) -> HttpResponse:
         """The response; raises :class:`NetworkError` as :meth:`HttpClient.request` does.
