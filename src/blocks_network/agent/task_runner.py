@@ -189,6 +189,7 @@ class TaskRunner:
             if outcome.status == "accepted":
                 creds.last_answer = outcome
             elif outcome.status != "refused":
+                logger.debug("publish for task %s: %s", creds.task_id, outcome)
                 uncertain = outcome.status == "unknown"
                 self._outbox.hand_over(creds, previous.message, uncertain=uncertain)
         return creds.backlog is None

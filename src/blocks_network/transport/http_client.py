@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import random
+import select
 import ssl
 import threading
 import time
@@ -119,6 +120,11 @@ class HttpClient:
         conn: PlainConnection | None = None
         for fresh in (False, True):
             conn = self._connection(key, fresh, timeout)
+            if not fresh and _dropped(conn):
+                # Closed by the server while idle: sent on it, the request's fate would be
+                # unknown, and this is the one request that is never resent blind.
+                conn.close()
+                continue
             try:
                 conn.request(method, path, send_headers, body)
                 break
@@ -238,6 +244,23 @@ class HttpClient:
         for idle in pools.values():
             for conn in idle:
                 conn.close()
+
+
+def _dropped(conn: PlainConnection) -> bool:
+    """Whether an idle pooled connection was closed (or spoken on) by the server: an idle
+    keep-alive connection has nothing to read."""
+    sock = conn.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        # TLS may leave records (session tickets) unread on a healthy connection; a publish
+        # lost on a dropped one is found by the outbox's history check instead.
+        return False
+    # poll(), not recv(MSG_PEEK): a socket with a timeout waits in recv() whatever the flags.
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
