@@ -62,7 +62,7 @@ class ControlEvents:
         self.on_message = on_message
         self.on_reconnected = on_reconnected
         self.on_access_denied = on_access_denied
-        #: The first failed poll after a connected one (the network may be restarting).
+        #: Each failed poll (the network may be restarting; warned about once per outage).
         self.on_connection_lost = on_connection_lost
 
 
@@ -228,9 +228,10 @@ class ControlClient:
     def _on_failed(self, why: PollFailure, description: str) -> None:
         if self._lost:
             logger.debug("control channel poll failed again (%s)", description)
-            return
-        self._lost = True
-        logger.warning("control channel connection lost (%s); reconnecting", description)
+        else:
+            self._lost = True
+            logger.warning("control channel connection lost (%s); reconnecting", description)
+        # Every time: a state announced to a network that was going down is lost with it.
         if self._events.on_connection_lost is not None:
             self._events.on_connection_lost()
 

@@ -21,6 +21,7 @@ import pytest
 from blocks_network.consumer import TaskClient, text_part
 from blocks_network.consumer.history import fetch_history
 from blocks_network.consumer.task_session import TaskSession
+from blocks_network.errors import RpcError
 from tests.sdk.agent.agent_process import AgentProcess
 from tests.sdk.agent.devnet_process import DevnetProcess
 from tests.sdk.agent.test_run_agent_cli import clean_env, write_card_project
@@ -134,3 +135,40 @@ def test_every_task_ends_exactly_once_across_a_network_crash(
         agent.close()
         # Kept for a failure's post-mortem, next to devnet.log.
         (tmp_path / "agent.log").write_text("\n".join(agent.lines + agent.stderr_lines))
+
+
+def _echo(client: TaskClient, text: str, within_s: float) -> str:
+    """One echo task's artifact text, sent again while no instance is online yet."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            session = client.send_message("echo", [text_part(text)])
+        except RpcError as exc:
+            assert "no instance is online" in str(exc) and time.monotonic() < deadline, exc
+            time.sleep(0.2)
+            continue
+        with session:
+            assert session.wait_for_terminal(timeout=max(1.0, deadline - time.monotonic()))
+            return session.download_artifact(session.list_artifacts()[0]).data.decode()
+
+
+@pytest.mark.timeout(120)
+def test_the_builtin_echo_gets_work_again_after_the_network_restarts(
+    tmp_path: Path, devnet: DevnetProcess
+) -> None:
+    env = devnet.start()
+    agent = AgentProcess(["--handler", "echo"], cwd=tmp_path, env=clean_env(**env))
+    client = TaskClient.create("free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"])
+    try:
+        agent.wait_line("running (press Ctrl+C to stop)")
+        assert _echo(client, "before", 20) == "Echoed request: before"
+        devnet.kill(signal.SIGTERM)
+        time.sleep(3)  # the outage itself
+        devnet.start()
+        # Nothing is sent to the control channel meanwhile, so its long-poll is not answered:
+        # the instance must announce its state on its own, or it never gets work again.
+        agent.wait_line("reconnected: presence state announced again", timeout=30)
+        assert _echo(client, "after", 30) == "Echoed request: after"
+    finally:
+        client.close()
+        agent.close()
