@@ -25,8 +25,12 @@ class Recorded:
         return json.loads(self.body or b"null")
 
 
-#: ``respond(request) -> (status, body)``; a dict/list body is sent as JSON.
+#: ``respond(request) -> (status, body)``; a dict/list body is sent as JSON; status
+#: :data:`DROP` closes the connection without an answer.
 Responder = Callable[[Recorded], tuple[int, Any]]
+
+
+DROP = 0
 
 
 @dataclass
@@ -58,6 +62,9 @@ def stub_server(responder: Responder | None = None) -> Iterator[StubServer]:
                 state.requests.append(rec)
                 state.called.notify_all()
             status, body = state.responder(rec)
+            if status == DROP:
+                self.close_connection = True
+                return
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

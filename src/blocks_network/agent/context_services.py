@@ -111,7 +111,7 @@ class ContextServices:
             self._runner.publish_event(creds, event.to_wire(), wait=False)
             return ref
         # The backend publishes the file's artifact event: our earlier events go first.
-        self._runner.settle(creds)
+        self._runner.flush(creds)
         return self._uploader.upload(
             creds.task_id,
             data,
@@ -162,7 +162,7 @@ class ContextServices:
                 "from the handler while the task runs"
             )
         # The backend announces the stream on the task channel: our earlier events go first.
-        self._runner.settle(task.creds)
+        self._runner.flush(task.creds)
         stream = streams.create(
             StreamTask(
                 task_id=task.task_id,

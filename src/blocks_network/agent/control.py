@@ -152,9 +152,10 @@ class ControlHandler:
                     start, UNSUPPORTED_PROTOCOL_VERSION, protocol_version=start.protocol_version
                 )
             return
-        if self._runner.is_in_flight(task_id):
-            logger.warning(
-                "duplicate StartTask for %s ignored", task_id, extra=fields(taskId=task_id)
+        if self._runner.already_accepted(task_id):
+            # Redelivered (e.g. after a reconnect): it ran or runs here already.
+            logger.info(
+                "ignoring duplicate StartTask for %s", task_id, extra=fields(taskId=task_id)
             )
             return
         problem = start.pipe_problem()

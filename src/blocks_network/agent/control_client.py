@@ -36,6 +36,7 @@ from blocks_network.transport.pubnub_http import use_pooled_requests
 from blocks_network.transport.subscription import (
     ChannelSubscription,
     PollConnections,
+    PollFailure,
     SubscriptionSink,
 )
 
@@ -56,10 +57,13 @@ class ControlEvents:
         on_message: Callable[[object, object], None],
         on_reconnected: Callable[[], None],
         on_access_denied: Callable[[], None],
+        on_connection_lost: Callable[[], None] | None = None,
     ) -> None:
         self.on_message = on_message
         self.on_reconnected = on_reconnected
         self.on_access_denied = on_access_denied
+        #: Each failed poll (the network may be restarting; warned about once per outage).
+        self.on_connection_lost = on_connection_lost
 
 
 class _Listener(SubscribeCallback):  # type: ignore[misc]
@@ -85,6 +89,8 @@ class _Listener(SubscribeCallback):  # type: ignore[misc]
             PNStatusCategory.PNNetworkIssuesCategory,
         ):
             logger.warning("control channel connection lost; reconnecting")
+            if self._events.on_connection_lost is not None:
+                self._events.on_connection_lost()
 
     def message(self, pubnub: PubNub, message: Any) -> None:
         self._events.on_message(message.message, getattr(message, "user_metadata", None))
@@ -151,6 +157,7 @@ class ControlClient:
         self._polls: tuple[PollThreads, PollConnections] | None = None
         self._heartbeat: TimerHandle | None = None
         self._closed = False
+        self._lost = False
         self._lock = threading.Lock()
 
     def set_token(self, token: str | None) -> None:
@@ -189,7 +196,9 @@ class ControlClient:
                 token=self._token,
                 user_id=self._instance_id,
                 cursor=0,
-                sink=SubscriptionSink(self._on_message, self._on_denied, self._on_connected),
+                sink=SubscriptionSink(
+                    self._on_message, self._on_denied, self._on_connected, self._on_failed
+                ),
                 threads=polls[0],
                 connections=polls[1],
                 filter_expr=control_filter_expression(self._instance_id),
@@ -211,9 +220,20 @@ class ControlClient:
 
     def _on_connected(self, reconnected: bool) -> None:
         self._connected.set()
+        self._lost = False
         if reconnected:
             logger.info("control channel reconnected")
         self._events.on_reconnected()
+
+    def _on_failed(self, why: PollFailure, description: str) -> None:
+        if self._lost:
+            logger.debug("control channel poll failed again (%s)", description)
+        else:
+            self._lost = True
+            logger.warning("control channel connection lost (%s); reconnecting", description)
+        # Every time: a state announced to a network that was going down is lost with it.
+        if self._events.on_connection_lost is not None:
+            self._events.on_connection_lost()
 
     def _schedule_heartbeat(self) -> None:
         with self._lock:

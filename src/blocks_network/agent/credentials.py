@@ -6,12 +6,17 @@ Set at StartTask, removed at the terminal; it survives a pipe handler's voluntar
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from blocks_network.agent.realtime_http import PendingPublish
+from blocks_network.agent.realtime_http import PendingPublish, PublishOutcome
 from blocks_network.protocol.channels import task_channel
 from blocks_network.protocol.constants import Environment
+
+if TYPE_CHECKING:
+    from blocks_network.agent.outbox import Backlog
 
 __all__ = ["CredentialCache", "TaskCredentials"]
 
@@ -31,6 +36,14 @@ class TaskCredentials:
     #: The task's publishes go out one after another: the last one, if not waited for yet.
     pending: PendingPublish | None = field(default=None, repr=False, compare=False)
     publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: The answer to the last publish the network took (its timetoken, for history checks).
+    last_answer: PublishOutcome | None = field(default=None, repr=False, compare=False)
+    #: Events the network has not taken yet, retried by the outbox (None: nothing waits).
+    backlog: Backlog | None = field(default=None, repr=False, compare=False)
+    #: Until when (monotonic) waiting events are retried: the task's own deadline.
+    deliver_by: float = field(default=math.inf, repr=False, compare=False)
+    #: Events given up on (the deadline passed first).
+    events_lost: int = field(default=0, repr=False, compare=False)
 
     @property
     def channel(self) -> str:

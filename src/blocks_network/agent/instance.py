@@ -106,6 +106,7 @@ class AgentInstance:
         self._realtime: RealtimeHttp | None = None
         self._streams: AgentStreams | None = None
         self._denied = False
+        self._max_running: int | None = None
 
     # --- start ---------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class AgentInstance:
         card = build_card(opts)
         validated = check_card(card, opts.agent_name)
         max_running, backlog = scaling_limits(opts, validated)
+        self._max_running = max_running
         self.instance_id = opts.instance_id or new_instance_id(opts.agent_name)
         install_agent_logging(self._environ)
         env = read_env(self._environ)
@@ -214,6 +216,7 @@ class AgentInstance:
             on_active_changed=self._on_active_changed,
             task_client=lambda: self._task_client,
             task_pubnub=self._task_pubnub,
+            max_running_time_sec=self._max_running,
         )
         self._runner = TaskRunner(
             config,
@@ -240,6 +243,7 @@ class AgentInstance:
             on_message=self._handler.handle,
             on_reconnected=self._on_control_reconnected,
             on_access_denied=self._on_access_denied,
+            on_connection_lost=self._on_control_lost,
         )
 
     def _control_client(
@@ -313,7 +317,13 @@ class AgentInstance:
     def _on_control_reconnected(self) -> None:
         # Presence state lives in the network's memory: announce it again after a blip.
         if self._presence is not None and self._accepting:
-            self._presence.mark_dirty()
+            self._presence.resync()
+
+    def _on_control_lost(self) -> None:
+        # A restarted network answers no poll until a message comes, but takes presence
+        # state at once: announce it until it does, or no task is dispatched to us.
+        if self._presence is not None and self._accepting:
+            self._presence.resync()
 
     def _on_access_denied(self) -> None:
         self._denied = True
@@ -466,6 +476,8 @@ class AgentInstance:
                 )
         if self._presence is not None:
             self._presence.close()
+        if self._runner is not None:
+            self._runner.close()
         if self._pool is not None:
             self._pool.close()
         if self._scheduler is not None:

@@ -14,14 +14,19 @@ includes the caller's change has been sent. Concurrent callers share one request
 commit): while one update is on the wire, every change made meanwhile rides on the next
 one, so a burst of task ends costs one or two updates.
 
-Changes nobody waits for (task start, reconnect) use :meth:`PresenceReporter.mark_dirty`,
-which one thread (``blocks-agent-presence``) sends in the background after a short
-debounce, unless a blocking update has announced them already.
+Changes nobody waits for (task start) use :meth:`PresenceReporter.mark_dirty`, which one
+thread (``blocks-agent-presence``) sends in the background after a short debounce, unless a
+blocking update has announced them already. Presence state lives in the network's memory, so
+when the control channel's connection drops or comes back :meth:`PresenceReporter.resync`
+has that thread announce the state at once and again (0.5 s doubling to 5 s apart) until the
+network takes it: a restarted network must not wait for the next task event to learn the
+instance's capacity (without it, it cannot dispatch to the instance at all).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +49,8 @@ DEBOUNCE_S: Final = 0.1
 #: After the instance came near its capacity, task ends are announced before their
 #: terminals for this long.
 BUSY_HOLD_S: Final = 1.0
+#: Re-announcing after a reconnect: from the first delay, doubling up to the second.
+RESYNC_DELAYS_S: Final = (0.5, 5.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class PresenceReporter:
         self._sent = 0
         self._sending = False
         self._dirty = threading.Event()
+        self._resync = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Task ends no successfully sent state covers yet: the backend may still count
@@ -142,6 +150,40 @@ class PresenceReporter:
                 self._cond.notify_all()
         return ok
 
+    def resync(self) -> None:
+        """Announce the state at once, in the background, retrying until the network takes
+        it (the connection dropped or came back: the network may have lost it)."""
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._changes += 1
+            self._start_thread()
+        self._resync.set()
+        self._dirty.set()
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="blocks-agent-presence", daemon=True
+            )
+            self._thread.start()
+
+    def _announce_again(self) -> bool:
+        """One re-announce attempt (waits for an update on the wire first); True if sent."""
+        self._resync.clear()
+        with self._cond:
+            while self._sending:
+                if self._stop.is_set() or not self._cond.wait(_SHARED_WAIT_S):
+                    self._resync.set()
+                    return False
+            self._sending = True
+            covered = self._changes
+        if self._send(covered):
+            logger.info("reconnected: presence state announced again")
+            return True
+        self._resync.set()
+        return False
+
     def mark_dirty(self) -> None:
         """Record a change to announce soon (non-blocking).
 
@@ -152,15 +194,20 @@ class PresenceReporter:
             if self._stop.is_set():
                 return
             self._changes += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="blocks-agent-presence", daemon=True
-                )
-                self._thread.start()
+            self._start_thread()
         self._dirty.set()
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
+            if self._resync.is_set():
+                if self._announce_again():
+                    failures = 0
+                else:
+                    failures += 1
+                    delay = min(RESYNC_DELAYS_S[0] * 2 ** (failures - 1), RESYNC_DELAYS_S[1])
+                    self._stop.wait(delay * random.uniform(0.5, 1.0))
+                continue
             if not self._dirty.wait(_IDLE_WAIT_S) or self._stop.wait(DEBOUNCE_S):
                 continue
             self._dirty.clear()

@@ -15,22 +15,55 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from blocks_network.errors import NetworkError
 from blocks_network.protocol.cdm import Keyset
-from blocks_network.transport.http_client import HttpClient, HttpResponse, PendingResponse
+from blocks_network.transport.http_client import (
+    AnswerLost,
+    HttpClient,
+    HttpResponse,
+    PendingResponse,
+    RequestNotSent,
+)
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import PNSDK, encode_params, identity_query
 
-__all__ = ["PNSDK", "PendingPublish", "RealtimeHttp"]
+__all__ = ["PNSDK", "PendingPublish", "PublishOutcome", "RealtimeHttp"]
 
 logger = logging.getLogger(__name__)
 
 #: Publishes are small and local: fail fast rather than hold a worker for 30 s.
 _REQUEST_TIMEOUT_S: Final = 10.0
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
+#: How many of a channel's newest messages a history check reads (one page).
+HISTORY_CHECK_COUNT: Final = 100
+#: Answers after which the server may or may not have stored the message.
+_UNCERTAIN_STATUSES: Final = frozenset({408, 429})
+
+#: ``accepted``: stored; ``refused``: the server said no (4xx), resending will not help;
+#: ``unsent``: it never reached the server; ``unknown``: sent, but no (clear) answer came.
+PublishStatus = Literal["accepted", "refused", "unsent", "unknown"]
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What became of one publish attempt."""
+
+    status: PublishStatus
+    detail: str = ""
+    #: The accepted publish's answer, ``[1,"Sent","<timetoken>"]`` (parsed only if needed).
+    body: bytes = b""
+
+    @property
+    def timetoken(self) -> int | None:
+        """The stored message's timetoken (accepted publishes), else None."""
+        try:
+            return int(json.loads(self.body)[2])
+        except (ValueError, TypeError, IndexError, KeyError):
+            return None
 
 
 def _segment(value: str) -> str:
@@ -93,7 +126,7 @@ class RealtimeHttp:
         pending = self._publish_http.start(
             "POST", url, body=body, headers=_JSON_HEADERS, timeout=_REQUEST_TIMEOUT_S
         )
-        return PendingPublish(pending, f"publish on {channel}")
+        return PendingPublish(pending, f"publish on {channel}", message)
 
     def _publish_request(
         self,
@@ -112,6 +145,46 @@ class RealtimeHttp:
             f"/0/{_segment(channel)}/0?{self._query(token, extra)}"
         )
         return url, json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+    def find_in_history(
+        self,
+        keyset: Keyset,
+        channel: str,
+        message: Any,
+        *,
+        token: str | None,
+        after: int | None,
+    ) -> int | None:
+        """The timetoken of ``message`` among ``channel``'s newest stored messages with a
+        timetoken above ``after``; 0 when it is not there; None when the history cannot be
+        read (the caller cannot tell)."""
+        extra = {"max": str(HISTORY_CHECK_COUNT)}
+        url = (
+            f"{self._base}/v3/history/sub-key/{_segment(keyset.subscribe_key)}/channel/"
+            f"{_segment(channel)}?{self._query(token, extra)}"
+        )
+        try:
+            response = self._http.request("GET", url, timeout=_REQUEST_TIMEOUT_S)
+        except NetworkError as exc:
+            logger.debug("history check on %s failed: %s", channel, exc)
+            return None
+        body = response.json() if response.status == 200 else None
+        if not isinstance(body, dict) or not isinstance(body.get("channels"), dict):
+            logger.warning(
+                "history check on %s failed: HTTP %s %s",
+                channel,
+                response.status,
+                response.text[:200],
+            )
+            return None
+        for item in body["channels"].get(channel) or []:
+            try:
+                timetoken = int(item["timetoken"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if (after is None or timetoken > after) and item.get("message") == message:
+                return timetoken
+        return 0
 
     def set_state(
         self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
@@ -155,18 +228,46 @@ class RealtimeHttp:
 
 
 class PendingPublish:
-    """A publish :meth:`RealtimeHttp.start_publish` sent."""
+    """A publish :meth:`RealtimeHttp.start_publish` sent (once: it is never resent here)."""
 
-    def __init__(self, pending: PendingResponse, what: str) -> None:
+    def __init__(self, pending: PendingResponse, what: str, message: Any = None) -> None:
         self._pending = pending
         self._what = what
-        self._accepted: bool | None = None
+        #: What was published (resent by the outbox if the publish fails).
+        self.message = message
+        self._outcome: PublishOutcome | None = None
+
+    def outcome(self) -> PublishOutcome:
+        """What the server did with the publish (blocking until it answers); idempotent."""
+        if self._outcome is None:
+            self._outcome = self._read()
+        return self._outcome
+
+    def _read(self) -> PublishOutcome:
+        try:
+            response = self._pending.result_once()
+        except RequestNotSent as exc:
+            return PublishOutcome("unsent", str(exc))
+        except AnswerLost as exc:
+            return PublishOutcome("unknown", str(exc))
+        status = response.status
+        if status == 200:
+            return PublishOutcome("accepted", body=response.body)
+        detail = f"HTTP {status} {response.text[:200]}"
+        if status == 403:
+            logger.warning(
+                "%s refused (HTTP 403): the task's access token expired or was revoked",
+                self._what,
+            )
+        elif status < 500 and status not in _UNCERTAIN_STATUSES:
+            logger.warning("%s failed: %s", self._what, detail)
+        if status < 500 and status not in _UNCERTAIN_STATUSES:
+            return PublishOutcome("refused", detail)
+        return PublishOutcome("unknown", detail)
 
     def wait(self) -> bool:
-        """True when the server accepted the publish (failures are logged); idempotent."""
-        if self._accepted is None:
-            self._accepted = _accepted(self._pending.result, self._what)
-        return self._accepted
+        """True when the server accepted the publish; idempotent."""
+        return self.outcome().status == "accepted"
 
 
 def _accepted(respond: Callable[[], HttpResponse], what: str) -> bool:

@@ -70,7 +70,10 @@ def drain(
     cancelled = 0
     if not finished:
         cancelled = len(runner.cancel_all())
-        logger.warning("cancelling %d task(s) still running after the grace period", cancelled)
+        if cancelled:
+            logger.warning("cancelling %d task(s) still running after the grace period", cancelled)
+        else:
+            logger.warning("task events still wait for the network after the grace period")
         runner.wait_idle(cancel_wait_s)
     forced = runner.force_end_all()
     if forced:

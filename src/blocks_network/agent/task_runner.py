@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from blocks_network.agent.artifacts import (
     ArtifactUploader,
@@ -28,7 +28,9 @@ from blocks_network.agent.artifacts import (
 from blocks_network.agent.context_services import ContextServices
 from blocks_network.agent.credentials import CredentialCache, TaskCredentials
 from blocks_network.agent.logging import fields
-from blocks_network.agent.realtime_http import RealtimeHttp
+from blocks_network.agent.outbox import EventOutbox
+from blocks_network.agent.realtime_http import PendingPublish, PublishOutcome, RealtimeHttp
+from blocks_network.agent.recent_tasks import RecentTasks
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.task_state import SHUTDOWN_REASON, ActiveTask, terminal_for
 from blocks_network.errors import ArtifactError, ClosedError
@@ -56,6 +58,12 @@ __all__ = ["RunnerConfig", "TaskRunner"]
 logger = logging.getLogger(__name__)
 
 _IDLE_POLL_S = 0.05
+#: How long a request task's events are retried when no ``maxRunningTimeSec`` is set.
+DEFAULT_DELIVER_WITHIN_S: Final = 3600.0
+#: How long :meth:`TaskRunner.flush` waits past the deadline for the outbox to give up.
+FLUSH_MARGIN_S: Final = 15.0
+#: A pipe's terminal is retried this long past its expiry.
+PIPE_TERMINAL_GRACE_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class RunnerConfig:
     slot (see :meth:`PresenceReporter.task_ended`)."""
     task_client: Callable[[], Any]
     task_pubnub: Callable[[TaskCredentials], Any]
+    #: The instance's ``maxRunningTimeSec``: how long a request task's events are retried.
+    max_running_time_sec: int | None = None
 
 
 class TaskRunner:
@@ -100,6 +110,9 @@ class TaskRunner:
         self._active: dict[str, ActiveTask] = {}
         #: Tasks whose slot is free but whose terminal is still being published.
         self._finishing: set[str] = set()
+        #: Tasks accepted recently: a StartTask for one of them is a duplicate.
+        self._accepted = RecentTasks()
+        self._outbox = EventOutbox(self._send_once, self._find_stored)
         self.services = ContextServices(self, config, scheduler=scheduler, uploader=uploader)
         #: The instance's streams (set by the instance; None: create_stream is unavailable).
         self.streams: AgentStreams | None = None
@@ -115,13 +128,17 @@ class TaskRunner:
         with self._lock:
             return task_id in self._active
 
+    def already_accepted(self, task_id: str) -> bool:
+        """Whether this instance ran or runs ``task_id`` (within the last hour or so)."""
+        return task_id in self._accepted
+
     def in_flight(self) -> list[str]:
         with self._lock:
             return list(self._active)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until no handler runs and every ending task's terminal is out (True), or
-        ``timeout`` passes (False)."""
+        """Block until no handler runs and the network took every ending task's terminal
+        (True), or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._active or self._finishing:
@@ -129,43 +146,90 @@ class TaskRunner:
                 if remaining <= 0:
                     return False
                 self._lock.wait(min(remaining, _IDLE_POLL_S * 20))
-            return True
+        return self._outbox.wait_empty(deadline - time.monotonic())
 
     # --- publishing ------------------------------------------------------------------------
 
     def publish_event(
         self, creds: TaskCredentials, wire: dict[str, Any], *, wait: bool = True
     ) -> bool:
-        """Publish a task event on ``creds``' channel with its write token (failures logged).
+        """Publish a task event on ``creds``' channel with its write token.
 
         A task's events go out in order: each waits until the server took the previous one.
         ``wait=False`` returns once the request is sent (True), so the caller works on while
-        the server answers; the next publish of the task, or :meth:`settle`, reads it.
+        the server answers; the next publish of the task, or :meth:`settle`, reads it. A
+        publish the network does not take is handed to the outbox, which retries it (and
+        queues the task's later events behind it) until the task's deadline; False then.
         """
         version = creds.protocol_version or PROTOCOL_VERSION
         wire.setdefault("protocolVersion", version)
         with creds.publish_lock:
-            previous, creds.pending = creds.pending, None
-            if previous is not None:
-                previous.wait()
-            pending = self._realtime.start_publish(
-                self._cfg.keyset_for(creds.environment),
-                creds.channel,
-                wire,
-                token=creds.write_token,
-                meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
-            )
-            if wait:
-                return pending.wait()
-            creds.pending = pending
-            return True
+            if not self._settle_locked(creds):
+                self._outbox.append(creds, wire)
+                return False
+            creds.pending = self._start_publish(creds, wire)
+            return self._settle_locked(creds) if wait else True
+
+    def _start_publish(self, creds: TaskCredentials, wire: dict[str, Any]) -> PendingPublish:
+        version = creds.protocol_version or PROTOCOL_VERSION
+        return self._realtime.start_publish(
+            self._cfg.keyset_for(creds.environment),
+            creds.channel,
+            wire,
+            token=creds.write_token,
+            meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
+        )
+
+    def _settle_locked(self, creds: TaskCredentials) -> bool:
+        """(``publish_lock`` held) Read the open publish's answer; True when nothing of the
+        task waits for the network."""
+        previous, creds.pending = creds.pending, None
+        if previous is not None:
+            outcome = previous.outcome()
+            if outcome.status == "accepted":
+                creds.last_answer = outcome
+            elif outcome.status != "refused":
+                logger.debug("publish for task %s: %s", creds.task_id, outcome)
+                uncertain = outcome.status == "unknown"
+                self._outbox.hand_over(creds, previous.message, uncertain=uncertain)
+        return creds.backlog is None
+
+    def _send_once(self, creds: TaskCredentials, wire: dict[str, Any]) -> PublishOutcome:
+        return self._start_publish(creds, wire).outcome()
+
+    def _find_stored(
+        self, creds: TaskCredentials, wire: dict[str, Any], after: int | None
+    ) -> int | None:
+        return self._realtime.find_in_history(
+            self._cfg.keyset_for(creds.environment),
+            creds.channel,
+            wire,
+            token=creds.write_token,
+            after=after,
+        )
 
     def settle(self, creds: TaskCredentials) -> None:
         """Wait until the server answered the task's last publish (nothing if none is open)."""
         with creds.publish_lock:
-            previous, creds.pending = creds.pending, None
-        if previous is not None:
-            previous.wait()
+            self._settle_locked(creds)
+
+    def flush(self, creds: TaskCredentials) -> bool:
+        """Wait until the network took every event of the task published so far (or its
+        deadline passed: False). Before an upload or a stream, which the backend announces
+        on the task channel itself."""
+        self.settle(creds)
+        # Past the deadline by one retry: the outbox gives up by then.
+        timeout = creds.deliver_by - time.monotonic() + FLUSH_MARGIN_S
+        return self._outbox.wait_flushed(creds, timeout) and not creds.events_lost
+
+    @property
+    def waiting_events(self) -> int:
+        """How many tasks have events waiting for the network."""
+        return self._outbox.waiting_tasks
+
+    def close(self) -> int:
+        """Stop retrying waiting events; returns how many were lost (logged)."""
+        return self._outbox.close()
 
     def reject(self, start: StartTask, error: str, *, protocol_version: str | None = None) -> None:
         """End a StartTask that will not run with ``terminal failed error``."""
@@ -194,7 +258,18 @@ class TaskRunner:
             agent_name=start.agent_name or self._cfg.agent_name,
             environment=self._cfg.environment(),
             protocol_version=start.protocol_version,
+            deliver_by=self._deliver_by(start),
         )
+
+    def _deliver_by(self, start: StartTask) -> float:
+        """The task's deadline (monotonic): a pipe's expiry plus a grace for its terminal,
+        else ``maxRunningTimeSec`` (1 h when unset) from now. The network's safety net
+        ends the task then anyway."""
+        now = time.monotonic()
+        if start.task_kind == "pipe" and start.duration_expires_at_ms is not None:
+            left = start.duration_expires_at_ms / 1000.0 - time.time()
+            return now + max(left, 0.0) + PIPE_TERMINAL_GRACE_S
+        return now + (self._cfg.max_running_time_sec or DEFAULT_DELIVER_WITHIN_S)
 
     def start(self, start: StartTask, raw_parts: object = None) -> None:
         """Accept a validated StartTask: cache its credentials and queue its handler.
@@ -208,6 +283,7 @@ class TaskRunner:
         ctx = TaskContext(message, self.services)
         task = ActiveTask(start, creds, ctx)
         self.credentials.put(creds)
+        self._accepted.add(start.task_id)
         with self._lock:
             self._active[start.task_id] = task
             count = len(self._active)
@@ -342,15 +418,16 @@ class TaskRunner:
             # Announce the freed slot (before the terminal when the backend could count us
             # full): on the terminal it sends the next task at once unless it counts us full.
             self._release(task, announce_now=True)
-            self.publish_event(task.creds, event.to_wire())
+            delivered = self.publish_event(task.creds, event.to_wire())
         finally:
             with self._lock:
                 self._finishing.discard(task.task_id)
                 self._lock.notify_all()
         logger.info(
-            "task %s ended %s",
+            "task %s ended %s%s",
             task.task_id,
             event.state,
+            "" if delivered else " (its terminal waits for the network)",
             extra=fields(taskId=task.task_id, state=event.state),
         )
         return True

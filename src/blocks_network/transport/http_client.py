@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import random
+import select
 import ssl
 import threading
 import time
@@ -31,6 +32,14 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 TRANSIENT_ATTEMPTS = 3
 #: Idle keep-alive connections kept per origin (more in flight are opened, then closed).
 DEFAULT_POOL_SIZE = 64
+
+
+class RequestNotSent(NetworkError):
+    """The request never reached the server (no connection): sending it again is safe."""
+
+
+class AnswerLost(NetworkError):
+    """The request was sent but no answer came: whether the server acted on it is unknown."""
 
 
 class HttpClient:
@@ -112,6 +121,11 @@ class HttpClient:
         conn: PlainConnection | None = None
         for fresh in (False, True):
             conn = self._connection(key, fresh, timeout)
+            if not fresh and _dropped(conn):
+                # Closed by the server while idle: sent on it, the request's fate would be
+                # unknown, and this is the one request that is never resent blind.
+                conn.close()
+                continue
             try:
                 conn.request(method, path, send_headers, body)
                 break
@@ -234,6 +248,23 @@ class HttpClient:
                 conn.close()
 
 
+def _dropped(conn: PlainConnection) -> bool:
+    """Whether an idle pooled connection was closed (or spoken on) by the server: an idle
+    keep-alive connection has nothing to read."""
+    sock = conn.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        # TLS may leave records (session tickets) unread on a healthy connection; a publish
+        # lost on a dropped one is found by the outbox's history check instead.
+        return False
+    # poll(), not recv(MSG_PEEK): a socket with a timeout waits in recv() whatever the flags.
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
     return (scheme, host, port or (443 if scheme == "https" else 80))
 
@@ -253,6 +284,26 @@ class PendingResponse:
         self._conn = conn
         self._request = request
         self._result: HttpResponse | None = None
+
+    def result_once(self) -> HttpResponse:
+        """The response to the one request sent, never resending it (for requests that are
+        not idempotent, e.g. publishes). Raises :class:`RequestNotSent` when it could not be
+        sent and :class:`AnswerLost` when its answer did not come."""
+        if self._result is not None:
+            return self._result
+        conn, self._conn = self._conn, None
+        method, url = self._request[0], self._request[1]
+        if conn is None:
+            raise RequestNotSent(f"could not send {method} {url.split('?', 1)[0]}")
+        try:
+            response, keep = conn.read_response()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise AnswerLost(
+                f"no answer to {method} {url.split('?', 1)[0]}: {exc or type(exc).__name__}"
+            ) from exc
+        self._result = self._client._finish(self._key, conn, response, keep)
+        return self._result
 
     def result(self) -> HttpResponse:
         """The response; raises :class:`NetworkError` as :meth:`HttpClient.request` does.

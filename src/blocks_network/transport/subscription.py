@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import json
 import logging
+import random
 import socket
 import ssl
 import threading
@@ -39,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: The official client's subscribe request timeout (servers answer well before it).
 SUBSCRIBE_TIMEOUT_S: Final = 310.0
-#: Back-off after a failed poll: doubles from the first value up to the second.
-RETRY_DELAYS_S: Final = (0.5, 30.0)
+#: Back-off after a failed poll: doubles from the first value up to the second (then
+#: jittered), so a restarted network is followed again within seconds.
+RETRY_DELAYS_S: Final = (0.5, 5.0)
 _MAX_IDLE_CONNECTIONS: Final = 64
 #: What the official client's requests carry besides Host.
 _POLL_HEADERS: Final = "Accept-Encoding: identity\r\n"
@@ -229,12 +231,15 @@ class ChannelSubscription:
                 if answer.status == 200 and self._deliver(answer.body):
                     if (failures or not answered) and self._sink.connected is not None:
                         self._sink.connected(answered)
+                    elif failures and self._sink.failed is None:
+                        logger.info("subscribe on %s reconnected", self._path)
                     failures = 0
                     answered = True
                     continue
-                self._report_failure(answer)
+                self._report_failure(answer, first=failures == 0)
                 failures += 1
-                self._stopped.wait(min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1]))
+                delay = min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1])
+                self._stopped.wait(delay * random.uniform(0.5, 1.0))
         except Exception:
             logger.exception("subscription loop for %s failed", self._path)
         finally:
@@ -248,10 +253,16 @@ class ChannelSubscription:
                 else:
                     self._connections.give_back(conn)
 
-    def _report_failure(self, answer: _Answer) -> None:
+    def _report_failure(self, answer: _Answer, *, first: bool) -> None:
         why, description = _describe_failure(answer)
         if self._sink.failed is None:
-            logger.warning("subscribe on %s failed (%s); retrying", self._path, description)
+            # One warning per outage: the retries that follow would flood the log.
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
+                "subscribe on %s failed (%s); retrying until it answers",
+                self._path,
+                description,
+            )
             return
         logger.debug("subscribe on %s failed (%s)", self._path, description)
         self._sink.failed(why, description)

@@ -39,6 +39,8 @@ class _Recorder:
         self.reconnected = threading.Event()
         self.reconnects = 0
         self.denied = threading.Event()
+        #: ``reconnects`` at each reported connection loss.
+        self.lost: list[int] = []
 
     def events(self) -> ControlEvents:
         def on_reconnected() -> None:
@@ -49,6 +51,7 @@ class _Recorder:
             on_message=lambda message, meta: self.messages.put((message, meta)),
             on_reconnected=on_reconnected,
             on_access_denied=self.denied.set,
+            on_connection_lost=lambda: self.lost.append(self.reconnects),
         )
 
 
@@ -210,3 +213,20 @@ def test_close_ends_the_control_thread() -> None:
             assert client.subscribe(CHANNEL, "tok", WAIT)
         alive = [t for t in threading.enumerate() if t.name == "blocks-agent-control"]
     assert alive == []
+
+
+def test_each_failed_poll_is_reported_from_the_first_on(monkeypatch: Any) -> None:
+    from blocks_network.transport import subscription
+
+    monkeypatch.setattr(subscription, "RETRY_DELAYS_S", (0.01, 0.02))
+    recorder = _Recorder()
+    answered = (200, {"t": {"t": "100", "r": 1}, "m": []})
+    respond = _scripted([answered, *[(500, {"error": True})] * 3, answered])
+    with stub_server(respond) as server, control_client(server, recorder) as client:
+        assert client.subscribe(CHANNEL, "tok", WAIT)
+        with server.called:
+            assert server.called.wait_for(lambda: recorder.reconnects >= 2, WAIT)
+    # Reported at each failed poll, from the first one (the instance re-announces presence
+    # at once, and again in case a state went to a network on its way down); the answered
+    # poll after them is the reconnection.
+    assert recorder.lost == [1, 1, 1]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from typing import Any
+
+import pytest
 
 from blocks_network.consumer import TaskClient, text_part
 from blocks_network.types import StartTaskMessage, TaskContext
@@ -299,3 +302,21 @@ def test_cancel_while_a_returned_pipe_publishes_its_artifacts_still_ends_it(
 
 def wait_for_event(event: threading.Event) -> bool:
     return event.wait(WAIT_S)
+
+
+def test_start_task_redelivered_after_the_task_ended_is_ignored(
+    start_agent: AgentFactory, raw_control: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    handle = start_agent(agent_name="once", handler=lambda task, ctx: calls.append(task.task_id))
+    raw: RawControl = raw_control(handle)
+    task_id, watch = raw.start_task()
+    assert watch is not None
+    assert next_event(watch, "terminal")["state"] == "completed"
+    with caplog.at_level(logging.INFO, logger="blocks_network.agent.control"):
+        raw.start_task(task_id, watch=False)  # e.g. a control poll replayed after a restart
+        _, probe = raw.start_task()  # handled after the duplicate (in order)
+        assert probe is not None
+        assert next_event(probe, "terminal")["state"] == "completed"
+    assert calls.count(task_id) == 1
+    assert f"ignoring duplicate StartTask for {task_id}" in caplog.text

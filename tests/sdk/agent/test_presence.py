@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -212,3 +213,39 @@ def test_after_coming_near_capacity_ends_are_announced_first_for_a_while(
     reporter.active_changed(active=2, concurrency=16)  # far from full: stays lazy
     reporter.task_ended(active=0, concurrency=16)
     assert len(realtime.sent) == 1
+
+
+class DownThenUp(SlowRealtime):
+    """Refuses the first ``failures`` states (the network is down), then takes them."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(delay=0.0)
+        self.failures = failures
+        self.attempts = 0
+
+    def set_state(
+        self, keyset: Keyset, channel: str, state: dict[str, Any], *, token: str | None
+    ) -> bool:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            return False
+        return super().set_state(keyset, channel, state, token=token)
+
+
+def test_resync_announces_at_once_and_retries_until_the_network_takes_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(presence, "RESYNC_DELAYS_S", (0.01, 0.02))
+    realtime = DownThenUp(failures=3)
+    reporter = _reporter(realtime, [2])
+    try:
+        with caplog.at_level(logging.INFO, logger="blocks_network.agent.presence"):
+            reporter.resync()
+            deadline = time.monotonic() + 10
+            while not realtime.sent:
+                assert time.monotonic() < deadline, "the state was never announced again"
+                time.sleep(0.01)
+    finally:
+        reporter.close()
+    assert realtime.attempts == 4 and realtime.sent == [{"activeTasks": 2}]
+    assert "reconnected: presence state announced again" in caplog.text

@@ -88,3 +88,57 @@ def test_a_url_that_cannot_go_on_the_wire_fails_at_once_without_retries(url: str
     with pytest.raises(NetworkError, match="invalid URL"):
         HttpClient().request("GET", url)
     assert time.monotonic() - started < 0.4  # a retry would sleep 0.5 s first
+
+
+def _raw_server(
+    script: list[str], closed: threading.Semaphore | None = None
+) -> tuple[socket.socket, threading.Thread, list[bytes]]:
+    """One connection per entry: ``answer-then-close`` answers (keep-alive framing) and then
+    closes as an idle timeout would; ``drop`` reads the request and closes unanswered.
+    ``closed`` is released after each connection is closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        for action in script:
+            conn, _ = listener.accept()
+            with conn:
+                requests.append(conn.recv(65536))
+                if action == "answer-then-close":
+                    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}')
+            if closed is not None:
+                closed.release()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread, requests
+
+
+def test_result_once_never_resends_and_says_whether_the_request_went_out() -> None:
+    listener, server, requests = _raw_server(["drop"])
+    client = HttpClient()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    with pytest.raises(http_client.AnswerLost):
+        client.start("POST", url, body=b"{}").result_once()
+    server.join(10)
+    listener.close()
+    with pytest.raises(http_client.RequestNotSent):
+        client.start("POST", url, body=b"{}").result_once()
+    client.close()
+    assert len(requests) == 1
+
+
+def test_a_pooled_connection_the_server_closed_while_idle_is_not_used() -> None:
+    closed = threading.Semaphore(0)
+    listener, server, requests = _raw_server(["answer-then-close"] * 2, closed)
+    client = HttpClient()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    assert client.start("POST", url, body=b"{}").result_once().status == 200
+    assert closed.acquire(timeout=10)
+    # The first connection is pooled but closed by the server: the next publish must not go
+    # out on it (its outcome would be unknown) but on a new connection.
+    answer = client.start("POST", url, body=b"{}").result_once()
+    server.join(10)
+    listener.close()
+    client.close()
+    assert answer.status == 200 and len(requests) == 2
