@@ -125,10 +125,18 @@ class CapacityLedger:
         self._inflight: dict[str, set[str]] = {}
         self._owner: dict[str, str] = {}
         self._cooling: dict[str, list[float]] = {}
+        #: Tasks handed out before this start (rebuilt from the database): their
+        #: instances may have lost them while the network was down.
+        self._inherited: set[str] = set()
 
-    def assign(self, instance_id: str, task_id: str) -> None:
+    def assign(self, instance_id: str, task_id: str, *, inherited: bool = False) -> None:
         self._inflight.setdefault(instance_id, set()).add(task_id)
         self._owner[task_id] = instance_id
+        if inherited:
+            self._inherited.add(task_id)
+
+    def is_inherited(self, task_id: str) -> bool:
+        return task_id in self._inherited
 
     def release(self, task_id: str, *, cool: bool = True) -> str | None:
         """Stop counting ``task_id``; returns its instance (None if it was not counted).
@@ -138,6 +146,7 @@ class CapacityLedger:
         instance_id = self._owner.pop(task_id, None)
         if instance_id is None:
             return None
+        self._inherited.discard(task_id)
         tasks = self._inflight.get(instance_id)
         if tasks is not None:
             tasks.discard(task_id)
@@ -155,8 +164,16 @@ class CapacityLedger:
         return list(self._inflight)
 
     def load(self, instance_id: str, reported_active: int | None) -> int:
-        """Tasks held against the instance, plus freed slots not yet confirmed."""
-        held = len(self._inflight.get(instance_id, ()))
+        """Tasks held against the instance, plus freed slots not yet confirmed.
+
+        While the instance has announced nothing (``reported_active`` None, as just after
+        a restart) inherited tasks do not count: they may be long gone, and only a
+        StartTask may wake an instance that announces its state after its first answer.
+        """
+        tasks = self._inflight.get(instance_id, ())
+        held = len(tasks)
+        if reported_active is None and self._inherited:
+            held -= len(self._inherited.intersection(tasks))
         cooling = self._cooling.get(instance_id)
         if cooling:
             horizon = self._clock() - self.release_grace_seconds

@@ -111,3 +111,17 @@ def test_release_of_an_unknown_task_is_harmless() -> None:
     assert ledger.inflight("a") == frozenset({"t1"})
     ledger.release("t1", cool=False)
     assert ledger.instances() == [] and ledger.load("a", None) == 0
+
+
+def test_inherited_tasks_count_only_once_the_instance_announced_its_state() -> None:
+    ledger = CapacityLedger(release_grace_seconds=0)
+    ledger.assign("a", "t_before_restart", inherited=True)
+    ledger.assign("a", "t_new")
+    # After a restart the instance may have lost the inherited task: unknown state, so
+    # only a StartTask can wake it (and make it announce), and the old task does not block.
+    assert ledger.load("a", None) == 1
+    assert ledger.load("a", 0) == 2  # announced: every task counts until reconciled
+    assert ledger.is_inherited("t_before_restart") and not ledger.is_inherited("t_new")
+    ledger.release("t_before_restart")
+    assert not ledger.is_inherited("t_before_restart")
+    assert ledger.load("a", None) == 1
