@@ -81,7 +81,10 @@ class TaskService:
         self.store = TaskStore(ctx.db)
         self.tokens = TokenLedger(ctx.db, ctx.realtime.access.revoke)
         self.uploads = UploadLedger(ctx.db)
-        self.ledger = CapacityLedger(release_grace_seconds=self.settings.release_grace_seconds)
+        self.ledger = CapacityLedger(
+            release_grace_seconds=self.settings.release_grace_seconds,
+            unannounced_grace_seconds=self.settings.liveness_grace_seconds,
+        )
         #: agent name → ids of its queued tasks, oldest first.
         self._queues: dict[str, deque[str]] = {}
         self._scanner = Scanner(self)
@@ -99,6 +102,7 @@ class TaskService:
         """Replace the timing settings (tests shorten them); takes effect at once."""
         self.settings = settings
         self.ledger.release_grace_seconds = settings.release_grace_seconds
+        self.ledger.unannounced_grace_seconds = settings.liveness_grace_seconds
 
     async def start(self) -> None:
         """Start the safety-net scanner and the backlog pump on the running loop."""

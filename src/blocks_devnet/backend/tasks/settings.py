@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blocks_devnet.backend.config import DEFAULT_SCAN_INTERVAL_SECONDS
-from blocks_devnet.backend.tasks.dispatch import DEFAULT_RELEASE_GRACE_SECONDS
+from blocks_devnet.backend.tasks.dispatch import (
+    DEFAULT_LIVENESS_GRACE_SECONDS,
+    DEFAULT_RELEASE_GRACE_SECONDS,
+)
 from blocks_network.protocol.constants import (
     STREAM_DRAIN_WINDOW_S,
     STREAM_FALLBACK_MAX_RUNNING_TIME_S,
@@ -17,9 +20,6 @@ DEFAULT_EXPIRE_GRACE_SECONDS = 10.0
 #: treating an instance that holds tasks as gone (agents retry their subscribe and send
 #: a heartbeat every 9 s, so a live one is back well within it).
 DEFAULT_OFFLINE_STARTUP_GRACE_SECONDS = 12.0
-#: How long a subscriber may hold no poll, or an instance may report fewer tasks than it
-#: held before the restart, before the network acts on it (a live agent polls again at once).
-DEFAULT_LIVENESS_GRACE_SECONDS = 4.0
 #: Queued tasks of an agent with no instance online fail after this long.
 DEFAULT_ORPHAN_QUEUE_SECONDS = 30.0
 #: How often queued tasks are offered to instances whose slots freed up.
