@@ -210,32 +210,32 @@ class Scanner:
         settings = service.settings
         now_ms = self._clock_ms()
         trust_presence = self._monotonic() - self._started >= settings.offline_startup_grace_seconds
-        presence_cache: dict[tuple[str, str], frozenset[str]] = {}
+        liveness_cache: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {}
         seen_agents: set[tuple[str, str]] = set()
         taken = 0
         #: (environment, agent_id, instance) → its inherited tasks, when it is live.
         inherited: dict[tuple[str, str, str], list[TaskRecord]] = {}
         for record in service.store.active():
             key = (record.environment, record.agent_id)
+            if key not in liveness_cache:
+                liveness_cache[key] = service.instance_liveness(*key)
+            live, dead = liveness_cache[key]
             present: frozenset[str] | None = None
             if trust_presence:
-                if key not in presence_cache:
-                    presence_cache[key] = service.live_instances(*key)
-                present = presence_cache[key]
+                present = live
                 seen_agents.add(key)
                 if present:
                     self._empty_since.pop(key, None)
                 else:
                     self._empty_since.setdefault(key, now_ms)
+            elif record.instance_id in dead:
+                # Seen polling since the start, then stopped: evidence, grace or not.
+                present = live
             action = decide(
                 record, now_ms, present, settings, agent_empty_since_ms=self._empty_since.get(key)
             )
             if action is None:
-                if (
-                    present is not None
-                    and record.instance_id is not None
-                    and service.ledger.is_inherited(record.task_id)
-                ):
+                if record.instance_id in live and service.ledger.is_inherited(record.task_id):
                     inherited.setdefault((*key, record.instance_id), []).append(record)
                 continue
             taken += 1

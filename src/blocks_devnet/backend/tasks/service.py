@@ -148,7 +148,8 @@ class TaskService:
         key = self.subscribe_key_of(environment)
         channel = control_channel(agent_id)
         presence = self.ctx.realtime.presence
-        return {uuid: presence.get_state(key, uuid, channel) for uuid in self._live(key, channel)}
+        live, _ = self._liveness(key, channel)
+        return {uuid: presence.get_state(key, uuid, channel) for uuid in live}
 
     def live_instances(self, environment: str, agent_id: str) -> frozenset[str]:
         """Instance ids present on the agent's control channel and still polling it.
@@ -157,18 +158,27 @@ class TaskService:
         dead (a killed process closes its held poll's connection) even while its presence
         has not timed out yet: it gets no task, and the scanner takes its tasks back.
         """
-        key = self.subscribe_key_of(environment)
-        return frozenset(self._live(key, control_channel(agent_id)))
+        return self.instance_liveness(environment, agent_id)[0]
 
-    def _live(self, subscribe_key: str, channel: str) -> list[str]:
+    def instance_liveness(
+        self, environment: str, agent_id: str
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """``(live, dead)`` instance ids among those present on the agent's control channel
+        (see :meth:`live_instances`)."""
+        key = self.subscribe_key_of(environment)
+        live, dead = self._liveness(key, control_channel(agent_id))
+        return frozenset(live), frozenset(dead)
+
+    def _liveness(self, subscribe_key: str, channel: str) -> tuple[list[str], list[str]]:
         presence = self.ctx.realtime.presence
         grace = self.settings.liveness_grace_seconds
-        live = []
+        live: list[str] = []
+        dead: list[str] = []
         for uuid in presence.occupants(subscribe_key, channel):
             gap = presence.poll_gap(subscribe_key, channel, uuid)
-            if gap is None or gap < grace:  # heartbeats only: presence timeouts decide
-                live.append(uuid)
-        return live
+            # Heartbeats only (gap None): presence timeouts decide.
+            (live if gap is None or gap < grace else dead).append(uuid)
+        return live, dead
 
     def instance_state(self, environment: str, agent_id: str, instance_id: str) -> dict[str, Any]:
         """The presence state ``instance_id`` announced on the agent's control channel."""
