@@ -9,6 +9,10 @@ client, so the clock only runs between polls. Overlapping polls from one uuid ar
 Every change is published on ``{channel}-pnpres`` as ``{"action","uuid","timestamp",
 "occupancy"}`` (``"data"`` added for ``state-change``); the client asserts those types.
 
+A held poll also ends when its client's connection closes (both the fast path and
+aiohttp cancel the request), so :meth:`PresenceTracker.poll_gap` tells a killed subscriber
+within seconds, long before its presence times out; the task service reads it.
+
 Presence lives in memory only: a restart forgets who was present. Clients announce
 themselves again with their next subscribe or heartbeat (a fresh ``join``).
 All methods run on the server's event loop; nothing here is thread-safe.
