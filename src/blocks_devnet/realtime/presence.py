@@ -9,6 +9,10 @@ client, so the clock only runs between polls. Overlapping polls from one uuid ar
 Every change is published on ``{channel}-pnpres`` as ``{"action","uuid","timestamp",
 "occupancy"}`` (``"data"`` added for ``state-change``); the client asserts those types.
 
+A held poll also ends when its client's connection closes (both the fast path and
+aiohttp cancel the request), so :meth:`PresenceTracker.poll_gap` tells a killed subscriber
+within seconds, long before its presence times out; the task service reads it.
+
 Presence lives in memory only: a restart forgets who was present. Clients announce
 themselves again with their next subscribe or heartbeat (a fresh ``join``).
 All methods run on the server's event loop; nothing here is thread-safe.
@@ -56,6 +60,7 @@ class _Member:
     __slots__ = (
         "channel",
         "deadline",
+        "idle_since",
         "polls",
         "removed",
         "scheduled_at",
@@ -77,6 +82,10 @@ class _Member:
         self.scheduled_at: float | None = None
         #: Set on leave/timeout so a stale poll's finish cannot revive the membership.
         self.removed = False
+        #: Monotonic time the member's last subscribe poll ended (a killed subscriber's
+        #: connection closes, cancelling its held poll); None while one is held, or if it
+        #: never subscribed (heartbeats only).
+        self.idle_since: float | None = None
 
 
 class PollHandle:
@@ -136,6 +145,7 @@ class PresenceTracker:
         for channel in channels:
             member = self._touch(keyset.subscribe_key, channel, uuid, heartbeat)
             member.polls += 1
+            member.idle_since = None
             members.append(member)
             if channel in states:
                 self._change_state(
@@ -152,6 +162,7 @@ class PresenceTracker:
             member.polls -= 1
             if member.removed or member.polls > 0:
                 continue
+            member.idle_since = now
             member.deadline = now + member.timeout
             self._schedule(member)
 
@@ -196,6 +207,23 @@ class PresenceTracker:
     def get_state(self, subscribe_key: str, uuid: str, channel: str) -> State:
         """``uuid``'s state on ``channel`` (``{}`` when none was set)."""
         return dict(self._states.get((subscribe_key, channel, uuid), {}))
+
+    def poll_gap(self, subscribe_key: str, channel: str, uuid: str) -> float | None:
+        """Seconds since ``uuid`` last held a subscribe poll on ``channel``: 0.0 while it
+        holds one, None if it is absent or only ever sent heartbeats.
+
+        A live subscriber polls again at once after each answer, and a held poll ends
+        when its connection closes (a killed process), so a gap of a few seconds tells
+        a dead subscriber long before its presence times out.
+        """
+        member = self._members.get(subscribe_key, {}).get(channel, {}).get(uuid)
+        if member is None:
+            return None
+        if member.polls > 0:
+            return 0.0
+        if member.idle_since is None:
+            return None
+        return max(0.0, self._clock() - member.idle_since)
 
     def occupants(self, subscribe_key: str, channel: str) -> list[str]:
         """The uuids present on ``channel``, sorted (so ``offset`` pages are stable)."""

@@ -107,6 +107,8 @@ async def handle_subscribe(request: web.Request) -> web.Response:
                 timer.cancel()
                 service.messages.forget_waiter(subscribe_key, channels, waiter)
     finally:
+        # Also on cancellation: a client whose connection closed while the poll was held
+        # (a killed process) stops polling from here (PresenceTracker.poll_gap).
         service.presence.subscribe_finished(handle)
 
 

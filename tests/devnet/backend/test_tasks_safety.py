@@ -82,6 +82,36 @@ def test_instance_that_leaves_fails_its_tasks(net: LocalNetwork, consumer: Consu
         fake.stop()
 
 
+def test_task_never_started_by_a_vanished_instance_runs_on_another_exactly_once(
+    net: LocalNetwork, consumer: Consumer
+) -> None:
+    register_agent(net, "mover")
+    first = FakeAgent(net, "mover")
+    second = None
+    try:
+        result = consumer.send("mover")
+        start = first.next_start()
+        second = FakeAgent(net, "mover")
+        first.leave()
+        # Taken back (never started) and handed to the other instance, not failed.
+        again = second.next_start()
+        assert again.task_id == start.task_id and again.write_token != start.write_token
+        record = net.call(lambda: net.context.tasks.store.get(start.task_id))
+        assert record is not None and record.instance_id == second.instance_id
+        # The first instance's token died with the take-back: it cannot start it late.
+        with pytest.raises(PubNubException) as denied:
+            first.publish(start, ProgressState(start.task_id).to_wire())
+        assert denied.value.get_status_code() == 403
+        second.complete(again)
+        terminal = terminal_of(consumer, result)
+        assert terminal["state"] == "completed"
+        assert [m["type"] for m in consumer.history(result)].count("terminal") == 1
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
 def test_queued_tasks_of_a_vanished_agent_fail_after_the_grace(
     net: LocalNetwork, consumer: Consumer
 ) -> None:

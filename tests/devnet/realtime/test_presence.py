@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -115,6 +116,24 @@ def test_rejoin_while_a_stale_poll_is_held_keeps_the_new_membership(harness: Har
     harness.tracker.subscribe_finished(stale)  # must not release the new poll's hold
     assert harness.advance(60) == 0
     assert harness.actions() == [("join", "alice", 1), ("leave", "alice", 0), ("join", "alice", 1)]
+
+
+def test_poll_gap_runs_only_between_polls(harness: Harness) -> None:
+    tracker = harness.tracker
+    assert tracker.poll_gap(KEY, "room", "alice") is None  # absent
+    tracker.heartbeat(KEY, "alice", ["room"], 60)
+    assert tracker.poll_gap(KEY, "room", "alice") is None  # heartbeats only: no signal
+    first = tracker.subscribe_started(OPEN_KEYSET, "alice", ["room"], 60, None)
+    second = tracker.subscribe_started(OPEN_KEYSET, "alice", ["room"], 60, None)
+    harness.clock.now += 30
+    assert tracker.poll_gap(KEY, "room", "alice") == 0.0
+    tracker.subscribe_finished(first)  # another poll still held
+    assert tracker.poll_gap(KEY, "room", "alice") == 0.0
+    tracker.subscribe_finished(second)
+    harness.clock.now += 3
+    assert tracker.poll_gap(KEY, "room", "alice") == 3.0
+    tracker.subscribe_started(OPEN_KEYSET, "alice", ["room"], 60, None)
+    assert tracker.poll_gap(KEY, "room", "alice") == 0.0
 
 
 def test_heartbeats_refresh_and_a_shorter_value_takes_effect(harness: Harness) -> None:
@@ -491,3 +510,23 @@ def test_access_control_on_a_secure_keyset(pubnub_factory: PubNubFactory) -> Non
     assert server_client.set_state().channels(["room"]).state({"a": 1}).sync().result.state == {
         "a": 1
     }
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "aiohttp"])
+def test_a_held_poll_whose_connection_closes_ends_at_once(tmp_path: Any, fast_path: bool) -> None:
+    """A killed subscriber's held poll ends when its connection closes, on either path,
+    so the gap since its last poll starts then (its presence itself stays until timeout)."""
+    with RealtimeServer([OPEN_KEYSET], long_poll_seconds=60, fast_path=fast_path) as server:
+
+        def gap() -> Any:
+            return server.call(lambda: server.service.presence.poll_gap(KEY, "room", "ghost"))  # type: ignore[union-attr]
+
+        sock = socket.create_connection((server.host, server.port), timeout=10)
+        try:
+            path = f"/v2/subscribe/{KEY}/room/0?tt=1&uuid=ghost"
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            wait_for(lambda: gap() == 0.0)
+        finally:
+            sock.close()
+        wait_for(lambda: (gap() or 0.0) > 0.0)
+        assert server.call(lambda: server.service.presence.occupants(KEY, "room")) == ["ghost"]  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from blocks_devnet.backend.tasks.store import STATE_RUNNING
+from blocks_devnet.backend.tasks.store import STATE_QUEUED, STATE_RUNNING
 from blocks_network.protocol.channels import (
     parse_stream_channel,
     parse_task_channel,
@@ -68,8 +68,8 @@ class TaskChannelSync:
         record = service.store.get(parsed.task_id)
         if record is None or record.org_id != parsed.org_id or record.terminal:
             return
-        if kind == ProgressState.TYPE and record.state == STATE_RUNNING:
-            return
+        if kind == ProgressState.TYPE and record.state in (STATE_RUNNING, STATE_QUEUED):
+            return  # a queued task was handed to nobody (or taken back): no one starts it
         if service.subscribe_key_of(record.environment) != subscribe_key:
             return
         try:

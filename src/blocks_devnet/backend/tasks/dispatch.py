@@ -30,6 +30,10 @@ from blocks_network.protocol.control import StartTask, targeted_control_meta
 
 #: How long a freed slot waits for the instance's presence state to confirm it.
 DEFAULT_RELEASE_GRACE_SECONDS = 2.0
+#: How long a subscriber may hold no poll, an instance report fewer tasks than it held
+#: before a restart, or announce no state while holding such tasks, before the network
+#: acts on it (a live agent polls again at once, and announces its state on reconnect).
+DEFAULT_LIVENESS_GRACE_SECONDS = 4.0
 #: Extra minutes a write token outlives the task's own deadline.
 TOKEN_MARGIN_MINUTES = 10
 
@@ -118,17 +122,29 @@ class CapacityLedger:
         self,
         *,
         release_grace_seconds: float = DEFAULT_RELEASE_GRACE_SECONDS,
+        unannounced_grace_seconds: float = DEFAULT_LIVENESS_GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.release_grace_seconds = release_grace_seconds
+        self.unannounced_grace_seconds = unannounced_grace_seconds
         self._clock = clock
         self._inflight: dict[str, set[str]] = {}
         self._owner: dict[str, str] = {}
         self._cooling: dict[str, list[float]] = {}
+        #: Tasks handed out before this start (rebuilt from the database): their
+        #: instances may have lost them while the network was down.
+        self._inherited: set[str] = set()
+        #: instance → since when it holds inherited tasks and has announced no state.
+        self._unannounced_since: dict[str, float] = {}
 
-    def assign(self, instance_id: str, task_id: str) -> None:
+    def assign(self, instance_id: str, task_id: str, *, inherited: bool = False) -> None:
         self._inflight.setdefault(instance_id, set()).add(task_id)
         self._owner[task_id] = instance_id
+        if inherited:
+            self._inherited.add(task_id)
+
+    def is_inherited(self, task_id: str) -> bool:
+        return task_id in self._inherited
 
     def release(self, task_id: str, *, cool: bool = True) -> str | None:
         """Stop counting ``task_id``; returns its instance (None if it was not counted).
@@ -138,6 +154,7 @@ class CapacityLedger:
         instance_id = self._owner.pop(task_id, None)
         if instance_id is None:
             return None
+        self._inherited.discard(task_id)
         tasks = self._inflight.get(instance_id)
         if tasks is not None:
             tasks.discard(task_id)
@@ -150,13 +167,35 @@ class CapacityLedger:
     def inflight(self, instance_id: str) -> frozenset[str]:
         return frozenset(self._inflight.get(instance_id, ()))
 
+    def _stale_inherited(self, instance_id: str, tasks: Iterable[str]) -> int:
+        """How many inherited tasks of a silent instance no longer count (0 in the grace)."""
+        inherited = len(self._inherited.intersection(tasks))
+        if not inherited:
+            self._unannounced_since.pop(instance_id, None)
+            return 0
+        now = self._clock()
+        since = self._unannounced_since.setdefault(instance_id, now)
+        return inherited if now - since >= self.unannounced_grace_seconds else 0
+
     def instances(self) -> list[str]:
         """Instances holding at least one task."""
         return list(self._inflight)
 
     def load(self, instance_id: str, reported_active: int | None) -> int:
-        """Tasks held against the instance, plus freed slots not yet confirmed."""
-        held = len(self._inflight.get(instance_id, ()))
+        """Tasks held against the instance, plus freed slots not yet confirmed.
+
+        Inherited tasks stop counting once the instance has announced no state
+        (``reported_active`` None, as just after a restart) for
+        ``unannounced_grace_seconds``: they may be long gone, and only a StartTask wakes an
+        instance that announces its state after its first answered poll.
+        """
+        tasks = self._inflight.get(instance_id, ())
+        held = len(tasks)
+        if self._inherited:
+            if reported_active is None:
+                held -= self._stale_inherited(instance_id, tasks)
+            else:
+                self._unannounced_since.pop(instance_id, None)
         cooling = self._cooling.get(instance_id)
         if cooling:
             horizon = self._clock() - self.release_grace_seconds

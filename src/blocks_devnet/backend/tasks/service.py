@@ -81,7 +81,10 @@ class TaskService:
         self.store = TaskStore(ctx.db)
         self.tokens = TokenLedger(ctx.db, ctx.realtime.access.revoke)
         self.uploads = UploadLedger(ctx.db)
-        self.ledger = CapacityLedger(release_grace_seconds=self.settings.release_grace_seconds)
+        self.ledger = CapacityLedger(
+            release_grace_seconds=self.settings.release_grace_seconds,
+            unannounced_grace_seconds=self.settings.liveness_grace_seconds,
+        )
         #: agent name → ids of its queued tasks, oldest first.
         self._queues: dict[str, deque[str]] = {}
         self._scanner = Scanner(self)
@@ -99,6 +102,7 @@ class TaskService:
         """Replace the timing settings (tests shorten them); takes effect at once."""
         self.settings = settings
         self.ledger.release_grace_seconds = settings.release_grace_seconds
+        self.ledger.unannounced_grace_seconds = settings.liveness_grace_seconds
 
     async def start(self) -> None:
         """Start the safety-net scanner and the backlog pump on the running loop."""
@@ -127,7 +131,7 @@ class TaskService:
             if record.state == STATE_QUEUED:
                 self._queues.setdefault(record.agent_name, deque()).append(record.task_id)
             elif record.instance_id is not None:
-                self.ledger.assign(record.instance_id, record.task_id)
+                self.ledger.assign(record.instance_id, record.task_id, inherited=True)
 
     # --- small helpers used by the other task modules ---------------------------------------
 
@@ -139,19 +143,47 @@ class TaskService:
         return self.ctx.keyset_for_environment(environment).subscribe_key
 
     def _instance_states(self, environment: str, agent_id: str) -> dict[str, dict[str, Any]]:
-        """``instance id → presence state`` of everyone on the agent's control channel."""
+        """``instance id → presence state`` of the live instances on the agent's control
+        channel (see :meth:`live_instances`)."""
         key = self.subscribe_key_of(environment)
         channel = control_channel(agent_id)
         presence = self.ctx.realtime.presence
-        return {
-            uuid: presence.get_state(key, uuid, channel)
-            for uuid in presence.occupants(key, channel)
-        }
+        live, _ = self._liveness(key, channel)
+        return {uuid: presence.get_state(key, uuid, channel) for uuid in live}
 
-    def present_instances(self, environment: str, agent_id: str) -> frozenset[str]:
-        """Instance ids present on the agent's control channel."""
+    def live_instances(self, environment: str, agent_id: str) -> frozenset[str]:
+        """Instance ids present on the agent's control channel and still polling it.
+
+        An instance that held no subscribe poll there for ``liveness_grace_seconds`` is
+        dead (a killed process closes its held poll's connection) even while its presence
+        has not timed out yet: it gets no task, and the scanner takes its tasks back.
+        """
+        return self.instance_liveness(environment, agent_id)[0]
+
+    def instance_liveness(
+        self, environment: str, agent_id: str
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """``(live, dead)`` instance ids among those present on the agent's control channel
+        (see :meth:`live_instances`)."""
         key = self.subscribe_key_of(environment)
-        return frozenset(self.ctx.realtime.presence.occupants(key, control_channel(agent_id)))
+        live, dead = self._liveness(key, control_channel(agent_id))
+        return frozenset(live), frozenset(dead)
+
+    def _liveness(self, subscribe_key: str, channel: str) -> tuple[list[str], list[str]]:
+        presence = self.ctx.realtime.presence
+        grace = self.settings.liveness_grace_seconds
+        live: list[str] = []
+        dead: list[str] = []
+        for uuid in presence.occupants(subscribe_key, channel):
+            gap = presence.poll_gap(subscribe_key, channel, uuid)
+            # Heartbeats only (gap None): presence timeouts decide.
+            (live if gap is None or gap < grace else dead).append(uuid)
+        return live, dead
+
+    def instance_state(self, environment: str, agent_id: str, instance_id: str) -> dict[str, Any]:
+        """The presence state ``instance_id`` announced on the agent's control channel."""
+        key = self.subscribe_key_of(environment)
+        return self.ctx.realtime.presence.get_state(key, instance_id, control_channel(agent_id))
 
     def visible_task(self, principal: Principal, task_id: str) -> TaskRecord:
         """The task if ``principal`` owns it or belongs to the agent's organisation; any
@@ -283,6 +315,22 @@ class TaskService:
             duration_expires_at_ms=expires,
         )
         self._hand_over(dispatched, instance_id)
+
+    def redispatch(self, record: TaskRecord) -> bool:
+        """Take a task its instance never started back and queue it first again; the
+        instance's write token is revoked, so a late start there cannot publish anything.
+        False if the task started or moved meanwhile."""
+        if record.instance_id is None or not self.store.requeue(
+            record.task_id, record.instance_id, self.now_ms()
+        ):
+            return False
+        self.ledger.release(record.task_id, cool=False)
+        self.tokens.revoke_write_tokens(record.task_id)
+        self._queues.setdefault(record.agent_name, deque()).appendleft(record.task_id)
+        if self._pump_wakeup is not None:
+            self._pump_wakeup.set()
+        logger.info("task %s taken back from instance %s", record.task_id, record.instance_id)
+        return True
 
     def _hand_over(self, record: TaskRecord, instance_id: str) -> None:
         """Count the task against the instance and publish its StartTask."""

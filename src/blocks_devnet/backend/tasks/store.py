@@ -320,6 +320,22 @@ class TaskStore:
         )
         return True
 
+    def requeue(self, task_id: str, instance_id: str, now_ms: int) -> bool:
+        """submitted on ``instance_id`` (never started) → queued; False otherwise."""
+        record = self.get(task_id)
+        if record is None or record.state != STATE_SUBMITTED or record.instance_id != instance_id:
+            return False
+        self._change(
+            task_id,
+            state=STATE_QUEUED,
+            instance_id=None,
+            dispatched_ms=None,
+            duration_expires_at_ms=None,
+            expire_sent_ms=None,
+            updated_ms=now_ms,
+        )
+        return True
+
     def mark_running(self, task_id: str, now_ms: int) -> bool:
         """submitted → running (first report only)."""
         record = self.get(task_id)

@@ -122,6 +122,14 @@ class TokenLedger:
         self._queued.drop(lambda row: row[0] == task_id)
         return live
 
+    def revoke_write_tokens(self, task_id: str) -> int:
+        """Revoke the task's write tokens now (its terminal, or taking it back from an
+        instance); returns how many."""
+        tokens = self._write_tokens(task_id)
+        for subscribe_key, token in tokens:
+            self._revoke(subscribe_key, token)
+        return len(tokens)
+
     def record_stream(self, stream: StreamRecord, now_ms: int) -> None:
         """Add or replace a task's stream (a later phase may add the writer token)."""
         self._db.execute(
@@ -184,10 +192,7 @@ class TokenLedger:
         """Revoke (or schedule) every token of a finished task; returns how many were
         revoked now. ``has_streams=False`` (streaming was not negotiated, so the setup hook
         never recorded a stream) skips the stream bookkeeping."""
-        revoked = 0
-        for subscribe_key, token in self._write_tokens(task_id):
-            self._revoke(subscribe_key, token)
-            revoked += 1
+        revoked = self.revoke_write_tokens(task_id)
         if not has_streams:
             return revoked
         streams = self._db.query(

@@ -111,3 +111,25 @@ def test_release_of_an_unknown_task_is_harmless() -> None:
     assert ledger.inflight("a") == frozenset({"t1"})
     ledger.release("t1", cool=False)
     assert ledger.instances() == [] and ledger.load("a", None) == 0
+
+
+def test_inherited_tasks_stop_counting_while_the_instance_stays_silent() -> None:
+    clock = FakeClock()
+    ledger = CapacityLedger(release_grace_seconds=0, unannounced_grace_seconds=4.0, clock=clock)
+    ledger.assign("a", "t_before_restart", inherited=True)
+    ledger.assign("a", "t_new")
+    # After a restart the instance may have lost the inherited task. It may announce its
+    # state any moment: until the grace passed, everything counts ...
+    assert ledger.load("a", None) == 2
+    clock.now += 3.9
+    assert ledger.load("a", None) == 2
+    # ... then only a StartTask can wake it (and make it announce): the old task stops
+    # blocking its slot.
+    clock.now += 0.1
+    assert ledger.load("a", None) == 1
+    assert ledger.load("a", 0) == 2  # announced: every task counts until reconciled
+    assert ledger.load("a", None) == 2  # silent again: a fresh grace
+    assert ledger.is_inherited("t_before_restart") and not ledger.is_inherited("t_new")
+    ledger.release("t_before_restart")
+    assert not ledger.is_inherited("t_before_restart")
+    assert ledger.load("a", None) == 1

@@ -80,3 +80,15 @@ def test_a_change_naming_no_field_is_refused() -> None:
 
     with pytest.raises(TypeError, match="no field"):
         _with_changes(record(), {"stat": "running"})
+
+
+def test_requeue_takes_back_only_a_task_its_instance_never_started(store: TaskStore) -> None:
+    store.insert(record(task_id="t_sent", state="submitted", instance_id="AG-1"))
+    assert store.requeue("t_sent", "AG-2", 5) is False  # another instance's task
+    assert store.requeue("t_sent", "AG-1", 5) is True
+    back = store.get("t_sent")
+    assert back is not None
+    assert (back.state, back.instance_id, back.dispatched_ms) == ("queued", None, None)
+    store.insert(record(task_id="t_run", state="submitted", instance_id="AG-1"))
+    assert store.mark_running("t_run", 6)
+    assert store.requeue("t_run", "AG-1", 7) is False  # started: never taken back
