@@ -19,9 +19,9 @@ from blocks_devnet.backend.tasks.store import TaskRecord
 from blocks_devnet.network import LocalNetwork
 from blocks_network.consumer import TaskClient, text_part
 from blocks_network.errors import RpcError
-from tests.sdk.agent.agent_process import AgentProcess
+from tests.sdk.agent.agent_process import AgentProcess, clean_env, write_card_project
 from tests.sdk.agent.conftest import devnet_config
-from tests.sdk.agent.test_run_agent_cli import SLOW, clean_env, write_card_project
+from tests.sdk.agent.test_run_agent_cli import SLOW
 from tests.support.task_rpc import wait_until
 
 WAIT_S = 30.0
