@@ -45,9 +45,11 @@ def devnet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Devnet]:
     net = Devnet(tmp_path / "devnet")
     # The same list grows with every (re)start and agent; the report reads it on failure.
     request.node.stash[_PROCESSES] = net.processes
-    net.start()
-    yield net
-    net.close()
+    try:
+        net.start()
+        yield net
+    finally:
+        net.close()
 
 
 AgentFactory = Callable[..., LoggedProcess]

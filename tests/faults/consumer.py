@@ -17,7 +17,7 @@ from pubnub.pubnub import PubNub
 from blocks_network import RpcError, TaskClient, TaskSession, text_part
 from blocks_network.consumer.history import fetch_history
 from blocks_network.protocol.constants import API_PATH_TASK_READ_TOKEN, TERMINAL_STATES
-from blocks_network.protocol.errors import RPC_AGENT_UNAVAILABLE
+from blocks_network.protocol.errors import RPC_AGENT_UNAVAILABLE, TASK_NOT_FOUND
 from tests.faults.harness import POLL_S, Devnet, SleeperAgent
 from tests.support.backend_client import BackendClient
 from tests.support.task_rpc import wait_until
@@ -89,23 +89,26 @@ class Consumer:
             except TimeoutError:
                 missing.append(task_id)
         if missing:
-            records = {tid: self.client.get_task(tid).state for tid in missing[:10]}
+            records = {tid: self.state_of(tid) for tid in missing[:10]}
             raise AssertionError(
                 f"{len(missing)} tasks got no terminal event within {timeout:.0f} s; "
                 f"records of the first: {records}"
             )
 
-    def missing(self, task_ids: Iterable[str]) -> list[str]:
-        """The ids GetTask does not know (TASK_NOT_FOUND)."""
-        gone = []
-        for task_id in task_ids:
-            try:
-                self.client.get_task(task_id)
-            except RpcError as exc:
-                if exc.code != "TASK_NOT_FOUND":
-                    raise
-                gone.append(task_id)
-        return gone
+    def state_of(self, task_id: str) -> str:
+        """The record's state, or ``"gone"`` when GetTask does not know the task."""
+        try:
+            return self.client.get_task(task_id).state
+        except RpcError as exc:
+            if exc.code != TASK_NOT_FOUND:
+                raise
+            return "gone"
+
+    def assert_none_gone(self, task_ids: Iterable[str]) -> None:
+        """Every acknowledged task still exists (after a restart)."""
+        ids = list(task_ids)
+        gone = [task_id for task_id in ids if self.state_of(task_id) == "gone"]
+        assert not gone, f"{len(gone)} of {len(ids)} acknowledged tasks are gone: {gone[:5]}"
 
     def wait_records_terminal(
         self, task_ids: Iterable[str], timeout: float = SETTLE_TIMEOUT_S
@@ -121,7 +124,7 @@ class Consumer:
         try:
             wait_until(settled, timeout, "every task record to reach a terminal state")
         except AssertionError as exc:
-            record = self.client.get_task(pending[0]).state
+            record = self.state_of(pending[0])
             raise AssertionError(f"{exc}: {len(pending)} left, {pending[0]} is {record}") from None
 
     # --- what the network stored -----------------------------------------------------------

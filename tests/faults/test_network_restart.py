@@ -50,6 +50,7 @@ def test_tasks_in_flight_end_exactly_once_across_a_network_restart(
     devnet.restart()
     consumer.probe("echo", deadline=time.monotonic() + PROBE_BUDGET_S)
 
+    consumer.assert_none_gone(task_ids)
     consumer.wait_all_terminal(task_ids)
     consumer.assert_exactly_once(task_ids, agent=sleeper)
     twice = {task_id: n for task_id, n in sleeper.run_counts().items() if n > 1}
