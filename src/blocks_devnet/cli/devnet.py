@@ -90,6 +90,7 @@ def run_devnet(args: argparse.Namespace) -> int:
             port=args.port,
             data_dir=Path(args.data_dir),
             long_poll_seconds=args.long_poll_seconds,
+            retention_days=args.retention_days,
         )
     except ValueError as exc:
         print(f"blocks devnet: {exc}", file=sys.stderr)
@@ -172,7 +173,8 @@ def register(commands: Any) -> None:
         help="run a local Blocks Network in the foreground",
         description="Serve config.json, the Blocks backend and the realtime API on one port.",
         usage=(
-            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH]\n"
+            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH]"
+            " [--retention-days N]\n"
             "       blocks devnet keys create --user NAME [--data-dir DIR]"
         ),
     )
@@ -198,6 +200,14 @@ def register(commands: Any) -> None:
         type=float,
         default=DevnetConfig.long_poll_seconds,
         help="how long a subscribe is held open before answering empty (default %(default)s)",
+    )
+    devnet.add_argument(
+        "--retention-days",
+        type=float,
+        default=DevnetConfig.retention_days,
+        metavar="N",
+        help="delete task history and finished task records older than N days;"
+        " 0 keeps them forever (default %(default)s)",
     )
     devnet.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     devnet.set_defaults(handler=run_devnet)
