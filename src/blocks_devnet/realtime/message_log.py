@@ -55,6 +55,9 @@ MAX_MESSAGES_PER_RESPONSE = 100
 #: reloads it from SQLite (thousands of finished task channels would otherwise stay forever;
 #: at 250 tasks/s, 300 s of them grew the network towards 1 GB).
 IDLE_LOG_SECONDS = 60.0
+#: Channel logs kept in memory at most (the least recently used go first): at a sustained
+#: few hundred tasks/s, 60 s of task channels alone held hundreds of MB.
+MAX_LOGS_IN_MEMORY = 10_000
 #: How long unstored (``store=0``) rows may wait in memory before they are written.
 UNSTORED_FLUSH_SECONDS = 5.0
 #: Rows a timed flush writes per event-loop turn (~16 KB stream frames: a few ms).
@@ -111,15 +114,18 @@ class MessageLog:
         db: Database,
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        max_logs: int = MAX_LOGS_IN_MEMORY,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._buffer_size = buffer_size
+        self._max_logs = max_logs
         self._monotonic = monotonic
         _migrate_to_rowid_layout(db)
         db.ensure_schema(_INDEXES)
         row = db.query_one("SELECT MAX(timetoken) AS tt FROM messages")
         self.clock = TimetokenClock(int(row["tt"] or 0) if row is not None else 0)
+        # Least recently used first: every use moves a log to the end.
         self._logs: dict[tuple[str, str], _ChannelLog] = {}
         self._observers: list[PublishObserver] = []
         self._closed = False
@@ -143,13 +149,14 @@ class MessageLog:
     def _log(self, subscribe_key: str, channel: str) -> _ChannelLog:
         key = (subscribe_key, channel)
         now = self._monotonic()
-        log = self._logs.get(key)
+        logs = self._logs
+        log = logs.pop(key, None)
         if log is None:
             where = where_json(subscribe_key, channel)
             log = _ChannelLog(self._load(subscribe_key, channel), now, where)
-            self._logs[key] = log
         else:
             log.last_used = now
+        logs[key] = log
         return log
 
     def start_channel(self, subscribe_key: str, channel: str) -> None:
@@ -380,20 +387,28 @@ class MessageLog:
                 log.waiters.discard(waiter)
 
     def evict_idle(self, idle_seconds: float = IDLE_LOG_SECONDS) -> int:
-        """Drop the logs no one waits on that went unused for ``idle_seconds``; returns how
-        many went.
+        """Drop the logs no one waits on that went unused for ``idle_seconds``, and the
+        least recently used beyond ``max_logs``; returns how many went.
 
         A dropped log's persisted messages come back from SQLite on its next use; its
         memory-only entries (presence events) are gone, as after a restart.
         """
         self.flush_unstored()
+        logs = self._logs
         horizon = self._monotonic() - idle_seconds
-        idle = [
-            key for key, log in self._logs.items() if not log.waiters and log.last_used < horizon
-        ]
-        for key in idle:
-            del self._logs[key]
-        return len(idle)
+        gone: list[tuple[str, str]] = []
+        for key, log in logs.items():  # least recently used first
+            if len(logs) - len(gone) <= self._max_logs and log.last_used >= horizon:
+                break
+            if not log.waiters:
+                gone.append(key)
+        for key in gone:
+            del logs[key]
+        return len(gone)
+
+    def __len__(self) -> int:
+        """Channel logs in memory."""
+        return len(self._logs)
 
     def prune(self, older_than: int) -> int:
         """Drop unstored (buffer-only) and expired rows older than ``older_than``, all of

@@ -18,6 +18,7 @@ from blocks_devnet.realtime.http import RealtimeRequest
 from blocks_devnet.realtime.keysets import KeysetRegistry
 from blocks_devnet.realtime.message_log import MessageLog
 from blocks_devnet.realtime.presence import PresenceTracker
+from blocks_devnet.store import database
 from blocks_devnet.store.database import DEFAULT_WAL_LIMIT_BYTES, Database
 from blocks_devnet.store.retention import Retention, Sweeper
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 #: Unstored (buffer-only) messages are kept on disk this long for catch-up after a restart.
 BUFFER_RETENTION_SECONDS = 15 * 60
 #: How often idle channel logs leave memory.
-PRUNE_INTERVAL_SECONDS = 60.0
+PRUNE_INTERVAL_SECONDS = 10.0
 
 #: Default long-poll hold, below the client's 310 s read timeout (PubNub uses ~280 s).
 DEFAULT_LONG_POLL_SECONDS = 280.0
@@ -67,7 +68,9 @@ class RealtimeService:
     async def start(self) -> None:
         """Start background work (presence timeouts, buffer pruning) on the running loop."""
         self.db.batch_commits(asyncio.get_running_loop(), COMMIT_INTERVAL_SECONDS)
-        self.db.checkpoint_in_background(wal_limit_bytes=self.wal_limit_bytes)
+        self.db.checkpoint_in_background(
+            database.CHECKPOINT_INTERVAL_SECONDS, wal_limit_bytes=self.wal_limit_bytes
+        )
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="retention-sweeper"))

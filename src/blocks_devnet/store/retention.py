@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from blocks_devnet.store.database import Database
-
 logger = logging.getLogger(__name__)
 
 #: Rows one batch deletes at most (a few milliseconds of the loop).
@@ -69,29 +67,30 @@ class Sweeper:
         rows each deleted."""
         removed: dict[str, int] = {}
         for name, sweep in self._sweeps:
-            total = 0
+            removed[name] = 0
             while True:
-                try:
-                    count = sweep(self.batch_rows)
-                except Exception:
-                    logger.exception("sweeping %s failed; retried next round", name)
-                    break
-                total += count
+                count = self._batch(name, sweep)
+                removed[name] += max(0, count)
                 if count < self.batch_rows:
                     break
                 await asyncio.sleep(0)  # let every waiting client in between batches
-            removed[name] = total
         if any(removed.values()):
             logger.debug("swept %s", ", ".join(f"{n} {name}" for name, n in removed.items() if n))
         return removed
 
+    def sweep_all_now(self) -> dict[str, int]:
+        """Like :meth:`sweep_all`, without yielding between batches (tests, tools)."""
+        removed: dict[str, int] = {}
+        for name, sweep in self._sweeps:
+            removed[name] = 0
+            while (count := self._batch(name, sweep)) > 0:
+                removed[name] += count
+        return removed
 
-def delete_batch(
-    db: Database, table: str, key: str, selection: str, params: tuple[object, ...], limit: int
-) -> int:
-    """``DELETE`` at most ``limit`` rows of ``table`` whose ``key`` the ``selection`` query
-    (``SELECT key FROM ... WHERE ...``, without LIMIT) returns; returns how many went."""
-    cursor = db.execute(
-        f"DELETE FROM {table} WHERE {key} IN ({selection} LIMIT ?)", (*params, limit)
-    )
-    return cursor.rowcount
+    def _batch(self, name: str, sweep: Sweep) -> int:
+        """One batch of ``sweep``; -1 when it failed (logged; retried next round)."""
+        try:
+            return sweep(self.batch_rows)
+        except Exception:
+            logger.exception("sweeping %s failed; retried next round", name)
+            return -1

@@ -80,3 +80,17 @@ def test_a_change_naming_no_field_is_refused() -> None:
 
     with pytest.raises(TypeError, match="no field"):
         _with_changes(record(), {"stat": "running"})
+
+
+def test_retention_deletes_old_finished_tasks_in_batches_and_keeps_active_ones(
+    store: TaskStore,
+) -> None:
+    for n in range(3):
+        store.insert(record(task_id=f"old_{n}", state="completed", created_ms=100 + n))
+    store.insert(record(task_id="old_running", state="running", created_ms=50))
+    store.insert(record(task_id="new", state="failed", created_ms=10_000))
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == ["old_0", "old_1"]
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == ["old_2"]
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == []
+    assert store.get("old_0") is None  # gone from the cache too
+    assert store.get("old_running") is not None and store.get("new") is not None
