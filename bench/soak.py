@@ -1,14 +1,15 @@
 """Soak: disk and memory of the local network under sustained echo load.
 
 Usage: python bench/soak.py [--minutes 10] [--concurrency 32] [--retention-days N]
-                            [--wal-limit-mb N]
+                            [--wal-limit-mb N] [--log FILE]
 
 The same three processes as ``bench/agent_throughput.py`` (the network, one echo instance,
 this load generator keeping N tasks in flight), run for ``--minutes``. Every 30 s it prints
 one JSON line: tasks finished, the network's RSS, and the data dir's database and WAL
 sizes. At the end the network stops cleanly (which checkpoints) and the last line gives the
 database size per finished task. ``--retention-days`` and ``--wal-limit-mb`` are passed to
-``DevnetConfig`` only when given, so the script also runs against older commits.
+``DevnetConfig`` only when given, so the script also runs against older commits;
+``--log FILE`` writes the network's log there (WAL restarts and their cost at debug).
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from agent_throughput import (
 )
 
 NETWORK_SCRIPT = """
-import json, sys, pathlib
+import json, logging, sys, pathlib
+if sys.argv[3]:
+    logging.basicConfig(filename=sys.argv[3], level=logging.INFO)
+    logging.getLogger("blocks_devnet.store.database").setLevel(logging.DEBUG)
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.network import LocalNetwork
 data = pathlib.Path(sys.argv[1])
@@ -59,6 +63,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--retention-days", type=float)
     parser.add_argument("--wal-limit-mb", type=float)
+    parser.add_argument("--log", default="", help="the network's log (checkpoints at debug)")
     args = parser.parse_args()
     extra: dict[str, Any] = {}
     if args.retention_days is not None:
@@ -72,7 +77,7 @@ def main() -> None:
     stop_at = time.monotonic() + args.minutes * 60
     began = time.monotonic()
     with (
-        network_process(NETWORK_SCRIPT, str(data), json.dumps(extra)) as net,
+        network_process(NETWORK_SCRIPT, str(data), json.dumps(extra), args.log) as net,
         agent_process(net, args.concurrency),
     ):
         token, owner = consumer_token(net)

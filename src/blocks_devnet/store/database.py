@@ -12,6 +12,7 @@ before any statement that names the table runs, so no reader here ever misses on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -118,33 +119,37 @@ class Database:
     def _ask_loop_to_copy_wal_tail(self) -> bool:
         """(From the checkpoint thread) schedule :meth:`_copy_wal_tail` on the loop; False
         without batched commits (no loop to ask)."""
-        loop = self._loop
-        if loop is None or self._closed:
+        loop, checkpointer = self._loop, self._checkpointer
+        if loop is None or checkpointer is None or self._closed:
             return False
-        try:
+        if checkpointer.tail_asked:
+            return True  # the loop has not got to the last request yet: one is enough
+        checkpointer.tail_asked = True
+        with contextlib.suppress(RuntimeError):  # the loop closed: the database is closing
             loop.call_soon_threadsafe(self._copy_wal_tail)
-        except RuntimeError:
-            return True  # the loop closed: the database is closing too
         return True
 
     def _copy_wal_tail(self) -> None:
         """On the loop, when the thread found the WAL too large and has just copied it:
         commit the open batch and copy the few frames written since, so the loop's next
         write transaction starts with every frame copied and starts the WAL over."""
+        if self._checkpointer is not None:
+            self._checkpointer.tail_asked = False
         if self._closed:
             return
         began = time.perf_counter()
         try:
             self.commit()
-            busy, log, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            committed = time.perf_counter()
+            busy, log, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
             logger.debug("copying the WAL's tail failed", exc_info=True)
             return
         logger.debug(
-            "WAL tail copied on the loop in %.1f ms (busy %d, %d/%d frames)",
-            (time.perf_counter() - began) * 1000,
+            "WAL tail copied on the loop: commit %.1f ms, copy %.1f ms (busy %d, %d frames)",
+            (committed - began) * 1000,
+            (time.perf_counter() - committed) * 1000,
             busy,
-            copied,
             log,
         )
 
@@ -315,6 +320,8 @@ class _Checkpointer:
         self._interval_s = interval_s
         self._wal_limit_bytes = wal_limit_bytes
         self._ask_loop = ask_loop
+        #: Set when the loop was asked to copy the WAL's tail, cleared when it does.
+        self.tail_asked = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="blocks-devnet-checkpoint", daemon=True
