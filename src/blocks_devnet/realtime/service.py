@@ -65,8 +65,16 @@ class RealtimeService:
 
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.sweeper.add("unstored messages", self._sweep_unstored)
+        self.sweeper.add("expired messages", self.messages.sweep_expired)
+        self.sweeper.add("expired revocations", self._sweep_revocations)
+        if self.retention.seconds is not None:
+            self.sweeper.add("messages past retention", self._sweep_past_retention)
+
     async def start(self) -> None:
-        """Start background work (presence timeouts, buffer pruning) on the running loop."""
+        """Start background work (presence timeouts, idle logs, the sweeper, checkpoints)
+        on the running loop."""
         self.db.batch_commits(asyncio.get_running_loop(), COMMIT_INTERVAL_SECONDS)
         self.db.checkpoint_in_background(
             database.CHECKPOINT_INTERVAL_SECONDS, wal_limit_bytes=self.wal_limit_bytes
@@ -74,14 +82,6 @@ class RealtimeService:
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence-sweeper"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="message-prune"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="retention-sweeper"))
-
-    def __post_init__(self) -> None:
-        messages = self.messages
-        self.sweeper.add("unstored messages", self._sweep_unstored)
-        self.sweeper.add("expired messages", messages.sweep_expired)
-        self.sweeper.add("expired revocations", self._sweep_revocations)
-        if self.retention.seconds is not None:
-            self.sweeper.add("messages past retention", self._sweep_past_retention)
 
     def _sweep_revocations(self, limit: int) -> int:
         return self.access.prune_revoked(time.time(), limit)
