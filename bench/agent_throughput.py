@@ -69,9 +69,10 @@ class Network:
 
 
 @contextmanager
-def network_process() -> Iterator[Network]:
+def network_process(script: str = NETWORK_SCRIPT, *args: str) -> Iterator[Network]:
+    """Run ``script`` (printing the network's JSON line, serving until stdin closes)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", NETWORK_SCRIPT],
+        [sys.executable, "-c", script, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -85,9 +86,9 @@ def network_process() -> Iterator[Network]:
         yield Network(info["host"], info["port"], env, keys, proc.pid)
     finally:
         assert proc.stdin is not None
-        proc.stdin.close()
+        proc.stdin.close()  # a clean stop: commits and checkpoints
         try:
-            proc.wait(10)
+            proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
 

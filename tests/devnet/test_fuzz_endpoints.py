@@ -81,7 +81,7 @@ BACKEND_TABLES = (
     "api_keys",
     "users",
     "orgs",
-    "revoked_tokens",
+    "revoked_token_digests",
 )
 REALTIME_TABLES = ("messages", "files", "file_uploads")
 

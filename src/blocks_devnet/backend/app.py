@@ -30,6 +30,7 @@ from blocks_devnet.realtime.app import (
 )
 from blocks_devnet.realtime.keysets import KeysetRegistry
 from blocks_devnet.store.database import Database
+from blocks_devnet.store.retention import Retention
 from blocks_network.protocol.constants import API_PATH_RPC
 
 DATABASE_FILE = "devnet.sqlite3"
@@ -46,7 +47,11 @@ def build_context(config: DevnetConfig, db: Database) -> BackendContext:
     """Create every component in dependency order (no I/O beyond the database)."""
     keysets = load_or_create_keysets(db)
     realtime = build_realtime_service(
-        db, KeysetRegistry(keysets.values()), long_poll_seconds=config.long_poll_seconds
+        db,
+        KeysetRegistry(keysets.values()),
+        long_poll_seconds=config.long_poll_seconds,
+        retention=Retention.days(config.retention_days),
+        wal_limit_bytes=int(config.wal_limit_mb * 1024 * 1024),
     )
     ctx = BackendContext(config=config, db=db, realtime=realtime, keysets=keysets)
     ctx.jwt = JwtIssuer(load_or_create_secret(db, "jwt_secret"))

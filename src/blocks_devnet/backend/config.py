@@ -17,6 +17,10 @@ DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 3600
 DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 30 * 24 * 3600
 #: How often the safety-net scanner looks for stuck tasks.
 DEFAULT_SCAN_INTERVAL_SECONDS = 1.0
+#: Task history and finished task records older than this are deleted (0: kept forever).
+DEFAULT_RETENTION_DAYS = 7.0
+#: The WAL file is started over (and cut back to this size) once it grows past it.
+DEFAULT_WAL_LIMIT_MB = 64.0
 #: Default agent maxPendingBacklog (protocol.md §9.9).
 DEFAULT_MAX_PENDING_BACKLOG = 10
 
@@ -33,6 +37,8 @@ class DevnetConfig:
     ``data_dir/tls`` (a temporary folder, removed at stop, when ``data_dir`` is None).
     ``connection_timeouts`` bound how long a connection may wait idle, send a request head,
     or trickle a body (``connection_guard.py``).
+    ``retention_days`` bounds how long task channels' history and finished task records are
+    kept (0: for ever); ``wal_limit_mb`` bounds the WAL file.
     """
 
     host: str = DEFAULT_HOST
@@ -47,6 +53,8 @@ class DevnetConfig:
     fast_path: bool = True
     tls: bool = False
     connection_timeouts: ConnectionTimeouts = field(default_factory=ConnectionTimeouts)
+    retention_days: float = DEFAULT_RETENTION_DAYS
+    wal_limit_mb: float = DEFAULT_WAL_LIMIT_MB
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -57,3 +65,9 @@ class DevnetConfig:
             raise ValueError("token lifetimes must be at least 1 second")
         if self.scan_interval_seconds <= 0:
             raise ValueError("scan_interval_seconds must be positive")
+        if self.retention_days < 0:
+            raise ValueError(
+                f"retention_days must be 0 (keep forever) or positive, got {self.retention_days}"
+            )
+        if self.wal_limit_mb <= 0:
+            raise ValueError(f"wal_limit_mb must be positive, got {self.wal_limit_mb}")

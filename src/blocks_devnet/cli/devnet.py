@@ -100,6 +100,7 @@ def run_devnet(args: argparse.Namespace) -> int:
             data_dir=Path(args.data_dir),
             long_poll_seconds=args.long_poll_seconds,
             tls=args.tls,
+            retention_days=args.retention_days,
         )
     except ValueError as exc:
         print(f"blocks devnet: {exc}", file=sys.stderr)
@@ -182,7 +183,8 @@ def register(commands: Any) -> None:
         help="run a local Blocks Network in the foreground",
         description="Serve config.json, the Blocks backend and the realtime API on one port.",
         usage=(
-            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH] [--tls]\n"
+            "blocks devnet [--host H] [--port N] [--data-dir DIR] [--env-file PATH] [--tls]"
+            " [--retention-days N]\n"
             "       blocks devnet keys create --user NAME [--data-dir DIR]"
         ),
     )
@@ -215,6 +217,14 @@ def register(commands: Any) -> None:
         type=float,
         default=DevnetConfig.long_poll_seconds,
         help="how long a subscribe is held open before answering empty (default %(default)s)",
+    )
+    devnet.add_argument(
+        "--retention-days",
+        type=float,
+        default=DevnetConfig.retention_days,
+        metavar="N",
+        help="delete task history and finished task records older than N days;"
+        " 0 keeps them forever (default %(default)s)",
     )
     devnet.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     devnet.set_defaults(handler=run_devnet)

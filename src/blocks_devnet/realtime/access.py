@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -20,19 +21,29 @@ MANAGE = access_tokens.MANAGE
 DELETE = access_tokens.DELETE
 GET = access_tokens.GET
 
+# A revocation is kept as a 16-byte digest of keyset and token, not the ~450-character
+# token: it only has to be recognised (~1.1 KB of disk per task before, and as much memory).
 _REVOKED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS revoked_tokens (
-    subscribe_key TEXT NOT NULL,
-    token TEXT NOT NULL,
-    revoked_at INTEGER NOT NULL,
-    expires_at INTEGER,
-    PRIMARY KEY (subscribe_key, token)
-);
+CREATE TABLE IF NOT EXISTS revoked_token_digests (
+    digest BLOB PRIMARY KEY,
+    expires_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revoked_token_digests_by_expiry
+    ON revoked_token_digests (expires_at);
 """
+#: The table of data dirs from before digests (whole tokens); migrated at start.
+_OLD_REVOKED_TABLE = "revoked_tokens"
 
 
 #: Verified grants kept in memory (a few per active task).
 VERIFIED_CACHE_SIZE = 8192
+
+
+def revocation_digest(subscribe_key: str, token: str) -> bytes:
+    """What a revocation of ``token`` on a keyset is remembered by (16 bytes of BLAKE2b)."""
+    return hashlib.blake2b(
+        token.encode("utf-8", "surrogatepass"), digest_size=16, key=subscribe_key.encode()[:64]
+    ).digest()
 
 
 class TokenRevokedError(access_tokens.TokenError):
@@ -56,45 +67,56 @@ class AccessGate:
         # Allowed (token, permission, uuid, channels) checks: a task's requests repeat the
         # same one. Only allows are kept; revocation and expiry are checked before use.
         self._allowed: dict[tuple[object, ...], None] = {}
-        self._revoked: set[tuple[str, str]] = set()
+        # Digests of revoked tokens not expired yet (bounded: expired ones are forgotten).
+        self._revoked: set[bytes] = set()
         self._revoked_rows = RowQueue(
             db,
-            "revoked_tokens",
-            "INSERT OR IGNORE INTO revoked_tokens (subscribe_key, token, revoked_at, expires_at)"
-            " VALUES (?,?,?,?)",
+            "revoked_token_digests",
+            "INSERT OR IGNORE INTO revoked_token_digests (digest, expires_at) VALUES (?,?)",
         )
-        self._add_expiry_column()
+        self._migrate_whole_tokens()
         self.prune_revoked(time.time())
         self._revoked.update(
-            (row["subscribe_key"], row["token"])
-            for row in db.query("SELECT subscribe_key, token FROM revoked_tokens")
+            row["digest"] for row in db.query("SELECT digest FROM revoked_token_digests")
         )
 
-    def _add_expiry_column(self) -> None:
-        # Data directories from before revocations were pruned lack the column.
-        columns = {row["name"] for row in self._db.query("PRAGMA table_info(revoked_tokens)")}
-        if "expires_at" in columns:
+    def _migrate_whole_tokens(self) -> None:
+        """Move revocations kept as whole tokens (data dirs from before digests) over."""
+        found = self._db.query_one(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_OLD_REVOKED_TABLE,)
+        )
+        if found is None:
             return
         with self._db.transaction():
-            self._db.execute("ALTER TABLE revoked_tokens ADD COLUMN expires_at INTEGER")
-            for row in self._db.query("SELECT subscribe_key, token FROM revoked_tokens"):
-                self._db.execute(
-                    "UPDATE revoked_tokens SET expires_at=? WHERE subscribe_key=? AND token=?",
-                    (access_tokens.token_expiry(row["token"]), row["subscribe_key"], row["token"]),
-                )
+            rows = self._db.query(f"SELECT subscribe_key, token FROM {_OLD_REVOKED_TABLE}")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO revoked_token_digests (digest, expires_at) VALUES (?,?)",
+                [
+                    (
+                        revocation_digest(r["subscribe_key"], r["token"]),
+                        access_tokens.token_expiry(r["token"]),
+                    )
+                    for r in rows
+                ],
+            )
+            self._db.execute(f"DROP TABLE {_OLD_REVOKED_TABLE}")
 
-    def prune_revoked(self, now: float) -> int:
-        """Forget revocations of tokens that have expired (they are refused anyway), so the
-        list does not grow for ever; returns how many were dropped."""
+    def prune_revoked(self, now: float, limit: int | None = None) -> int:
+        """Forget revocations of tokens that have expired (they are refused anyway), at
+        most ``limit`` of them, so the list does not grow for ever; returns how many."""
         rows = self._db.query(
-            "SELECT subscribe_key, token FROM revoked_tokens WHERE expires_at <= ?", (int(now),)
+            "SELECT digest FROM revoked_token_digests WHERE expires_at <= ?"
+            " ORDER BY expires_at LIMIT ?",
+            (int(now), -1 if limit is None else limit),
         )
         if not rows:
             return 0
-        self._db.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (int(now),))
-        for row in rows:
-            self._revoked.discard((row["subscribe_key"], row["token"]))
-        return len(rows)
+        digests = [row["digest"] for row in rows]
+        self._db.executemany(
+            "DELETE FROM revoked_token_digests WHERE digest=?", [(d,) for d in digests]
+        )
+        self._revoked.difference_update(digests)
+        return len(digests)
 
     def verify_signature(self, req: RealtimeRequest, body: bytes) -> None:
         """Mark a correctly signed request privileged; a wrong signature is a 403."""
@@ -114,15 +136,16 @@ class AccessGate:
         req.signed = True
 
     def revoke(self, subscribe_key: str, token: str) -> None:
-        self._revoked.add((subscribe_key, token))
+        digest = revocation_digest(subscribe_key, token)
+        self._revoked.add(digest)
         grant = self._verified.pop((subscribe_key, token), None)
         # A verified grant knows its expiry: no need to decode the token again.
         expiry = access_tokens.token_expiry(token) if grant is None else grant.expires_at
         # Checked in memory; the row is for restarts, so it goes with the next commit.
-        self._revoked_rows.add((subscribe_key, token, int(time.time()), expiry))
+        self._revoked_rows.add((digest, expiry))
 
     def is_revoked(self, subscribe_key: str, token: str) -> bool:
-        return (subscribe_key, token) in self._revoked
+        return revocation_digest(subscribe_key, token) in self._revoked
 
     def grant_for(self, req: RealtimeRequest) -> access_tokens.TokenGrant:
         """The request's verified token grant, or a 403 saying what is wrong."""

@@ -22,7 +22,8 @@ from blocks_devnet.realtime.presence_routes import handle_presence
 from blocks_devnet.realtime.publish import MAX_BODY_BYTES, handle_publish, handle_signal
 from blocks_devnet.realtime.service import DEFAULT_LONG_POLL_SECONDS, SERVICE_KEY, RealtimeService
 from blocks_devnet.realtime.subscribe import handle_subscribe
-from blocks_devnet.store.database import Database
+from blocks_devnet.store.database import DEFAULT_WAL_LIMIT_BYTES, Database
+from blocks_devnet.store.retention import Retention
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def build_realtime_service(
     *,
     long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
+    retention: Retention | None = None,
+    wal_limit_bytes: int = DEFAULT_WAL_LIMIT_BYTES,
 ) -> RealtimeService:
     messages = MessageLog(db, buffer_size=buffer_size)
     return RealtimeService(
@@ -46,6 +49,8 @@ def build_realtime_service(
         file_store=FileStore(db),
         channel_groups=ChannelGroups(db),
         long_poll_seconds=long_poll_seconds,
+        retention=retention or Retention(None),
+        wal_limit_bytes=wal_limit_bytes,
     )
 
 

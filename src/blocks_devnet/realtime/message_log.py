@@ -39,6 +39,7 @@ from blocks_devnet.realtime.envelope import (
     where_json,
 )
 from blocks_devnet.realtime.timetoken import TimetokenClock
+from blocks_devnet.store.database import _MESSAGES_SCHEMA as _MESSAGES_TABLE_SQL
 from blocks_devnet.store.database import Database, RowQueue
 
 logger = logging.getLogger(__name__)
@@ -55,16 +56,31 @@ MAX_MESSAGES_PER_RESPONSE = 100
 #: reloads it from SQLite (thousands of finished task channels would otherwise stay forever;
 #: at 250 tasks/s, 300 s of them grew the network towards 1 GB).
 IDLE_LOG_SECONDS = 60.0
+#: Channel logs kept in memory at most (the least recently used go first): at a sustained
+#: few hundred tasks/s, 60 s of task channels alone held hundreds of MB.
+MAX_LOGS_IN_MEMORY = 10_000
 #: How long unstored (``store=0``) rows may wait in memory before they are written.
 UNSTORED_FLUSH_SECONDS = 5.0
 #: Rows a timed flush writes per event-loop turn (~16 KB stream frames: a few ms).
 UNSTORED_ROWS_PER_TURN = 32
 
-_INSERT_SQL = (
-    "INSERT INTO messages (subscribe_key, channel, timetoken, publisher, message,"
-    " meta, message_type, custom_message_type, stored, expires_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+_COLUMNS = (
+    "subscribe_key, channel, timetoken, publisher, message,"
+    " meta, message_type, custom_message_type, stored, expires_at"
 )
+# A channel's messages by time; unstored rows (pruned after a while) and rows with a TTL
+# by time too, so each sweep reads only what it deletes.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, timetoken);
+CREATE INDEX IF NOT EXISTS messages_unstored ON messages (timetoken) WHERE stored = 0;
+CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+#: The table's name while a data dir from before the rowid layout is migrated.
+_OLD_TABLE = "messages_before_rowid"
+
+_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_DISCARD_SQL = "DELETE FROM messages WHERE timetoken=? AND stored=0"
 _Row = tuple[str, str, int, str, str, str | None, int, str | None, int, int | None]
 
 
@@ -99,13 +115,18 @@ class MessageLog:
         db: Database,
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        max_logs: int = MAX_LOGS_IN_MEMORY,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._buffer_size = buffer_size
+        self._max_logs = max_logs
         self._monotonic = monotonic
+        _migrate_to_rowid_layout(db)
+        db.ensure_schema(_INDEXES)
         row = db.query_one("SELECT MAX(timetoken) AS tt FROM messages")
         self.clock = TimetokenClock(int(row["tt"] or 0) if row is not None else 0)
+        # Least recently used first: every use moves a log to the end.
         self._logs: dict[tuple[str, str], _ChannelLog] = {}
         self._observers: list[PublishObserver] = []
         self._closed = False
@@ -117,6 +138,9 @@ class MessageLog:
         self._flushing: list[_Row] = []
         # Rows waiting for the database's next commit (write-behind).
         self._queued = RowQueue(db, "messages", _INSERT_SQL)
+        # Unstored rows to delete with the next commit (registered after the inserts, so
+        # they are written first).
+        self._discarded = RowQueue(db, "messages", _DISCARD_SQL)
 
     def add_observer(self, observer: PublishObserver) -> None:
         """Call ``observer(subscribe_key, channel, tt, message, meta, publisher)`` after
@@ -126,13 +150,14 @@ class MessageLog:
     def _log(self, subscribe_key: str, channel: str) -> _ChannelLog:
         key = (subscribe_key, channel)
         now = self._monotonic()
-        log = self._logs.get(key)
+        logs = self._logs
+        log = logs.pop(key, None)
         if log is None:
             where = where_json(subscribe_key, channel)
             log = _ChannelLog(self._load(subscribe_key, channel), now, where)
-            self._logs[key] = log
         else:
             log.last_used = now
+        logs[key] = log
         return log
 
     def start_channel(self, subscribe_key: str, channel: str) -> None:
@@ -242,6 +267,14 @@ class MessageLog:
             self._db.execute(_INSERT_SQL, row)
         else:
             self._queued.add(row)
+
+    def discard_unstored_row(self, timetoken: int) -> None:
+        """Take an unstored message's row off the disk (or out of the write-behind queue)
+        with the next commit; it stays in its channel's in-memory buffer."""
+        queued = len(self._queued)
+        self._queued.drop(lambda row: row[2] == timetoken)
+        if len(self._queued) == queued:
+            self._discarded.add((timetoken,))
 
     def defer_unstored_writes(self, channels: Callable[[str], bool]) -> None:
         """Write unstored messages of the channels ``channels(name)`` accepts in bulk
@@ -355,26 +388,58 @@ class MessageLog:
                 log.waiters.discard(waiter)
 
     def evict_idle(self, idle_seconds: float = IDLE_LOG_SECONDS) -> int:
-        """Drop the logs no one waits on that went unused for ``idle_seconds``; returns how
-        many went.
+        """Drop the logs no one waits on that went unused for ``idle_seconds``, and the
+        least recently used beyond ``max_logs``; returns how many went.
 
         A dropped log's persisted messages come back from SQLite on its next use; its
         memory-only entries (presence events) are gone, as after a restart.
         """
         self.flush_unstored()
+        logs = self._logs
         horizon = self._monotonic() - idle_seconds
-        idle = [
-            key for key, log in self._logs.items() if not log.waiters and log.last_used < horizon
-        ]
-        for key in idle:
-            del self._logs[key]
-        return len(idle)
+        gone: list[tuple[str, str]] = []
+        for key, log in logs.items():  # least recently used first
+            if len(logs) - len(gone) <= self._max_logs and log.last_used >= horizon:
+                break
+            if not log.waiters:
+                gone.append(key)
+        for key in gone:
+            del logs[key]
+        return len(gone)
+
+    def __len__(self) -> int:
+        """Channel logs in memory."""
+        return len(self._logs)
 
     def prune(self, older_than: int) -> int:
-        """Drop unstored (buffer-only) and expired rows older than ``older_than``."""
-        cursor = self._db.execute(
-            "DELETE FROM messages WHERE (stored=0 AND timetoken < ?) OR (expires_at IS NOT NULL AND expires_at < ?)",
-            (older_than, self.clock.head()),
+        """Drop unstored (buffer-only) and expired rows older than ``older_than``, all of
+        them now (tests; the server sweeps in batches: :meth:`sweep_unstored`,
+        :meth:`sweep_expired`)."""
+        removed = 0
+        for sweep in (lambda n: self.sweep_unstored(older_than, n), self.sweep_expired):
+            while (count := sweep(_PRUNE_ALL_BATCH)) > 0:
+                removed += count
+        return removed
+
+    def sweep_unstored(self, older_than: int, limit: int) -> int:
+        """Delete at most ``limit`` unstored rows older than ``older_than`` (a timetoken)."""
+        return self._delete_batch("stored = 0 AND timetoken < ?", (older_than,), limit)
+
+    def sweep_expired(self, limit: int) -> int:
+        """Delete at most ``limit`` rows whose TTL (``expires_at``) has passed."""
+        return self._delete_batch(
+            "expires_at IS NOT NULL AND expires_at < ?", (self.clock.head(),), limit
+        )
+
+    def sweep_older_than(self, older_than: int, limit: int) -> int:
+        """Delete at most ``limit`` rows of any kind older than ``older_than`` (retention)."""
+        return self._delete_batch("timetoken < ?", (older_than,), limit)
+
+    def _delete_batch(self, where: str, params: tuple[object, ...], limit: int) -> int:
+        cursor = self._db.execute(  # names the table: queued rows are written first
+            f"DELETE FROM messages WHERE timetoken IN"
+            f" (SELECT timetoken FROM messages WHERE {where} ORDER BY timetoken LIMIT ?)",
+            (*params, limit),
         )
         return cursor.rowcount
 
@@ -382,10 +447,39 @@ class MessageLog:
         """Write every queued row and release every waiting subscriber (they answer with
         what they have)."""
         self._queued.flush()
+        self._discarded.flush()
         self.flush_unstored()
         self._closed = True
         for log in self._logs.values():
             self._wake(log)
+
+
+#: Batch size of :meth:`MessageLog.prune` (which deletes everything at once anyway).
+_PRUNE_ALL_BATCH = 10_000
+
+
+def _migrate_to_rowid_layout(db: Database) -> None:
+    """Move a data dir's messages from the layout before the rowid one (a WITHOUT ROWID
+    table keyed by keyset, channel and timetoken) into the current table, once.
+
+    In that layout a row over ~1 KB (a StartTask with its tokens) took a whole 4 KB
+    overflow page, and random channel keys left pages half full: ~7 KB of messages per echo
+    task against ~3 KB now. The copy runs at start, in one transaction, before serving.
+    """
+    row = db.query_one("SELECT sql FROM sqlite_master WHERE type='table' AND name='messages'")
+    if row is None or "WITHOUT ROWID" not in str(row["sql"]).upper():
+        return
+    logger.info("migrating the messages table to the rowid layout (once; may take a while)")
+    with db.transaction():
+        db.execute(f"ALTER TABLE messages RENAME TO {_OLD_TABLE}")
+        for statement in _MESSAGES_TABLE_SQL.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(
+            f"INSERT OR IGNORE INTO messages ({_COLUMNS})"
+            f" SELECT {_COLUMNS} FROM {_OLD_TABLE} ORDER BY timetoken"
+        )
+        db.execute(f"DROP TABLE {_OLD_TABLE}")
 
 
 def _never(channel: str) -> bool:

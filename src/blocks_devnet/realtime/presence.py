@@ -45,6 +45,9 @@ DEFAULT_HEARTBEAT_SECONDS = 300
 #: of a healthy client could count as silence.
 MIN_HEARTBEAT_SECONDS = 2
 DEFAULT_SWEEP_INTERVAL_SECONDS = 1.0
+#: States of uuids that are not present (set and never joined) kept at most: the oldest
+#: go first. A present uuid's state goes when it leaves or times out.
+MAX_ABSENT_STATES = 65_536
 
 JOIN = "join"
 LEAVE = "leave"
@@ -319,11 +322,25 @@ class PresenceTracker:
         if only_if_new and self._states.get(key, {}) == state:
             return
         if state:
-            self._states[key] = dict(state)
+            states = self._states
+            if key not in states and len(states) >= MAX_ABSENT_STATES:
+                self._forget_absent_states(len(states) - MAX_ABSENT_STATES + 1)
+            states[key] = dict(state)
         else:
             self._states.pop(key, None)
         occupancy = len(self._members.get(subscribe_key, {}).get(channel, {}))
         self._announce(subscribe_key, channel, uuid, STATE_CHANGE, occupancy, data=state)
+
+    def _forget_absent_states(self, count: int) -> None:
+        """Drop up to ``count`` of the oldest states whose uuid is not present."""
+        absent = []
+        for subscribe_key, channel, uuid in self._states:
+            if uuid not in self._members.get(subscribe_key, {}).get(channel, {}):
+                absent.append((subscribe_key, channel, uuid))
+                if len(absent) >= count:
+                    break
+        for key in absent:
+            del self._states[key]
 
     def _schedule(self, member: _Member) -> None:
         if member.scheduled_at is not None and member.scheduled_at <= member.deadline:

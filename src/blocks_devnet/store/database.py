@@ -17,9 +17,11 @@ before any statement that names the table runs, so no reader here ever misses on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -27,25 +29,32 @@ logger = logging.getLogger(__name__)
 
 #: How often the background checkpointer copies the WAL into the database file.
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+#: A WAL file larger than this is restarted (rewritten from its start) and cut back to
+#: this size: passive checkpoints alone never let it restart while the network is busy.
+DEFAULT_WAL_LIMIT_BYTES = 64 * 1024 * 1024
+#: How long a restarting checkpoint on the thread waits for readers and writers (only
+#: without batched commits: with them, the loop finishes the restart, see _Checkpointer).
+RESTART_BUSY_TIMEOUT_SECONDS = 0.05
 _CHECKPOINT_JOIN_TIMEOUT_S = 5.0
 
 # Each component adds its own tables through ``Database.ensure_schema``; the realtime
-# message log is created here because everything else depends on it.
+# message log is created here because everything else depends on it (its indexes, and the
+# migration from the layout before it, are the message log's: realtime/message_log.py).
+# The timetoken is the rowid: one clock hands out every timetoken, so rows are appended in
+# key order and pages fill up.
 _MESSAGES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
+    timetoken INTEGER PRIMARY KEY,
     subscribe_key TEXT NOT NULL,
     channel TEXT NOT NULL,
-    timetoken INTEGER NOT NULL,
     publisher TEXT NOT NULL,
     message TEXT NOT NULL,
     meta TEXT,
     message_type INTEGER NOT NULL,
     custom_message_type TEXT,
     stored INTEGER NOT NULL,
-    expires_at INTEGER,
-    PRIMARY KEY (subscribe_key, channel, timetoken)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_by_tt ON messages (stored, timetoken);
+    expires_at INTEGER
+);
 """
 
 
@@ -95,16 +104,64 @@ class Database:
         self._loop = loop
         self._commit_interval_s = max(0.0, interval_s)
 
-    def checkpoint_in_background(self, interval_s: float = CHECKPOINT_INTERVAL_SECONDS) -> None:
+    def checkpoint_in_background(
+        self,
+        interval_s: float = CHECKPOINT_INTERVAL_SECONDS,
+        wal_limit_bytes: int = DEFAULT_WAL_LIMIT_BYTES,
+    ) -> None:
         """Copy the WAL into the database file from a thread of its own (``blocks-devnet-
         checkpoint``, every ``interval_s``) instead of inside a commit on the loop: an
         automatic checkpoint held the loop (and every client) for 10-20 ms every second or
-        two under load. Nothing for an in-memory database; stopped by :meth:`close`."""
+        two under load. Nothing for an in-memory database; stopped by :meth:`close`.
+
+        A WAL above ``wal_limit_bytes`` is also restarted (see :class:`_Checkpointer`) and
+        cut back to that size by the loop's next commit (``journal_size_limit``).
+        """
         if self.path is None or self._checkpointer is not None or self._closed:
             return
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = _Checkpointer(self.path, interval_s)
+        self._conn.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
+        self._checkpointer = _Checkpointer(
+            self.path, interval_s, wal_limit_bytes, self._ask_loop_to_copy_wal_tail
+        )
         self._checkpointer.start()
+
+    def _ask_loop_to_copy_wal_tail(self) -> bool:
+        """(From the checkpoint thread) schedule :meth:`_copy_wal_tail` on the loop; False
+        without batched commits (no loop to ask)."""
+        loop, checkpointer = self._loop, self._checkpointer
+        if loop is None or checkpointer is None or self._closed:
+            return False
+        if checkpointer.tail_asked:
+            return True  # the loop has not got to the last request yet: one is enough
+        checkpointer.tail_asked = True
+        with contextlib.suppress(RuntimeError):  # the loop closed: the database is closing
+            loop.call_soon_threadsafe(self._copy_wal_tail)
+        return True
+
+    def _copy_wal_tail(self) -> None:
+        """On the loop, when the thread found the WAL too large and has just copied it:
+        commit the open batch and copy the few frames written since, so the loop's next
+        write transaction starts with every frame copied and starts the WAL over."""
+        if self._checkpointer is not None:
+            self._checkpointer.tail_asked = False
+        if self._closed:
+            return
+        began = time.perf_counter()
+        try:
+            self.commit()
+            committed = time.perf_counter()
+            busy, log, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            logger.debug("copying the WAL's tail failed", exc_info=True)
+            return
+        logger.debug(
+            "WAL tail copied on the loop: commit %.1f ms, copy %.1f ms (busy %d, %d frames)",
+            (committed - began) * 1000,
+            (time.perf_counter() - committed) * 1000,
+            busy,
+            log,
+        )
 
     @property
     def uncommitted(self) -> bool:
@@ -301,11 +358,34 @@ class Database:
 
 
 class _Checkpointer:
-    """A daemon thread running passive WAL checkpoints on a connection of its own."""
+    """A daemon thread running WAL checkpoints on a connection of its own.
 
-    def __init__(self, path: Path, interval_s: float) -> None:
+    Every interval: a passive checkpoint, which copies what it can and never waits for (or
+    blocks) the loop. That alone never lets the WAL start over under load: the loop's
+    connection restarts it only when one of its write transactions begins with every frame
+    copied, and its own last commit always left some (12 GB of WAL in 10 minutes). So when
+    the file passes the limit, the thread (right after its passive copy) asks the loop to
+    commit and copy the frames written since, a few milliseconds' worth: its next write
+    then starts the WAL over. A RESTART checkpoint here instead held the write lock while
+    the loop's batch held a read snapshot: each side waited for the other until the busy
+    timeout (60 ms stalls, and the restart still failed). Without batched commits (no
+    loop), the thread runs the RESTART checkpoint itself.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float,
+        wal_limit_bytes: int,
+        ask_loop: Callable[[], bool],
+    ) -> None:
         self._path = path
+        self._wal_path = path.with_name(path.name + "-wal")
         self._interval_s = interval_s
+        self._wal_limit_bytes = wal_limit_bytes
+        self._ask_loop = ask_loop
+        #: Set when the loop was asked to copy the WAL's tail, cleared when it does.
+        self.tail_asked = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="blocks-devnet-checkpoint", daemon=True
@@ -320,19 +400,33 @@ class _Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(str(self._path), isolation_level=None)
+            conn = sqlite3.connect(
+                str(self._path), isolation_level=None, timeout=RESTART_BUSY_TIMEOUT_SECONDS
+            )
         except sqlite3.Error:
             logger.exception("cannot open the database for background checkpoints")
             return
         try:
             while not self._stop.wait(self._interval_s):
                 try:
-                    # PASSIVE: copies what it can, never waits for (or blocks) the writer.
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._tick(conn)
                 except sqlite3.Error:
                     logger.debug("background checkpoint failed", exc_info=True)
         finally:
             conn.close()
+
+    def _tick(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self._wal_bytes() <= self._wal_limit_bytes:
+            return
+        if not self._ask_loop():
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def _wal_bytes(self) -> int:
+        try:
+            return self._wal_path.stat().st_size
+        except OSError:
+            return 0
 
 
 class _Transaction:

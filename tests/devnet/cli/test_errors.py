@@ -85,6 +85,7 @@ def test_bad_arguments_exit_2_with_usage(argv: tuple[str, ...], blocks: Runner) 
         (("send", "echo", "hi", "--file", "missing.bin"), "--file missing.bin: no such file"),
         (("tasks", "list", "--limit", "0"), "--limit must be at least 1"),
         (("publish", "missing.json"), "missing.json: no such file"),
+        (("devnet", "--retention-days", "-1"), "retention_days must be 0 (keep forever)"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(

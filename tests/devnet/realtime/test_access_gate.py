@@ -70,9 +70,14 @@ def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(gate._verified) == 3
 
 
-def _revoked_rows(db: Database) -> list[tuple[str, int | None]]:
-    rows = db.query("SELECT token, expires_at FROM revoked_tokens ORDER BY revoked_at, token")
-    return [(row["token"], row["expires_at"]) for row in rows]
+def _revoked_rows(db: Database) -> dict[bytes, int | None]:
+    """Digest → expiry of every stored revocation (tokens are stored as digests only)."""
+    rows = db.query("SELECT digest, expires_at FROM revoked_token_digests")
+    return {row["digest"]: row["expires_at"] for row in rows}
+
+
+def _digest(token: str) -> bytes:
+    return access.revocation_digest(KEYSET.subscribe_key, token)
 
 
 def test_revocations_are_forgotten_once_their_token_expired() -> None:
@@ -85,7 +90,7 @@ def test_revocations_are_forgotten_once_their_token_expired() -> None:
     assert gate.prune_revoked(time.time() + 120) == 1
     assert not gate.is_revoked(KEYSET.subscribe_key, short)
     assert gate.is_revoked(KEYSET.subscribe_key, long)
-    assert [token for token, _ in _revoked_rows(db)] == [long]
+    assert list(_revoked_rows(db)) == [_digest(long)]
 
 
 def test_an_unreadable_revoked_token_is_kept() -> None:
@@ -96,7 +101,7 @@ def test_an_unreadable_revoked_token_is_kept() -> None:
     assert gate.is_revoked(KEYSET.subscribe_key, "not-a-token")
 
 
-def test_a_data_directory_from_before_expiries_is_upgraded_and_pruned(tmp_path: Any) -> None:
+def test_a_data_directory_from_before_digests_is_upgraded_and_pruned(tmp_path: Any) -> None:
     path = tmp_path / "db.sqlite3"
     old = Database(path)
     old.ensure_schema(
@@ -119,8 +124,9 @@ def test_a_data_directory_from_before_expiries_is_upgraded_and_pruned(tmp_path: 
     gate = AccessGate(db)
     assert not gate.is_revoked(KEYSET.subscribe_key, expired)
     assert gate.is_revoked(KEYSET.subscribe_key, live)
-    [(token, expires_at)] = _revoked_rows(db)
-    assert token == live and expires_at is not None and expires_at > time.time()
+    [(digest, expires_at)] = _revoked_rows(db).items()
+    assert digest == _digest(live) and expires_at is not None and expires_at > time.time()
+    assert db.query_one("SELECT 1 FROM sqlite_master WHERE name='revoked_tokens'") is None
     db.close()
 
 
@@ -143,7 +149,7 @@ def test_a_revocation_written_behind_survives_a_clean_restart(tmp_path: Any) -> 
         db.batch_commits(asyncio.get_running_loop(), interval_s=60)
         gate.revoke(KEYSET.subscribe_key, token)  # queued for the commit
         assert gate.is_revoked(KEYSET.subscribe_key, token)
-        assert [t for t, _ in _revoked_rows(db)] == [token]  # a read sees the queued row
+        assert list(_revoked_rows(db)) == [_digest(token)]  # a read sees the queued row
         db.close()
 
     asyncio.run(scenario())
@@ -200,8 +206,7 @@ def test_a_revocation_takes_its_expiry_from_the_verified_grant() -> None:
     gate.grant_for(request_with(verified))
     gate.revoke(KEYSET.subscribe_key, verified)
     gate.revoke(KEYSET.subscribe_key, unseen)  # never verified: its expiry is decoded
-    rows = db.query("SELECT token, expires_at FROM revoked_tokens")
-    assert {row["token"]: row["expires_at"] for row in rows} == {
-        verified: token_expiry(verified),
-        unseen: token_expiry(unseen),
+    assert _revoked_rows(db) == {
+        _digest(verified): token_expiry(verified),
+        _digest(unseen): token_expiry(unseen),
     }

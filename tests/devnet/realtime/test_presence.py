@@ -16,6 +16,7 @@ from pubnub.enums import PNStatusCategory
 from pubnub.exceptions import PubNubException
 from pubnub.pubnub import PubNub
 
+from blocks_devnet.realtime import presence
 from blocks_devnet.realtime.errors import RealtimeError
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.realtime.message_log import MessageLog
@@ -171,6 +172,19 @@ def test_state_change_events(harness: Harness) -> None:
     assert harness.tracker.get_state(KEY, "alice", "room") == {"mood": "ok"}
     harness.tracker.leave(KEY, "alice", ["room"])
     assert harness.tracker.get_state(KEY, "alice", "room") == {}
+
+
+def test_states_of_absent_uuids_are_bounded_and_present_ones_stay(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presence, "MAX_ABSENT_STATES", 3)
+    harness.tracker.heartbeat(KEY, "alice", ["room"], 30, {"room": {"here": True}})
+    for n in range(4):  # set, never joined
+        harness.tracker.set_state(KEY, f"ghost{n}", ["room"], {"n": n})
+    assert harness.tracker.get_state(KEY, "alice", "room") == {"here": True}
+    assert harness.tracker.get_state(KEY, "ghost0", "room") == {}
+    assert harness.tracker.get_state(KEY, "ghost1", "room") == {}
+    assert harness.tracker.get_state(KEY, "ghost3", "room") == {"n": 3}
 
 
 def test_malformed_channel_state_is_a_400() -> None:

@@ -53,3 +53,25 @@ def test_an_in_memory_database_starts_no_checkpoint_thread() -> None:
     db.checkpoint_in_background(interval_s=0.05)
     assert len(_checkpointers()) == before
     db.close()
+
+
+def test_a_wal_past_its_limit_starts_over_with_batched_commits(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    db = Database(path)
+    largest: list[int] = []
+
+    async def scenario() -> None:
+        db.batch_commits(asyncio.get_running_loop(), interval_s=0.01)
+        db.checkpoint_in_background(interval_s=0.02, wal_limit_bytes=256 * 1024)
+        wal = path.with_name(path.name + "-wal")
+        for _ in range(400):  # 40 MB, a batch of writes per loop turn
+            db.executemany("INSERT INTO items (x) VALUES (?)", [("x" * 1000,)] * 100)
+            largest.append(wal.stat().st_size if wal.exists() else 0)
+            await asyncio.sleep(0.002)  # commits, and the loop's part of the restart, run
+
+    try:
+        db.ensure_schema("CREATE TABLE IF NOT EXISTS items (x TEXT);")
+        asyncio.run(scenario())
+        assert max(largest) < 8 * 1024 * 1024
+    finally:
+        db.close()

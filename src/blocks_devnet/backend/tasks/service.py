@@ -39,6 +39,7 @@ from blocks_devnet.backend.tasks.dispatch import (
 from blocks_devnet.backend.tasks.params import ListTasksParams, SendMessage
 from blocks_devnet.backend.tasks.scanner import Scanner
 from blocks_devnet.backend.tasks.settings import TaskSettings
+from blocks_devnet.backend.tasks.start_rows import StartTaskRows
 from blocks_devnet.backend.tasks.store import (
     STATE_QUEUED,
     STATE_SUBMITTED,
@@ -93,8 +94,23 @@ class TaskService:
         self._cards: dict[str, tuple[Mapping[str, Any], AgentCard]] = {}
         self._rebuild()
         ctx.realtime.messages.add_observer(TaskChannelSync(self))
+        self.start_rows = StartTaskRows(ctx.realtime.messages)
+        ctx.realtime.messages.add_observer(self.start_rows)
         # Stream frames are most of the traffic and buffer-only: write them in bulk.
         ctx.realtime.messages.defer_unstored_writes(is_stream_channel)
+        ctx.realtime.sweeper.add("write-token rows of ended tasks", self.tokens.sweep_ended)
+        if ctx.realtime.retention.seconds is not None:
+            ctx.realtime.sweeper.add("task records past retention", self._sweep_past_retention)
+
+    def _sweep_past_retention(self, limit: int) -> int:
+        """Delete finished task records (and their token and stream rows) created longer
+        ago than the retention."""
+        retention_s = self.ctx.realtime.retention.seconds
+        assert retention_s is not None
+        horizon_ms = int((time.time() - retention_s) * 1000)
+        task_ids = self.store.sweep_finished(horizon_ms, limit)
+        self.tokens.forget_tasks(task_ids)
+        return len(task_ids)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -440,6 +456,7 @@ class TaskService:
         queue = self._queues.get(record.agent_name)
         if queue is not None and record.task_id in queue:
             queue.remove(record.task_id)
+        self.start_rows.on_terminal(record.task_id)
         self.tokens.on_terminal(
             record.task_id,
             now,

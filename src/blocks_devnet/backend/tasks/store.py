@@ -71,6 +71,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS tasks_idempotency
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
 CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner_id, created_ms);
 CREATE INDEX IF NOT EXISTS tasks_by_agent_org ON tasks (agent_org_id, created_ms);
+CREATE INDEX IF NOT EXISTS tasks_by_created ON tasks (created_ms);
 """
 
 _JSON_COLUMNS = ("caller_claims", "request_parts")
@@ -423,6 +424,22 @@ class TaskStore:
         more = len(rows) > limit
         next_cursor = encode_cursor(records[-1].created_ms, records[-1].task_id) if more else None
         return TaskPage(tasks=records, next=next_cursor, total_count=total)
+
+    def sweep_finished(self, created_before_ms: int, limit: int) -> list[str]:
+        """Delete at most ``limit`` terminal tasks created before ``created_before_ms``
+        (retention); returns their ids. Active tasks stay, however old."""
+        self._write_unwritten()
+        rows = self._db.query(
+            "SELECT task_id FROM tasks WHERE created_ms < ? AND state NOT IN (?,?,?)"
+            " ORDER BY created_ms LIMIT ?",
+            (created_before_ms, *ACTIVE_STATES, limit),
+        )
+        ids = [row["task_id"] for row in rows]
+        if ids:
+            self._db.executemany("DELETE FROM tasks WHERE task_id=?", [(i,) for i in ids])
+            for task_id in ids:
+                self._records.pop(task_id, None)
+        return ids
 
     def count_queued(self, agent_name: str) -> int:
         row = self._db.query_one(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from blocks_devnet.backend.tasks.store import ACTIVE_STATES
 from blocks_devnet.store.database import Database, RowQueue
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,23 @@ class TokenLedger:
         for subscribe_key, token in tokens:
             self._revoke(subscribe_key, token)
         return len(tokens)
+
+    def sweep_ended(self, limit: int) -> int:
+        """Delete at most ``limit`` write-token rows of tasks that ended (their tokens were
+        revoked at the terminal, so nothing reads the rows again); returns how many."""
+        cursor = self._db.execute(
+            "DELETE FROM task_tokens WHERE rowid IN (SELECT task_tokens.rowid FROM task_tokens"
+            " LEFT JOIN tasks USING (task_id)"
+            " WHERE tasks.state IS NULL OR tasks.state NOT IN (?,?,?) LIMIT ?)",
+            (*ACTIVE_STATES, limit),
+        )
+        return cursor.rowcount
+
+    def forget_tasks(self, task_ids: list[str]) -> None:
+        """Delete the rows kept for tasks whose records retention removed."""
+        rows = [(task_id,) for task_id in task_ids]
+        self._db.executemany("DELETE FROM task_tokens WHERE task_id=?", rows)
+        self._db.executemany("DELETE FROM task_streams WHERE task_id=?", rows)
 
     def record_stream(self, stream: StreamRecord, now_ms: int) -> None:
         """Add or replace a task's stream (a later phase may add the writer token)."""

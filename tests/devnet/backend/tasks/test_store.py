@@ -92,3 +92,17 @@ def test_requeue_takes_back_only_a_task_its_instance_never_started(store: TaskSt
     store.insert(record(task_id="t_run", state="submitted", instance_id="AG-1"))
     assert store.mark_running("t_run", 6)
     assert store.requeue("t_run", "AG-1", 7) is False  # started: never taken back
+
+
+def test_retention_deletes_old_finished_tasks_in_batches_and_keeps_active_ones(
+    store: TaskStore,
+) -> None:
+    for n in range(3):
+        store.insert(record(task_id=f"old_{n}", state="completed", created_ms=100 + n))
+    store.insert(record(task_id="old_running", state="running", created_ms=50))
+    store.insert(record(task_id="new", state="failed", created_ms=10_000))
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == ["old_0", "old_1"]
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == ["old_2"]
+    assert store.sweep_finished(created_before_ms=1000, limit=2) == []
+    assert store.get("old_0") is None  # gone from the cache too
+    assert store.get("old_running") is not None and store.get("new") is not None
