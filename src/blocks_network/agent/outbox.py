@@ -95,9 +95,12 @@ class EventOutbox:
         clock: Callable[[], float] = time.monotonic,
         max_events_per_task: int = MAX_EVENTS_PER_TASK,
         max_bytes: int = MAX_BYTES,
+        on_task_done: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._stored = stored
+        #: Called (no lock held) when a task's last waiting event was delivered or dropped.
+        self._on_task_done = on_task_done
         self._clock = clock
         self._max_events = max_events_per_task
         self._max_bytes = max_bytes
@@ -176,6 +179,11 @@ class EventOutbox:
         with self._cond:
             return len(self._tasks)
 
+    def task_ids(self) -> set[str]:
+        """The tasks whose events wait: not ended as far as the network knows."""
+        with self._cond:
+            return set(self._tasks)
+
     def wait_flushed(self, creds: TaskCredentials, timeout: float) -> bool:
         """Block until no event of ``creds``' task waits (True) or ``timeout`` passes."""
         return self._wait(lambda: creds.task_id not in self._tasks, timeout)
@@ -245,6 +253,7 @@ class EventOutbox:
                     )
                 self._forget(creds, event.size, remove=done)
             if done:
+                self._task_done()
                 return
 
     def _attempt(self, creds: TaskCredentials, event: _Event) -> bool:
@@ -297,6 +306,14 @@ class EventOutbox:
         backlog.events.clear()
         creds.backlog = None
         self._forget(creds, size, remove=True)
+        self._task_done()
+
+    def _task_done(self) -> None:
+        if self._on_task_done is not None:
+            try:
+                self._on_task_done()
+            except Exception:
+                logger.exception("the outbox's task-done callback failed")
 
     def _forget(self, creds: TaskCredentials, size: int, *, remove: bool = True) -> None:
         with self._cond:

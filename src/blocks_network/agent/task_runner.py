@@ -112,7 +112,9 @@ class TaskRunner:
         self._finishing: set[str] = set()
         #: Tasks accepted recently: a StartTask for one of them is a duplicate.
         self._accepted = RecentTasks()
-        self._outbox = EventOutbox(self._send_once, self._find_stored)
+        self._outbox = EventOutbox(
+            self._send_once, self._find_stored, on_task_done=self._outbox_task_done
+        )
         self.services = ContextServices(self, config, scheduler=scheduler, uploader=uploader)
         #: The instance's streams (set by the instance; None: create_stream is unavailable).
         self.streams: AgentStreams | None = None
@@ -121,8 +123,16 @@ class TaskRunner:
 
     @property
     def active_count(self) -> int:
+        """Tasks running here, plus tasks whose events (a terminal among them) still wait in
+        the outbox: the network has not seen them end, and a state that left them out would
+        make it fail them as lost after a restart (docs/agent-runtime.md)."""
         with self._lock:
-            return len(self._active)
+            ids = set(self._active)
+        return len(ids | self._outbox.task_ids())
+
+    def _outbox_task_done(self) -> None:
+        # The network took (or we dropped) a waiting task's last event: announce the count.
+        self._cfg.on_active_changed(self.active_count, False)
 
     def is_in_flight(self, task_id: str) -> bool:
         with self._lock:

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +86,9 @@ def _creds(deliver_within: float = 60.0) -> TaskCredentials:
 
 
 @contextmanager
-def runner_on(channels: FakeChannels) -> Iterator[TaskRunner]:
+def runner_on(
+    channels: FakeChannels, on_active_changed: Callable[[int, bool], None] | None = None
+) -> Iterator[TaskRunner]:
     with stub_server(channels.respond) as server:
         http = HttpClient()
         realtime = RealtimeHttp(
@@ -100,7 +102,7 @@ def runner_on(channels: FakeChannels) -> Iterator[TaskRunner]:
             inline_limit=16384,
             keyset_for=lambda _env: KEYSET,
             environment=lambda: None,
-            on_active_changed=lambda _count, _now: None,
+            on_active_changed=on_active_changed or (lambda _count, _now: None),
             task_client=lambda: None,
             task_pubnub=lambda _creds: None,
         )
@@ -138,6 +140,21 @@ def test_events_wait_out_lost_answers_in_order_and_are_stored_once() -> None:
         assert runner.flush(creds)
         assert runner.waiting_events == 0
     assert _messages(channels) == ["event 1", "event 2", "event 3", "event 4"]
+
+
+def test_a_task_counts_active_while_its_events_wait() -> None:
+    # The network has not seen the task end while its terminal waits: the announced count
+    # keeps it, and drops it (announced again) once the network took the terminal.
+    channels = FakeChannels(script=["lost", "lost"])
+    announced: list[int] = []
+    with runner_on(channels, lambda count, _now: announced.append(count)) as runner:
+        creds = _creds()
+        runner.publish_event(creds, _event(1, "terminal"))
+        assert runner.active_count == 1  # nothing runs here, but the terminal waits
+        assert runner.flush(creds)
+        assert runner.active_count == 0
+        assert announced[-1] == 0
+    assert _messages(channels) == ["event 1"]
 
 
 def test_an_unreadable_history_is_retried_rather_than_guessed() -> None:
