@@ -78,8 +78,8 @@ def echo_agent(agents: AgentFactory) -> LoggedProcess:
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> SleeperAgent:
-    """A card-mode agent folder ("sleeper", concurrency 5); start it with ``agents``."""
-    return SleeperAgent.write(tmp_path / "sleeper", "sleeper", concurrency=5)
+    """A card-mode agent folder ("sleeper", concurrency 20); start it with ``agents``."""
+    return SleeperAgent.write(tmp_path / "sleeper", "sleeper", concurrency=20)
 
 
 @pytest.fixture

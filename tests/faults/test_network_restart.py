@@ -12,8 +12,8 @@ from tests.faults.consumer import Consumer
 from tests.faults.harness import Devnet, SleeperAgent
 from tests.support.task_rpc import wait_until
 
-TASKS = 20
-HANDLER_S = 3
+TASKS = 100
+HANDLER_S = 2
 #: A task sent right after a restart must complete this soon after the network serves.
 PROBE_BUDGET_S = 10.0
 #: After each of several quick restarts, as long for both probes together.
