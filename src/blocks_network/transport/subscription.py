@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
-from blocks_network.errors import CertificateError
+from blocks_network.errors import CertificateError, ClosedError
 from blocks_network.transport.connections import PlainConnection, split_origin
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
@@ -105,8 +105,10 @@ class PollConnections:
         self._closed = False
 
     def take(self) -> PlainConnection:
-        """An idle connection, or a new (not yet connected) one."""
+        """An idle connection, or a new (not yet connected) one; ClosedError after close()."""
         with self._lock:
+            if self._closed:
+                raise ClosedError("the subscriptions were closed; create a new client")
             if self._idle:
                 return self._idle.pop()
             if self._endpoint.ssl and self._tls is None:
@@ -214,7 +216,10 @@ class ChannelSubscription:
         with self._lock:
             if self._stopped.is_set():
                 return
-            self._conn = self._connections.take()
+            try:
+                self._conn = self._connections.take()
+            except ClosedError:
+                return  # closed before this loop's first poll: nothing to follow
         failures = 0
         answered = False
         try:
