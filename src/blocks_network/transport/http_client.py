@@ -12,12 +12,10 @@ import contextlib
 import http.client
 import json
 import logging
-import random
 import select
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -25,15 +23,15 @@ from urllib.parse import SplitResult, urlsplit
 from blocks_network.errors import ClosedError, ConfigError, NetworkError
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
+from blocks_network.transport.retry import TRANSIENT, RetryPolicy, wait
 from blocks_network.transport.tls import client_ssl_context
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
-#: Transient failures are retried this many times in all (protocol.md §4.1, §10.2).
-TRANSIENT_ATTEMPTS = 3
 #: Idle keep-alive connections kept per origin (more in flight are opened, then closed).
 DEFAULT_POOL_SIZE = 64
+_CLOSED = "this SDK client was closed; its requests stop here (create a new client)"
 
 
 class RequestNotSent(NetworkError):
@@ -53,8 +51,12 @@ class HttpClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         user_agent: str = "blocks-network-python",
         pool_size: int = DEFAULT_POOL_SIZE,
+        retry: RetryPolicy = TRANSIENT,
     ) -> None:
         self._timeout = timeout
+        self._retry = retry
+        # Set by close(): ends a retry back-off at once.
+        self._stopping = threading.Event()
         self._pool_size = pool_size
         self._user_agent = user_agent
         self._lock = threading.Lock()
@@ -78,11 +80,12 @@ class HttpClient:
         """Send one request; network failures raise :class:`NetworkError` after retries.
 
         Any HTTP status is returned, not raised: callers map statuses to their errors.
+        Raises :class:`~blocks_network.errors.ClosedError` once :meth:`close` was called,
+        also during a retry's back-off.
         """
         parts, path, body, send_headers = self._prepare(url, json_body, body, headers)
-        attempts = TRANSIENT_ATTEMPTS if retry_transient else 1
-        last_error: Exception | None = None
-        for attempt in range(attempts):
+        failures = 0
+        while True:
             try:
                 return self._send(
                     parts.scheme,
@@ -94,15 +97,18 @@ class HttpClient:
                     send_headers,
                     timeout,
                 )
-            except (OSError, http.client.HTTPException) as exc:
-                last_error = exc
-                if attempt + 1 < attempts:
-                    delay = 0.5 * 2**attempt + random.uniform(0, 0.1)
+            except self._retry.transient as exc:
+                failures += 1
+                delay = self._retry.delay(failures) if retry_transient else None
+                if delay is not None:
                     logger.debug("request to %s failed (%s); retrying in %.2f s", url, exc, delay)
-                    time.sleep(delay)
-        raise NetworkError(
-            f"could not reach {parts.scheme}://{parts.netloc}: {last_error}"
-        ) from last_error
+                    if wait(delay, self._stopping):
+                        continue
+                if self._stopping.is_set():
+                    raise ClosedError(_CLOSED) from exc
+                raise NetworkError(
+                    f"could not reach {parts.scheme}://{parts.netloc}: {exc}"
+                ) from exc
 
     def start(
         self,
@@ -227,9 +233,7 @@ class HttpClient:
         scheme, host, port = key
         with self._lock:
             if self._closed:
-                raise ClosedError(
-                    "this SDK client was closed; its requests stop here (create a new client)"
-                )
+                raise ClosedError(_CLOSED)
             idle = None if fresh else self._idle.get(key)
             if idle:
                 conn = idle.pop()
@@ -265,6 +269,7 @@ class HttpClient:
         """Close the pool: idle connections close, requests in flight are aborted (their
         sockets close, never back into the pool), and every later request raises
         :class:`~blocks_network.errors.ClosedError`. Idempotent."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             pools, self._idle = self._idle, {}

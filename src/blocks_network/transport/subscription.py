@@ -19,7 +19,6 @@ import contextlib
 import http.client
 import json
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -32,6 +31,7 @@ from blocks_network.transport.connections import PlainConnection, split_origin
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import encode_params, identity_query
+from blocks_network.transport.retry import RECONNECT
 from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
@@ -40,9 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: The official client's subscribe request timeout (servers answer well before it).
 SUBSCRIBE_TIMEOUT_S: Final = 310.0
-#: Back-off after a failed poll: doubles from the first value up to the second (then
-#: jittered), so a restarted network is followed again within seconds.
-RETRY_DELAYS_S: Final = (0.5, 5.0)
+#: Back-off after a failed poll (until stopped), so a restarted network is followed again
+#: within seconds.
+RETRY: Final = RECONNECT
 _MAX_IDLE_CONNECTIONS: Final = 64
 #: What the official client's requests carry besides Host.
 _POLL_HEADERS: Final = "Accept-Encoding: identity\r\n"
@@ -243,8 +243,7 @@ class ChannelSubscription:
                     continue
                 self._report_failure(answer, first=failures == 0)
                 failures += 1
-                delay = min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1])
-                self._stopped.wait(delay * random.uniform(0.5, 1.0))
+                RETRY.backoff(failures, self._stopped)
         except Exception:
             logger.exception("subscription loop for %s failed", self._path)
         finally:

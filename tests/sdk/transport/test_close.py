@@ -3,19 +3,29 @@ back into a pool), and every later request raises ClosedError."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from blocks_network.errors import ClosedError
+from blocks_network.transport import subscription
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.post_pool import PostPool
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
-from blocks_network.transport.subscription import PollConnections
+from blocks_network.transport.retry import RetryPolicy
+from blocks_network.transport.subscription import (
+    ChannelSubscription,
+    PollConnections,
+    SubscriptionSink,
+)
+from tests.sdk.stub_server import dead_url
 
 WAIT = 10.0
 _OK = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}'
@@ -137,3 +147,57 @@ def test_poll_connections_refuse_after_close() -> None:
     connections.close()
     with pytest.raises(ClosedError):
         connections.take()
+
+
+def test_close_during_a_retry_back_off_ends_the_request_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="blocks_network.transport.http_client")
+    # A minute between tries: only close() can end the wait this soon.
+    client = HttpClient(retry=RetryPolicy(attempts=5, base_s=60.0, cap_s=60.0))
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.request("GET", f"{dead_url()}/nobody")
+        except BaseException as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    deadline = time.monotonic() + WAIT
+    while "retrying" not in caplog.text:  # the first try failed: the back-off began
+        assert time.monotonic() < deadline, "the first try never failed"
+        time.sleep(0.01)
+    client.close()
+    caller.join(WAIT)
+    assert not caller.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ClosedError)
+
+
+def test_stop_during_the_subscription_back_off_ends_its_thread_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A minute between polls: only stop() can end the wait this soon.
+    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 60.0, 60.0))
+    failed = threading.Event()
+    endpoint = RealtimeEndpoint(origin=dead_url().removeprefix("http://"), ssl=False)
+    threads = PollThreads()
+    connections = PollConnections(endpoint)
+    loop = ChannelSubscription(
+        endpoint=endpoint,
+        subscribe_key="sub-c-1",
+        channel="u.o.t",
+        token=None,
+        user_id="u",
+        cursor=0,
+        sink=SubscriptionSink(lambda *_: None, lambda: None, failed=lambda *_: failed.set()),
+        threads=threads,
+        connections=connections,
+    )
+    loop.start()
+    assert failed.wait(WAIT)  # the back-off begins right after the report
+    loop.stop()
+    threads.close()
+    connections.close()
+    assert threads.size == 0
