@@ -26,7 +26,6 @@ instance's capacity (without it, it cannot dispatch to the instance at all).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any, Final
 
 from blocks_network.agent.realtime_http import RealtimeHttp
 from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.retry import RECONNECT
 
 __all__ = ["PresenceReporter", "PresenceTarget"]
 
@@ -49,8 +49,8 @@ DEBOUNCE_S: Final = 0.1
 #: After the instance came near its capacity, task ends are announced before their
 #: terminals for this long.
 BUSY_HOLD_S: Final = 1.0
-#: Re-announcing after a reconnect: from the first delay, doubling up to the second.
-RESYNC_DELAYS_S: Final = (0.5, 5.0)
+#: Re-announcing after a reconnect: the SDK's reconnect back-off, until it succeeds or stops.
+RESYNC_RETRY: Final = RECONNECT
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,7 @@ class PresenceReporter:
                     failures = 0
                 else:
                     failures += 1
-                    delay = min(RESYNC_DELAYS_S[0] * 2 ** (failures - 1), RESYNC_DELAYS_S[1])
-                    self._stop.wait(delay * random.uniform(0.5, 1.0))
+                    RESYNC_RETRY.backoff(failures, self._stop)
                 continue
             if not self._dirty.wait(_IDLE_WAIT_S) or self._stop.wait(DEBOUNCE_S):
                 continue

@@ -31,6 +31,7 @@ from blocks_network.auth.token_sources import (
 from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
 from blocks_network.errors import AuthRefreshFailedError, ClosedError, ConfigError
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.retry import wait
 
 __all__ = ["AuthErrorCallback", "ConsumerAuth"]
 
@@ -290,7 +291,7 @@ class ConsumerAuth:
                 return  # reported; reactive refresh (401 / preflight) takes over
             if self._retry_sleep is not None:
                 self._retry_sleep(delay)
-            elif self._stopped.wait(delay):
+            elif not wait(delay, self._stopped):
                 return
 
     def _notify(self, error: AuthRefreshFailedError) -> None:

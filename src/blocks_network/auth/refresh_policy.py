@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from blocks_network.transport.retry import RetryPolicy
+
 __all__ = ["DEFAULT_TIMING", "RefreshPolicy", "RefreshTiming"]
 
 
@@ -37,9 +39,12 @@ class RefreshTiming:
 
         ``retry_delay(1) == 5``, ``retry_delay(2) == 10``, ``retry_delay(3) is None``.
         """
-        if failures < 1 or failures >= self.attempts:
-            return None
-        return min(self.backoff_base_s * 2.0 ** (failures - 1), self.backoff_cap_s)
+        return self.retry.delay(failures)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The schedule as the SDK's retry policy (no jitter: one timer per client)."""
+        return RetryPolicy(self.attempts, self.backoff_base_s, self.backoff_cap_s)
 
 
 DEFAULT_TIMING: Final = RefreshTiming()

@@ -8,30 +8,30 @@ several.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
-import random
 import select
+import socket
 import ssl
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from blocks_network.errors import ConfigError, NetworkError
+from blocks_network.errors import ClosedError, ConfigError, NetworkError
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
+from blocks_network.transport.retry import TRANSIENT, RetryPolicy, wait
 from blocks_network.transport.tls import client_ssl_context
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
-#: Transient failures are retried this many times in all (protocol.md §4.1, §10.2).
-TRANSIENT_ATTEMPTS = 3
 #: Idle keep-alive connections kept per origin (more in flight are opened, then closed).
 DEFAULT_POOL_SIZE = 64
+_CLOSED = "this SDK client was closed; its requests stop here (create a new client)"
 
 
 class RequestNotSent(NetworkError):
@@ -51,13 +51,19 @@ class HttpClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         user_agent: str = "blocks-network-python",
         pool_size: int = DEFAULT_POOL_SIZE,
+        retry: RetryPolicy = TRANSIENT,
     ) -> None:
         self._timeout = timeout
+        self._retry = retry
+        # Set by close(): ends a retry back-off at once.
+        self._stopping = threading.Event()
         self._pool_size = pool_size
         self._user_agent = user_agent
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, str, int], list[PlainConnection]] = {}
         self._ssl_context: ssl.SSLContext | None = None
+        # Connections checked out (requests in flight), so close() can abort them.
+        self._busy: set[PlainConnection] = set()
         self._closed = False
 
     def request(
@@ -74,11 +80,12 @@ class HttpClient:
         """Send one request; network failures raise :class:`NetworkError` after retries.
 
         Any HTTP status is returned, not raised: callers map statuses to their errors.
+        Raises :class:`~blocks_network.errors.ClosedError` once :meth:`close` was called,
+        also during a retry's back-off.
         """
         parts, path, body, send_headers = self._prepare(url, json_body, body, headers)
-        attempts = TRANSIENT_ATTEMPTS if retry_transient else 1
-        last_error: Exception | None = None
-        for attempt in range(attempts):
+        failures = 0
+        while True:
             try:
                 return self._send(
                     parts.scheme,
@@ -90,15 +97,18 @@ class HttpClient:
                     send_headers,
                     timeout,
                 )
-            except (OSError, http.client.HTTPException) as exc:
-                last_error = exc
-                if attempt + 1 < attempts:
-                    delay = 0.5 * 2**attempt + random.uniform(0, 0.1)
+            except self._retry.transient as exc:
+                failures += 1
+                delay = self._retry.delay(failures) if retry_transient else None
+                if delay is not None:
                     logger.debug("request to %s failed (%s); retrying in %.2f s", url, exc, delay)
-                    time.sleep(delay)
-        raise NetworkError(
-            f"could not reach {parts.scheme}://{parts.netloc}: {last_error}"
-        ) from last_error
+                    if wait(delay, self._stopping):
+                        continue
+                if self._stopping.is_set():
+                    raise ClosedError(_CLOSED) from exc
+                raise NetworkError(
+                    f"could not reach {parts.scheme}://{parts.netloc}: {exc}"
+                ) from exc
 
     def start(
         self,
@@ -120,18 +130,21 @@ class HttpClient:
         key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
         conn: PlainConnection | None = None
         for fresh in (False, True):
-            conn = self._connection(key, fresh, timeout)
+            try:
+                conn = self._connection(key, fresh, timeout)
+            except ClosedError:
+                break  # result() raises it again
             if not fresh and _dropped(conn):
                 # Closed by the server while idle: sent on it, the request's fate would be
                 # unknown, and this is the one request that is never resent blind.
-                conn.close()
+                self._drop(conn)
                 continue
             try:
                 conn.request(method, path, send_headers, body)
                 break
             # A ConfigError (untrusted certificate, bad proxy) recurs, and raises, in result().
             except (OSError, http.client.HTTPException, ConfigError) as exc:
-                conn.close()
+                self._drop(conn)
                 conn = None
                 logger.debug("sending to %s failed (%s)", url, exc)
         return PendingResponse(self, key, conn, (method, url, body, headers, timeout))
@@ -196,12 +209,12 @@ class HttpClient:
                 http.client.RemoteDisconnected,
                 http.client.BadStatusLine,
             ):
-                conn.close()
+                self._drop(conn)
                 if fresh:
                     raise
                 continue
             except BaseException:
-                conn.close()
+                self._drop(conn)
                 raise
             return self._finish(key, conn, response, keep)
         raise http.client.HTTPException("unreachable")  # pragma: no cover
@@ -212,40 +225,65 @@ class HttpClient:
         if keep:
             self._checkin(key, conn)
         else:
-            conn.close()
+            self._drop(conn)
         return response
 
     def _checkout(self, key: tuple[str, str, int], fresh: bool) -> PlainConnection:
-        if not fresh:
-            with self._lock:
-                idle = self._idle.get(key)
-                if idle:
-                    return idle.pop()
+        """A pooled or new connection, marked busy; raises ClosedError after close()."""
         scheme, host, port = key
-        if scheme == "https" and self._ssl_context is None:
-            self._ssl_context = client_ssl_context()
-        return PlainConnection(
-            host,
-            port,
-            timeout=self._timeout,
-            tls=self._ssl_context if scheme == "https" else None,
-        )
+        with self._lock:
+            if self._closed:
+                raise ClosedError(_CLOSED)
+            idle = None if fresh else self._idle.get(key)
+            if idle:
+                conn = idle.pop()
+            else:
+                if scheme == "https" and self._ssl_context is None:
+                    self._ssl_context = client_ssl_context()
+                conn = PlainConnection(
+                    host,
+                    port,
+                    timeout=self._timeout,
+                    tls=self._ssl_context if scheme == "https" else None,
+                )
+            self._busy.add(conn)
+        return conn
 
     def _checkin(self, key: tuple[str, str, int], conn: PlainConnection) -> None:
+        """Return a busy connection to the pool (closed if the pool is closed or full)."""
         with self._lock:
+            self._busy.discard(conn)
             idle = self._idle.setdefault(key, [])
-            if self._closed or len(idle) >= self._pool_size:
-                conn.close()
-            else:
+            if not self._closed and len(idle) < self._pool_size:
                 idle.append(conn)
+                return
+        conn.close()
+
+    def _drop(self, conn: PlainConnection) -> None:
+        """Close a busy connection (failed, or not reusable)."""
+        with self._lock:
+            self._busy.discard(conn)
+        conn.close()
 
     def close(self) -> None:
-        """Close pooled connections; the client stays usable (it reconnects)."""
+        """Close the pool: idle connections close, requests in flight are aborted (their
+        sockets close, never back into the pool), and every later request raises
+        :class:`~blocks_network.errors.ClosedError`. Idempotent."""
+        self._stopping.set()
         with self._lock:
+            self._closed = True
             pools, self._idle = self._idle, {}
+            busy = list(self._busy)
         for idle in pools.values():
             for conn in idle:
                 conn.close()
+        for conn in busy:
+            sock = conn.sock
+            if sock is not None:
+                # shutdown() wakes the thread blocked in recv(), which then closes the
+                # socket itself; closing it from here could close a reused descriptor.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _dropped(conn: PlainConnection) -> bool:
@@ -298,7 +336,7 @@ class PendingResponse:
         try:
             response, keep = conn.read_response()
         except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+            self._client._drop(conn)
             raise AnswerLost(
                 f"no answer to {method} {url.split('?', 1)[0]}: {exc or type(exc).__name__}"
             ) from exc
@@ -318,7 +356,7 @@ class PendingResponse:
             try:
                 response, keep = conn.read_response()
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                self._client._drop(conn)
                 logger.debug("reading a started request's answer failed (%s); resending", exc)
             else:
                 self._result = self._client._finish(self._key, conn, response, keep)

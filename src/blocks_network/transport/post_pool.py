@@ -12,7 +12,7 @@ import ssl
 import threading
 from typing import Final
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import ClosedError, NetworkError
 from blocks_network.transport.connections import (
     HttpResponse,
     PlainConnection,
@@ -66,8 +66,10 @@ class PostPool:
         raise NetworkError(f"could not publish to {self._origin}")  # pragma: no cover
 
     def close(self) -> None:
-        """Close idle connections; later posts open new ones. Idempotent."""
+        """Close idle connections; a post in flight closes its connection when it ends,
+        later posts raise ClosedError. Idempotent."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
@@ -76,6 +78,8 @@ class PostPool:
 
     def _checkout(self, timeout: float) -> tuple[PlainConnection, bool]:
         with self._lock:
+            if self._closed:
+                raise ClosedError("this publisher was closed; create a new client to publish")
             if self._idle:
                 conn = self._idle.pop()
                 conn.set_timeout(timeout)
@@ -86,7 +90,7 @@ class PostPool:
 
     def _checkin(self, conn: PlainConnection) -> None:
         with self._lock:
-            if len(self._idle) < _MAX_IDLE:
+            if not self._closed and len(self._idle) < _MAX_IDLE:
                 self._idle.append(conn)
                 return
         conn.close()

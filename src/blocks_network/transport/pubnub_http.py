@@ -36,7 +36,7 @@ from pubnub.exceptions import PubNubException
 from pubnub.pubnub import PubNub
 from pubnub.request_handlers.httpx import HttpxRequestHandler
 
-from blocks_network.errors import CertificateError, NetworkError
+from blocks_network.errors import CertificateError, ClosedError, NetworkError
 from blocks_network.transport.connections import PlainConnection, format_headers
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.tls import client_ssl_context
@@ -238,7 +238,7 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             )
         except NetworkError as exc:
             raise _pubnub_error(exc.__cause__ or exc) from exc
-        except CertificateError as exc:
+        except (CertificateError, ClosedError) as exc:
             raise _pubnub_error(exc) from exc
         return resp.status, dict(resp.headers), resp.body
 

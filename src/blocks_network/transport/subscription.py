@@ -19,7 +19,6 @@ import contextlib
 import http.client
 import json
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -27,11 +26,12 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
-from blocks_network.errors import CertificateError
+from blocks_network.errors import CertificateError, ClosedError
 from blocks_network.transport.connections import PlainConnection, split_origin
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import encode_params, identity_query
+from blocks_network.transport.retry import RECONNECT
 from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
@@ -40,9 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: The official client's subscribe request timeout (servers answer well before it).
 SUBSCRIBE_TIMEOUT_S: Final = 310.0
-#: Back-off after a failed poll: doubles from the first value up to the second (then
-#: jittered), so a restarted network is followed again within seconds.
-RETRY_DELAYS_S: Final = (0.5, 5.0)
+#: Back-off after a failed poll (until stopped), so a restarted network is followed again
+#: within seconds.
+RETRY: Final = RECONNECT
 _MAX_IDLE_CONNECTIONS: Final = 64
 #: What the official client's requests carry besides Host.
 _POLL_HEADERS: Final = "Accept-Encoding: identity\r\n"
@@ -105,8 +105,10 @@ class PollConnections:
         self._closed = False
 
     def take(self) -> PlainConnection:
-        """An idle connection, or a new (not yet connected) one."""
+        """An idle connection, or a new (not yet connected) one; ClosedError after close()."""
         with self._lock:
+            if self._closed:
+                raise ClosedError("the subscriptions were closed; create a new client")
             if self._idle:
                 return self._idle.pop()
             if self._endpoint.ssl and self._tls is None:
@@ -214,7 +216,10 @@ class ChannelSubscription:
         with self._lock:
             if self._stopped.is_set():
                 return
-            self._conn = self._connections.take()
+            try:
+                self._conn = self._connections.take()
+            except ClosedError:
+                return  # closed before this loop's first poll: nothing to follow
         failures = 0
         answered = False
         try:
@@ -238,8 +243,7 @@ class ChannelSubscription:
                     continue
                 self._report_failure(answer, first=failures == 0)
                 failures += 1
-                delay = min(RETRY_DELAYS_S[0] * 2 ** (failures - 1), RETRY_DELAYS_S[1])
-                self._stopped.wait(delay * random.uniform(0.5, 1.0))
+                RETRY.backoff(failures, self._stopped)
         except Exception:
             logger.exception("subscription loop for %s failed", self._path)
         finally:

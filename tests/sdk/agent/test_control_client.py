@@ -17,6 +17,7 @@ from blocks_network.protocol.constants import PRESENCE_TIMEOUT_S
 from blocks_network.protocol.control import control_filter_expression
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.retry import RetryPolicy
 from tests.sdk.stub_server import Recorded, StubServer, stub_server
 
 WAIT = 10.0
@@ -187,7 +188,7 @@ def test_after_failed_polls_the_next_answer_is_announced_as_a_reconnection(
 ) -> None:
     from blocks_network.transport import subscription
 
-    monkeypatch.setattr(subscription, "RETRY_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 0.01, 0.02))
     recorder = _Recorder()
     respond = _scripted(
         [
@@ -218,7 +219,7 @@ def test_close_ends_the_control_thread() -> None:
 def test_each_failed_poll_is_reported_from_the_first_on(monkeypatch: Any) -> None:
     from blocks_network.transport import subscription
 
-    monkeypatch.setattr(subscription, "RETRY_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 0.01, 0.02))
     recorder = _Recorder()
     answered = (200, {"t": {"t": "100", "r": 1}, "m": []})
     respond = _scripted([answered, *[(500, {"error": True})] * 3, answered])

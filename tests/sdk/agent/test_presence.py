@@ -13,6 +13,7 @@ import pytest
 from blocks_network.agent import presence
 from blocks_network.agent.presence import DEBOUNCE_S, PresenceReporter, PresenceTarget
 from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.retry import RetryPolicy
 
 KEYSET = Keyset("pub", "sub")
 
@@ -235,7 +236,7 @@ class DownThenUp(SlowRealtime):
 def test_resync_announces_at_once_and_retries_until_the_network_takes_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(presence, "RESYNC_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(presence, "RESYNC_RETRY", RetryPolicy(None, 0.01, 0.02))
     realtime = DownThenUp(failures=3)
     reporter = _reporter(realtime, [2])
     try:

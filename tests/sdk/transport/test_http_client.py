@@ -13,6 +13,7 @@ import pytest
 from blocks_network.errors import NetworkError
 from blocks_network.transport import http_client
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.retry import RetryPolicy
 from tests.sdk.stub_server import Recorded, dead_url, stub_server
 
 
@@ -61,11 +62,8 @@ def test_a_started_request_whose_connection_dies_is_sent_again() -> None:
     assert len(requests) == 2 and all(r.startswith(b"POST /publish") for r in requests)
 
 
-def test_a_started_request_to_nowhere_raises_network_error_when_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(http_client, "TRANSIENT_ATTEMPTS", 2)
-    client = HttpClient(timeout=2.0)
+def test_a_started_request_to_nowhere_raises_network_error_when_read() -> None:
+    client = HttpClient(timeout=2.0, retry=RetryPolicy(attempts=2))
     pending = client.start("POST", f"{dead_url()}/publish", body=b"{}")
     with pytest.raises(NetworkError, match="could not reach"):
         pending.result()

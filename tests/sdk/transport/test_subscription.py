@@ -14,6 +14,7 @@ import pytest
 from blocks_network.errors import ClosedError
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.retry import RetryPolicy
 from blocks_network.transport.subscription import (
     ChannelSubscription,
     PollConnections,
@@ -142,7 +143,7 @@ def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() ->
 def test_server_errors_are_retried_from_the_same_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
     from blocks_network.transport import subscription as module
 
-    monkeypatch.setattr(module, "RETRY_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 0.01, 0.02))
     answers = iter([(500, {"error": True}), (200, _envelope(200, [(200, "ok")]))])
     sink = _Sink()
     threads = PollThreads()
@@ -181,7 +182,7 @@ def test_a_poll_that_outlives_the_client_timeout_is_sent_again_at_once(
 ) -> None:
     from blocks_network.transport import subscription as module
 
-    monkeypatch.setattr(module, "RETRY_DELAYS_S", (60.0, 60.0))  # a failure would stall
+    monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 60.0, 60.0))  # a failure would stall
     held = threading.Event()
     sink = _Sink()
     threads = PollThreads()
@@ -219,7 +220,7 @@ def test_failed_polls_are_reported_with_the_official_clients_categories(
 ) -> None:
     from blocks_network.transport import subscription as module
 
-    monkeypatch.setattr(module, "RETRY_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 0.01, 0.02))
     answers = iter(
         [
             (400, {"message": "Invalid filter expression", "error": True, "status": 400}),
