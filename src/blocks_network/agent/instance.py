@@ -288,7 +288,7 @@ class AgentInstance:
             return None
         state = InstancePresence(
             instance_id=self.instance_id,
-            active_tasks=self._runner.active_count,
+            active_tasks=self._runner.announced_count,
             concurrency=self._options.concurrency,
             started_at=self._started_at,
             active_streams=self._streams.active_count if self._streams is not None else 0,

@@ -123,16 +123,23 @@ class TaskRunner:
 
     @property
     def active_count(self) -> int:
-        """Tasks running here, plus tasks whose events (a terminal among them) still wait in
-        the outbox: the network has not seen them end, and a state that left them out would
-        make it fail them as lost after a restart (docs/agent-runtime.md)."""
+        """Tasks whose handlers run here (what capacity is checked against)."""
+        with self._lock:
+            return len(self._active)
+
+    @property
+    def announced_count(self) -> int:
+        """The presence state's ``activeTasks``: the running tasks plus those whose events (a
+        terminal among them) still wait in the outbox. The network has not seen them end, and
+        a state that left them out would make it fail them as lost after a restart; they hold
+        no handler slot, so they do not count against capacity (docs/agent-runtime.md)."""
         with self._lock:
             ids = set(self._active)
         return len(ids | self._outbox.task_ids())
 
     def _outbox_task_done(self) -> None:
         # The network took (or we dropped) a waiting task's last event: announce the count.
-        self._cfg.on_active_changed(self.active_count, False)
+        self._cfg.on_active_changed(self.announced_count, False)
 
     def is_in_flight(self, task_id: str) -> bool:
         with self._lock:

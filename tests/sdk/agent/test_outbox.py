@@ -150,9 +150,10 @@ def test_a_task_counts_active_while_its_events_wait() -> None:
     with runner_on(channels, lambda count, _now: announced.append(count)) as runner:
         creds = _creds()
         runner.publish_event(creds, _event(1, "terminal"))
-        assert runner.active_count == 1  # nothing runs here, but the terminal waits
+        assert runner.announced_count == 1  # nothing runs here, but the terminal waits
+        assert runner.active_count == 0  # ... and it holds no handler slot
         assert runner.flush(creds)
-        assert runner.active_count == 0
+        assert runner.announced_count == 0
         assert announced[-1] == 0
     assert _messages(channels) == ["event 1"]
 
