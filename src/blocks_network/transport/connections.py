@@ -216,8 +216,11 @@ class PlainConnection:
         else:
             sock.sendall(data + body if body else data)
 
-    def read_response(self) -> tuple[HttpResponse, bool]:
+    def read_response(self, *, more: bool = False) -> tuple[HttpResponse, bool]:
         """The answer to the request sent, and whether the connection may be reused.
+
+        ``more``: further requests were pipelined behind it, so bytes past this answer are
+        theirs (without it they mean the framing is off).
 
         Raises ``http.client.RemoteDisconnected`` when the server closed the connection
         before answering (a reused connection it had dropped), other ``OSError`` or
@@ -242,7 +245,7 @@ class PlainConnection:
         else:
             # No framing: the body ends when the server closes.
             body, keep = self._read_to_close(), False
-        if self._buffer:
+        if self._buffer and not more:
             keep = False  # bytes nobody asked for: the framing is off, don't reuse
         if not keep:
             self.close()
