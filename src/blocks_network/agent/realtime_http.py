@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import ConfigError, NetworkError
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport.connections import split_origin
 from blocks_network.transport.http_client import (
@@ -98,7 +98,10 @@ def pipelining_for(endpoint: RealtimeEndpoint, setting: str | None = None) -> bo
     if endpoint.ssl:
         return False
     host, port = split_origin(endpoint.origin, 80)
-    return proxy_for("http", host, port) is None
+    try:
+        return proxy_for("http", host, port) is None
+    except ConfigError:
+        return False  # a proxy is set (and refused when the agent connects)
 
 
 def _segment(value: str) -> str:
@@ -175,14 +178,17 @@ class RealtimeHttp:
         *,
         token: str | None,
         meta: dict[str, Any] | None = None,
+        defer: bool = False,
     ) -> PendingPublish | None:
         """Send a publish on ``after``'s connection before ``after`` is answered (its answer
         is read first); None, with nothing sent, when pipelining is off or ``after``'s
-        connection cannot take it: publish after ``after`` is answered then."""
+        connection cannot take it: publish after ``after`` is answered then. ``defer``:
+        it goes out in one write with the next publish on the connection, or before the
+        first answer on it is read."""
         if not self._pipelining:
             return None
         url, body = self._publish_request(keyset, channel, message, token, meta, True)
-        pending = after.pipeline("POST", url, body, _JSON_HEADERS, _REQUEST_TIMEOUT_S)
+        pending = after.pipeline("POST", url, body, _JSON_HEADERS, _REQUEST_TIMEOUT_S, defer)
         return (
             None if pending is None else PendingPublish(pending, f"publish on {channel}", message)
         )
@@ -297,13 +303,21 @@ class PendingPublish:
         self._outcome: PublishOutcome | None = None
 
     def pipeline(
-        self, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        defer: bool,
     ) -> PendingResponse | None:
         """The request sent behind this one on its connection (see
         :meth:`PendingResponse.pipeline`); None when it cannot be."""
         if self._outcome is not None:
             return None
-        return self._pending.pipeline(method, url, body=body, headers=headers, timeout=timeout)
+        return self._pending.pipeline(
+            method, url, body=body, headers=headers, timeout=timeout, defer=defer
+        )
 
     def outcome(self) -> PublishOutcome:
         """What the server did with the publish (blocking until it answers); idempotent."""

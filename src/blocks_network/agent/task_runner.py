@@ -166,7 +166,7 @@ class TaskRunner:
         version = creds.protocol_version or PROTOCOL_VERSION
         wire.setdefault("protocolVersion", version)
         with creds.publish_lock:
-            pipelined = self._pipeline_publish(creds, wire)
+            pipelined = self._pipeline_publish(creds, wire, defer=creds.gathering and not wait)
             if pipelined is None:
                 if not self._settle_locked(creds):
                     self._outbox.append(creds, wire)
@@ -188,7 +188,7 @@ class TaskRunner:
         return self._realtime.start_publish(message=wire, **self._publish_args(creds))
 
     def _pipeline_publish(
-        self, creds: TaskCredentials, wire: dict[str, Any]
+        self, creds: TaskCredentials, wire: dict[str, Any], *, defer: bool
     ) -> PendingPublish | None:
         """(``publish_lock`` held) ``wire`` sent behind the task's unanswered publish, or
         None (nothing sent): no publish is open, events wait in the outbox, or the
@@ -196,7 +196,7 @@ class TaskRunner:
         if not creds.pending or creds.backlog is not None:
             return None
         return self._realtime.pipeline_publish(
-            creds.pending[-1], message=wire, **self._publish_args(creds)
+            creds.pending[-1], message=wire, defer=defer, **self._publish_args(creds)
         )
 
     def _settle_locked(self, creds: TaskCredentials) -> bool:
@@ -333,7 +333,8 @@ class TaskRunner:
         try:
             self._run_handler(task)
         finally:
-            self.settle(task.creds)
+            task.creds.gathering = False
+            self.settle(task.creds)  # sends what was gathered, if the terminal did not
 
     def _run_handler(self, task: ActiveTask) -> None:
         # The handler starts while the server takes "running" (the next publish waits for it).
@@ -347,6 +348,9 @@ class TaskRunner:
         except Exception as exc:
             self._fail(task, exc)
             return
+        # From here on nothing waits on the handler: the artifacts ready now go out in one
+        # write with the terminal (see publish_event); _run's settle sends any left.
+        task.creds.gathering = True
         if task.is_pipe and not task.interrupted():
             # A pipe that returns on its own stays open: no terminal, credentials stay cached.
             self._publish_artifacts(task, artifacts)

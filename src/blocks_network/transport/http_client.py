@@ -305,10 +305,13 @@ class PendingResponse:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        defer: bool = False,
     ) -> PendingResponse | None:
         """Send a request to the same origin on this request's connection now, before its
         answer is read; None (nothing sent) when the connection cannot take it (not sent,
-        already answered, another request already behind it, another origin).
+        already answered, another request already behind it, another origin). ``defer``:
+        write it together with the next request on the connection (or before its next
+        read) instead of now.
 
         The follower's :meth:`result_once` reads this answer first. If the connection
         breaks, every unanswered request on it raises :class:`AnswerLost`.
@@ -326,7 +329,7 @@ class PendingResponse:
         )
         self._follower = follower
         try:
-            conn.request(method, path, send_headers, body)
+            conn.request(method, path, send_headers, body, defer=defer)
         except (OSError, http.client.HTTPException, ConfigError) as exc:
             # Maybe sent in part: the connection carries nothing more once this answer is in.
             follower._send_failed = True

@@ -237,13 +237,15 @@ def test_memory_is_bounded_and_terminals_are_always_kept(
         (["ok", "stored-lost"], ["event 1", "event 2", "event 3"]),
     ],
 )
+@pytest.mark.parametrize("gathering", [False, True])
 def test_pipelined_events_on_a_broken_connection_go_to_the_outbox_and_are_stored_once(
-    script: list[str], sent: list[str]
+    script: list[str], sent: list[str], gathering: bool
 ) -> None:
     channels = FakeChannels(script=list(script))
     with runner_on(channels, pipelining=True) as runner:
         creds = _creds()
         runner.publish_event(creds, _event(1), wait=False)
+        creds.gathering = gathering
         runner.publish_event(creds, _event(2), wait=False)
         assert len(creds.pending) == 2  # pipelined behind event 1
         runner.publish_event(creds, _event(3, "terminal"))
@@ -252,11 +254,13 @@ def test_pipelined_events_on_a_broken_connection_go_to_the_outbox_and_are_stored
     assert _messages(channels) == sent
 
 
-def test_pipelined_events_share_a_connection_and_keep_their_order() -> None:
+@pytest.mark.parametrize("gathering", [False, True])
+def test_pipelined_events_share_a_connection_and_keep_their_order(gathering: bool) -> None:
     channels = FakeChannels()
     with runner_on(channels, pipelining=True) as runner:
         creds = _creds()
         runner.publish_event(creds, _event(1), wait=False)
+        creds.gathering = gathering  # event 2 then goes out in one write with event 3
         runner.publish_event(creds, _event(2), wait=False)
         assert len(creds.pending) == 2  # sent before event 1's answer was read
         assert runner.publish_event(creds, _event(3, "terminal"))

@@ -209,3 +209,20 @@ def test_pipelined_requests_behind_a_broken_connection_are_answer_lost() -> None
     server.join(10)
     listener.close()
     client.close()
+
+
+def test_deferred_pipelined_requests_go_out_when_an_answer_is_read() -> None:
+    listener, server, received = _pipelining_server(answers=3)
+    client = HttpClient(timeout=10)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    first = client.start("POST", url, body=b"a")
+    second = first.pipeline("POST", url, body=b"b", defer=True)
+    third = second.pipeline("POST", url, body=b"c", defer=True) if second else None
+    assert second is not None and third is not None
+    # Only a read sends them: the server answers nothing before all three arrived.
+    assert first.result_once().body == b"1"
+    assert third.result_once().body == b"3" and second.result_once().body == b"2"
+    server.join(10)
+    listener.close()
+    client.close()
+    assert len(received) == 1 and received[0].count(b"POST /publish") == 3
