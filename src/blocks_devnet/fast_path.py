@@ -19,8 +19,11 @@ tells the server's :class:`~blocks_devnet.connection_guard.ConnectionGuard` what
 for (a head, a body, nothing: idle, or an answer), so stalled clients are closed.
 
 An answer computed while the database has uncommitted writes is held until they are
-committed (the application's :data:`~blocks_devnet.commit_gate.COMMIT_GATE`); the
-connection's later requests wait behind it, as HTTP/1.1 answers keep their order.
+committed (the application's :data:`~blocks_devnet.commit_gate.COMMIT_GATE`). Requests a
+client pipelines behind it are served at once all the same, in the same loop turn, so they
+share its commit; their answers queue behind it and go out in request order as their
+commits complete. A rolled-back batch closes the connection, and no later answer is
+written. Nothing is served behind a held long-poll (its answer may come much later).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import contextlib
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -58,6 +62,8 @@ _METHOD_PREFIXES: Final = (b"POST ", b"GET ")
 _DEFERRED_HEADERS: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
 #: Bytes read ahead behind a held long-poll before reading pauses (as aiohttp does).
 _MAX_READ_AHEAD: Final = 1024 * 1024
+#: Answers queued on one connection (for their commits) before it stops serving more.
+_MAX_QUEUED_ANSWERS: Final = 64
 #: How often a closing connection looks whether its held answer went out.
 _HELD_POLL_SECONDS: Final = 0.01
 #: A header name is an RFC 9110 token; anything else is aiohttp's to refuse.
@@ -135,6 +141,17 @@ class _PlainRequest:
         return self._body
 
 
+class _Queued:
+    """An answer waiting to be written: for its commit, or for the answers before it."""
+
+    __slots__ = ("answer", "keep_alive", "ready")
+
+    def __init__(self, answer: web.Response, keep_alive: bool) -> None:
+        self.answer = answer
+        self.keep_alive = keep_alive
+        self.ready = False
+
+
 class FastConnections:
     """Builds :class:`FastProtocol` for a server and closes its connections at stop."""
 
@@ -186,8 +203,10 @@ class FastProtocol(asyncio.Protocol):
     ) -> None:
         self._app = app
         self._gate = gate
-        # An answer waits for the database's commit: later requests wait behind it.
-        self._held = False
+        # Answers not written yet, in request order: the first waits for its commit.
+        self._answers: deque[_Queued] = deque()
+        # A Connection: close request was served: nothing after it is read.
+        self._last_served = False
         self._routes = routes
         self._fallback = fallback
         self._registry = registry
@@ -252,7 +271,7 @@ class FastProtocol(asyncio.Protocol):
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(waiting), timeout)
             await asyncio.sleep(0)  # let the task finish writing its answer
-        while self._held and loop.time() < deadline:
+        while self._answers and loop.time() < deadline:
             await asyncio.sleep(_HELD_POLL_SECONDS)  # the next commit releases it
         self.close()
 
@@ -262,80 +281,115 @@ class FastProtocol(asyncio.Protocol):
         if watched is None:
             return  # handed over or closed
         watched.received += len(data)
+        phase = self._serve_buffered()
+        if phase is None:
+            return  # handed over
         if self._busy and len(self._buffer) > _MAX_READ_AHEAD:
             self._read_ahead_paused = True
             self._update_reading()
-        while self._transport is not None and self._buffer and not self._busy:
+        # An answer still to come makes the connection busy, whatever else it waits for.
+        watched.enter(Phase.BUSY if self._busy else phase)
+
+    def _serve_buffered(self) -> Phase | None:
+        """Serve every whole request buffered (None: the connection was handed over); the
+        phase the connection is in unless an answer is pending."""
+        while self._transport is not None and self._buffer:
+            if self._waiting is not None or self._last_served:
+                return Phase.BUSY  # read ahead behind a held long-poll, or ignored
+            if len(self._answers) >= _MAX_QUEUED_ANSWERS:
+                return Phase.BUSY  # served once the queued answers went out
             start = bytes(self._buffer[:5])
             if not any(method.startswith(start[: len(method)]) for method in _METHOD_PREFIXES):
-                self._hand_over()
-                return
+                return self._hand_over_when_answered()
             end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEAD_BYTES)
             if end < 0:
                 if len(self._buffer) >= _MAX_HEAD_BYTES:
-                    self._hand_over()
-                else:  # the head is not complete yet
-                    watched.enter(Phase.HEAD)
-                return
+                    return self._hand_over_when_answered()
+                return Phase.HEAD  # the head is not complete yet
             parsed = _parse_head(bytes(self._buffer[:end]))
             found = None if parsed is None else self._route_for(*parsed[:2], parsed[3])
             if parsed is None or found is None:
-                self._hand_over()
-                return
+                return self._hand_over_when_answered()
             method, raw_path, headers, length, keep_alive = parsed
             total = end + 4 + length
             if len(self._buffer) < total:
-                watched.enter(Phase.BODY)
-                return
+                return Phase.BODY
             body = bytes(self._buffer[end + 4 : total])
             route, handler = found
             if route.waits:
                 del self._buffer[:total]
                 self._start_waiting(handler, method, raw_path, headers, body, keep_alive)
-                watched.enter(Phase.BUSY)  # a held poll is not idle
-                return
+                return Phase.BUSY  # a held poll is not idle
             answer = self._serve(handler, method, raw_path, headers, body)
             if answer is None:
-                self._hand_over()
-                return
+                return self._hand_over_when_answered()
             del self._buffer[:total]
-            if self._gate is not None and self._gate(
-                functools.partial(self._release, answer, keep_alive)
-            ):
-                self._held = True
-                watched.enter(Phase.BUSY)  # an answer waiting for its commit is not idle
-                return
-            self._transport.write(_serialize(answer, keep_alive))
-            if not keep_alive:
-                self._transport.close()
-                return
-        # Bytes that arrive behind a held poll do not make it idle.
-        watched.enter(Phase.BUSY if self._busy else Phase.IDLE)
+            self._last_served = not keep_alive
+            self._queue(answer, keep_alive)
+        return Phase.IDLE
+
+    def _hand_over_when_answered(self) -> Phase | None:
+        """Hand the connection to aiohttp now, or once the answers queued are written (they
+        come first); None when handed over."""
+        if self._answers:
+            return Phase.BUSY
+        self._hand_over()
+        return None
 
     @property
     def _busy(self) -> bool:
         """Whether an answer is still to come (a held long-poll or a commit)."""
-        return self._waiting is not None or self._held
+        return self._waiting is not None or bool(self._answers)
 
-    def _release(self, answer: web.Response, keep_alive: bool, error: BaseException | None) -> None:
-        """Send an answer held for the commit (the commit callback), then go on reading."""
-        self._held = False
-        if self._read_ahead_paused:
-            self._read_ahead_paused = False
-            self._update_reading()
+    def _queue(self, answer: web.Response, keep_alive: bool) -> None:
+        """Write ``answer`` now, or once its commit and the answers before it are done."""
+        queued = _Queued(answer, keep_alive)
+        held = self._gate is not None and self._gate(functools.partial(self._committed, queued))
+        if not held and not self._answers:
+            self._write(queued)
+            return
+        queued.ready = not held
+        self._answers.append(queued)
+
+    def _committed(self, queued: _Queued, error: BaseException | None) -> None:
+        """The commit callback of a held answer: write what is ready, in order."""
         transport = self._transport
         if transport is None:
+            self._answers.clear()
             return
         if error is not None:
             # The writes it tells of were rolled back: accept nothing, the client retries.
+            self._answers.clear()
             transport.close()
             return
-        transport.write(_serialize(answer, keep_alive))
-        if not keep_alive:
+        queued.ready = True
+        answers = self._answers
+        while answers and answers[0].ready:
+            if not self._write(answers.popleft()):
+                answers.clear()
+                return
+        if not answers:
+            self._answered()
+
+    def _write(self, queued: _Queued) -> bool:
+        """Write one answer; False when it closed the connection."""
+        transport = self._transport
+        assert transport is not None
+        transport.write(_serialize(queued.answer, queued.keep_alive))
+        if not queued.keep_alive:
             transport.close()
+            return False
+        return True
+
+    def _answered(self) -> None:
+        """Every answer is out: read on, serving what arrived meanwhile."""
+        if self._read_ahead_paused:
+            self._read_ahead_paused = False
+            self._update_reading()
+        if self._waiting is not None:
             return
         if self._buffer:
-            # Requests that arrived meanwhile, served outside the commit that released us.
+            # Served outside the commit callback that released us.
             asyncio.get_running_loop().call_soon(self.data_received, b"")
         elif self._watched is not None:
             self._watched.enter(Phase.IDLE)
@@ -382,13 +436,11 @@ class FastProtocol(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.close()  # nothing here can stream a response
             return
-        keep_alive = self._waiting_keep_alive
-        if self._gate is not None and self._gate(
-            functools.partial(self._release, answer, keep_alive)
-        ):
-            self._held = True
+        if self._transport is None:
             return
-        self._release(answer, keep_alive, None)
+        self._queue(answer, self._waiting_keep_alive)
+        if not self._answers and self._transport is not None and not self._transport.is_closing():
+            self._answered()
 
     def _serve(
         self, handler: Route, method: str, raw_path: str, headers: _Headers, body: bytes

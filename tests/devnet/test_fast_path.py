@@ -380,8 +380,8 @@ def test_a_held_request_whose_wait_is_cancelled_under_it_closes_the_connection()
     assert transport.closed and transport.written == []
 
 
-def _gated_protocol(db: Any, route: Any) -> tuple[Any, _FakeTransport]:
-    """A fast-path connection whose answers wait for ``db``'s commits."""
+def _gated_protocol(db: Any, *routes: Any) -> tuple[Any, _FakeTransport, _Recorder]:
+    """A fast-path connection whose answers wait for ``db``'s commits (aiohttp: a recorder)."""
     from aiohttp import web
 
     from blocks_devnet import commit_gate
@@ -389,20 +389,49 @@ def _gated_protocol(db: Any, route: Any) -> tuple[Any, _FakeTransport]:
 
     app = web.Application()
     commit_gate.install(app, db)
-    protocol = FastConnections(app, _Recorder, [route])()
+    recorder = _Recorder()
+    protocol = FastConnections(app, lambda: recorder, list(routes))()
     transport = _FakeTransport()
     protocol.connection_made(transport)
-    return protocol, transport
+    return protocol, transport, recorder
 
 
-def test_answers_wait_for_the_commit_of_their_writes_and_keep_their_order(
-    tmp_path: Path,
-) -> None:
-    import sqlite3
+def _bodies(transport: _FakeTransport) -> list[bytes]:
+    return [answer.rsplit(b"\r\n", 1)[1] for answer in transport.written]
 
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(50):
+        if condition():
+            return
+        await asyncio.sleep(0)
+
+
+def _counting_routes(db: Any, on_disk: Callable[[], int]) -> tuple[Any, Any]:
+    """``GET /write`` inserts a row, ``GET /read`` does not; each answers ``n:rows on disk``
+    (n counts requests)."""
     from aiohttp import web
 
     from blocks_devnet.fast_path import FastRoute
+
+    served = [0]
+
+    async def write(request: Any) -> web.Response:
+        db.execute("INSERT INTO t (x) VALUES (1)")
+        served[0] += 1
+        return web.Response(text=f"{served[0]}:{on_disk()}")
+
+    async def read(request: Any) -> web.Response:
+        served[0] += 1
+        return web.Response(text=f"{served[0]}:{on_disk()}")
+
+    return FastRoute("/write", write, method="GET"), FastRoute("/read", read, method="GET")
+
+
+@pytest.fixture
+def counted_db(tmp_path: Path) -> Iterator[tuple[Any, Callable[[], int]]]:
+    import sqlite3
+
     from blocks_devnet.store.database import Database
 
     path = tmp_path / "db.sqlite3"
@@ -416,26 +445,111 @@ def test_answers_wait_for_the_commit_of_their_writes_and_keep_their_order(
         finally:
             conn.close()
 
-    async def write(request: Any) -> web.Response:
-        db.execute("INSERT INTO t (x) VALUES (1)")
-        return web.Response(text=str(on_disk()))
+    yield db, on_disk
+    db.close()
+
+
+def test_pipelined_requests_share_one_commit_and_are_answered_in_order(
+    counted_db: tuple[Any, Callable[[], int]],
+) -> None:
+    db, on_disk = counted_db
 
     async def scenario() -> tuple[list[bytes], list[bytes], int]:
         db.batch_commits(asyncio.get_running_loop())
-        protocol, transport = _gated_protocol(db, FastRoute("/write", write, method="GET"))
-        protocol.data_received(get("/write") + get("/write"))
+        protocol, transport, _ = _gated_protocol(db, *_counting_routes(db, on_disk))
+        commits = db.commits
+        # Sent together behind nothing: served in one turn, answered after one commit.
+        protocol.data_received(get("/write") + get("/read") + get("/write"))
         before_commit = list(transport.written)
-        for _ in range(20):
-            await asyncio.sleep(0)
-            if len(transport.written) == 2:
-                break
-        return before_commit, transport.written, on_disk()
+        await _until(lambda: len(transport.written) == 3)
+        return before_commit, _bodies(transport), db.commits - commits
 
-    before_commit, written, committed = asyncio.run(scenario())
-    db.close()
+    before_commit, bodies, commits = asyncio.run(scenario())
     assert before_commit == []  # nothing said before the COMMIT
-    assert [answer.rsplit(b"\r\n", 1)[1] for answer in written] == [b"0", b"1"]
-    assert committed == 2
+    assert bodies == [b"1:0", b"2:0", b"3:0"]  # request order
+    assert commits == 1
+
+
+def test_an_answer_without_writes_waits_behind_a_held_one(
+    counted_db: tuple[Any, Callable[[], int]],
+) -> None:
+    db, on_disk = counted_db
+
+    async def scenario() -> tuple[list[bytes], list[bytes], int]:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport, _ = _gated_protocol(db, *_counting_routes(db, on_disk))
+        protocol.data_received(get("/write") + get("/read"))
+        before_commit = _bodies(transport)
+        await _until(lambda: len(transport.written) == 2)
+        return before_commit, _bodies(transport), on_disk()
+
+    before_commit, bodies, committed = asyncio.run(scenario())
+    assert before_commit == []  # the read's answer does not overtake the held write's
+    assert bodies == [b"1:0", b"2:0"]  # request order; both computed before the commit
+    assert committed == 1
+
+
+def test_requests_behind_a_held_answer_in_a_later_turn_get_their_own_commit(
+    counted_db: tuple[Any, Callable[[], int]],
+) -> None:
+    db, on_disk = counted_db
+
+    async def scenario() -> tuple[list[bytes], int]:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport, _ = _gated_protocol(db, *_counting_routes(db, on_disk))
+        commits = db.commits
+        protocol.data_received(get("/write"))
+        await asyncio.sleep(0)  # the first batch commits
+        protocol.data_received(get("/write"))
+        await _until(lambda: len(transport.written) == 2)
+        return _bodies(transport), db.commits - commits
+
+    bodies, commits = asyncio.run(scenario())
+    assert bodies == [b"1:0", b"2:1"]
+    assert commits == 2
+
+
+def test_a_rolled_back_batch_closes_the_connection_and_no_later_answer_is_written(
+    counted_db: tuple[Any, Callable[[], int]],
+) -> None:
+    import sqlite3
+
+    db, on_disk = counted_db
+
+    async def scenario() -> tuple[_FakeTransport, list[bytes]]:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport, _ = _gated_protocol(db, *_counting_routes(db, on_disk))
+        protocol.data_received(get("/write"))
+        await _until(lambda: len(transport.written) == 1)
+        db.batch_commits(asyncio.get_running_loop(), interval_s=60.0)  # hold the next batch
+        protocol.data_received(get("/write") + get("/read") + get("/write"))
+        await asyncio.sleep(0)
+        db._settle(sqlite3.OperationalError("disk I/O error"))  # as a failed COMMIT does
+        await asyncio.sleep(0)
+        return transport, _bodies(transport)
+
+    transport, bodies = asyncio.run(scenario())
+    assert bodies == [b"1:0"]  # the first batch's answer only
+    assert transport.closed
+
+
+def test_a_request_for_aiohttp_behind_held_answers_is_handed_over_after_them(
+    counted_db: tuple[Any, Callable[[], int]],
+) -> None:
+    db, on_disk = counted_db
+
+    async def scenario() -> tuple[list[str], list[str], list[bytes]]:
+        db.batch_commits(asyncio.get_running_loop())
+        protocol, transport, recorder = _gated_protocol(db, *_counting_routes(db, on_disk))
+        protocol.data_received(get("/write") + get("/write") + get("/elsewhere"))
+        before_commit = list(recorder.calls)
+        await _until(lambda: len(recorder.calls) == 2)
+        return before_commit, recorder.calls, _bodies(transport)
+
+    before_commit, calls, bodies = asyncio.run(scenario())
+    assert before_commit == []  # aiohttp would answer before the held answers
+    assert calls == ["connection_made", "data:/elsewhere"]
+    assert bodies == [b"1:0", b"2:0"]
 
 
 def test_an_answer_whose_batch_is_rolled_back_is_never_sent() -> None:
@@ -455,7 +569,7 @@ def test_an_answer_whose_batch_is_rolled_back_is_never_sent() -> None:
 
     async def scenario() -> _FakeTransport:
         db.batch_commits(asyncio.get_running_loop())
-        protocol, transport = _gated_protocol(db, FastRoute("/write", write, method="GET"))
+        protocol, transport, _ = _gated_protocol(db, FastRoute("/write", write, method="GET"))
         protocol.data_received(get("/write"))
         db._settle(sqlite3.OperationalError("disk I/O error"))  # as a failed COMMIT does
         return transport

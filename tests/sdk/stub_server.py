@@ -20,6 +20,8 @@ class Recorded:
     #: Case-insensitive, as HTTP headers are.
     headers: Message
     body: bytes
+    #: The client's (host, port): one per connection.
+    client: tuple[str, int] = ("", 0)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -48,16 +50,23 @@ class StubServer:
 
 
 @contextmanager
-def stub_server(responder: Responder | None = None) -> Iterator[StubServer]:
-    """Serve on 127.0.0.1 (ephemeral port) until the block ends."""
+def stub_server(
+    responder: Responder | None = None, *, keep_alive: bool = False
+) -> Iterator[StubServer]:
+    """Serve on 127.0.0.1 (ephemeral port) until the block ends; HTTP/1.0 (a connection per
+    request) unless ``keep_alive`` (HTTP/1.1: requests, pipelined ones too, are answered in
+    order on one connection)."""
     state = StubServer(url="")
     if responder is not None:
         state.responder = responder
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            rec = Recorded(self.command, self.path, self.headers, self.rfile.read(length))
+            body = self.rfile.read(length)
+            rec = Recorded(self.command, self.path, self.headers, body, self.client_address)
             with state.called:
                 state.requests.append(rec)
                 state.called.notify_all()

@@ -33,8 +33,12 @@ class TaskCredentials:
     environment: Environment | None
     protocol_version: str | None = None
     stream_ids: set[str] = field(default_factory=set)
-    #: The task's publishes go out one after another: the last one, if not waited for yet.
-    pending: PendingPublish | None = field(default=None, repr=False, compare=False)
+    #: The task's publishes go out in order: those not waited for yet, oldest first (more
+    #: than one when pipelined on one connection).
+    pending: list[PendingPublish] = field(default_factory=list, repr=False, compare=False)
+    #: Set while the handler's results go out: a pipelined publish that does not wait is
+    #: written with the next one (the terminal), so they reach the network together.
+    gathering: bool = field(default=False, repr=False, compare=False)
     publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     #: The answer to the last publish the network took (its timetoken, for history checks).
     last_answer: PublishOutcome | None = field(default=None, repr=False, compare=False)

@@ -31,7 +31,7 @@ from blocks_network.agent.credentials import TaskCredentials
 from blocks_network.agent.handle import AgentInstanceHandle
 from blocks_network.agent.logging import fields, install_agent_logging
 from blocks_network.agent.presence import PresenceReporter, PresenceTarget
-from blocks_network.agent.realtime_http import RealtimeHttp
+from blocks_network.agent.realtime_http import ENV_PIPELINE_EVENTS, RealtimeHttp, pipelining_for
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.shutdown import drain, grace_from_env
 from blocks_network.agent.startup import (
@@ -191,7 +191,11 @@ class AgentInstance:
         self._started_at = int(time.time() * 1000)
         self._publish_http = HttpClient()
         realtime = RealtimeHttp(
-            self._http, network.endpoint, self.instance_id, publish_http=self._publish_http
+            self._http,
+            network.endpoint,
+            self.instance_id,
+            publish_http=self._publish_http,
+            pipelining=pipelining_for(network.endpoint, self._environ.get(ENV_PIPELINE_EVENTS)),
         )
         self._realtime = realtime
         self._scheduler = Scheduler()

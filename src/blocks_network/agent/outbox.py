@@ -10,9 +10,11 @@ the events over and goes on.
 At most once: an event whose publish was sent but not answered may have been stored. Before
 sending it again the outbox reads the channel's newest messages (``fetch_messages`` with the
 task's write token, which may read its channel) and looks for it after the last event the
-network confirmed: a task's events go out one at a time, so after that point there can be
-only this one of ours. Found → not resent. History unreadable → tried again later. This
-works against the hosted service too, which has no publish idempotency.
+network had confirmed when it was sent: after that point there can be only this one of ours
+and the ones pipelined with it (see :meth:`TaskRunner.publish_event`), which all differ (a
+task's events do). Found → not resent, and the task's later uncertain events are looked
+for after it. History unreadable → tried again later. This works against the hosted
+service too, which has no publish idempotency.
 
 Memory is bounded: :data:`MAX_EVENTS_PER_TASK` events per task and :data:`MAX_BYTES` in all;
 past either, new non-terminal events are dropped with an error line (terminals are always
@@ -61,6 +63,8 @@ class _Event:
     size: int
     #: An earlier attempt may have been stored: look in the history before resending.
     uncertain: bool
+    #: The timetoken of the last event the network confirmed before that attempt.
+    after: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -132,7 +136,7 @@ class EventOutbox:
     def _add(self, creds: TaskCredentials, wire: dict[str, Any], uncertain: bool) -> None:
         backlog = creds.backlog
         assert backlog is not None
-        event = _Event(wire, _size(wire), uncertain)
+        event = _Event(wire, _size(wire), uncertain, _confirmed(creds))
         with self._cond:
             if self._closed:
                 logger.error(
@@ -259,11 +263,15 @@ class EventOutbox:
     def _attempt(self, creds: TaskCredentials, event: _Event) -> bool:
         """One try at ``event``; True once it is on the channel (or refused for good)."""
         if event.uncertain:
-            last = creds.last_answer
-            found = self._stored(creds, event.wire, last.timetoken if last else None)
+            found = self._stored(creds, event.wire, event.after)
             if found is None:
                 return False
             if found:
+                # Pipelined with it, the task's later uncertain events were stored after it.
+                with creds.publish_lock:
+                    for later in creds.backlog.events if creds.backlog is not None else ():
+                        if later.uncertain and later is not event:
+                            later.after = max(later.after or 0, found)
                 logger.info(
                     "task %s: a %s event sent before the connection dropped was stored; not "
                     "sending it again",
@@ -288,6 +296,7 @@ class EventOutbox:
             )
             return True
         event.uncertain = outcome.status == "unknown"
+        event.after = _confirmed(creds)
         logger.debug("task %s: retry failed (%s)", creds.task_id, outcome.detail)
         return False
 
@@ -345,6 +354,12 @@ class EventOutbox:
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_TIMEOUT_S)
         return lost
+
+
+def _confirmed(creds: TaskCredentials) -> int | None:
+    """The timetoken of the task's last event the network confirmed."""
+    last = creds.last_answer
+    return last.timetoken if last is not None else None
 
 
 def _next_attempt(creds: TaskCredentials) -> float:

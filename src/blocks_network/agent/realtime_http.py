@@ -5,6 +5,11 @@ token at a time. Rather than a client per task, every publish is one ``POST /pub
 with that task's token in ``auth=``, over the shared connection pool: the same request the
 official client sends with ``use_post=True`` (pubnub-wire.md §2), without a client object.
 
+A task's events that are ready together (an inline artifact and the terminal, say) may be
+*pipelined*: the next publish is written on the previous one's connection before its answer
+is read (:meth:`RealtimeHttp.pipeline_publish`), so the local network serves them in one
+turn and one commit. Whether to pipeline is :func:`pipelining_for`'s choice.
+
 Presence state goes the same way (``GET /v2/presence/.../data?state=``): the official client's
 ``set_state`` also restarts its subscribe loop, leaving the old long-poll thread waiting,
 which would cost a thread per task start and end.
@@ -19,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from blocks_network.errors import NetworkError
+from blocks_network.errors import ConfigError, NetworkError
 from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.connections import split_origin
 from blocks_network.transport.http_client import (
     AnswerLost,
     HttpClient,
@@ -28,10 +34,18 @@ from blocks_network.transport.http_client import (
     PendingResponse,
     RequestNotSent,
 )
+from blocks_network.transport.proxies import proxy_for
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import PNSDK, encode_params, identity_query
 
-__all__ = ["PNSDK", "PendingPublish", "PublishOutcome", "RealtimeHttp"]
+__all__ = [
+    "ENV_PIPELINE_EVENTS",
+    "PNSDK",
+    "PendingPublish",
+    "PublishOutcome",
+    "RealtimeHttp",
+    "pipelining_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +80,30 @@ class PublishOutcome:
             return None
 
 
+#: ``1``: pipeline a task's events to any origin; ``0``: never; unset: see pipelining_for.
+ENV_PIPELINE_EVENTS: Final = "BLOCKS_PIPELINE_EVENTS"
+
+
+def pipelining_for(endpoint: RealtimeEndpoint, setting: str | None = None) -> bool:
+    """Whether to pipeline a task's events to ``endpoint``: ``setting`` (the value of
+    :data:`ENV_PIPELINE_EVENTS`) ``1`` or ``0`` decides; otherwise only over plain HTTP with
+    no proxy in between (the local network). Edges and proxies in front of the hosted
+    service are not known to keep pipelined requests apart, and a lost pipelined answer
+    costs a history check and a resend."""
+    value = (setting or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    if endpoint.ssl:
+        return False
+    host, port = split_origin(endpoint.origin, 80)
+    try:
+        return proxy_for("http", host, port) is None
+    except ConfigError:
+        return False  # a proxy is set (and refused when the agent connects)
+
+
 def _segment(value: str) -> str:
     return quote(value, safe="~")
 
@@ -83,6 +121,8 @@ class RealtimeHttp:
         endpoint: RealtimeEndpoint,
         user_id: str,
         publish_http: HttpClient | None = None,
+        *,
+        pipelining: bool = False,
     ) -> None:
         self._http = http
         # Publishes get connections of their own when given: a connection that carries
@@ -90,6 +130,7 @@ class RealtimeHttp:
         self._publish_http = publish_http or http
         self._base = f"{'https' if endpoint.ssl else 'http'}://{endpoint.origin}"
         self._user_id = user_id
+        self._pipelining = pipelining
 
     def _query(self, token: str | None, extra: dict[str, str]) -> str:
         identity = identity_query(self._user_id, token)
@@ -127,6 +168,30 @@ class RealtimeHttp:
             "POST", url, body=body, headers=_JSON_HEADERS, timeout=_REQUEST_TIMEOUT_S
         )
         return PendingPublish(pending, f"publish on {channel}", message)
+
+    def pipeline_publish(
+        self,
+        after: PendingPublish,
+        keyset: Keyset,
+        channel: str,
+        message: Any,
+        *,
+        token: str | None,
+        meta: dict[str, Any] | None = None,
+        defer: bool = False,
+    ) -> PendingPublish | None:
+        """Send a publish on ``after``'s connection before ``after`` is answered (its answer
+        is read first); None, with nothing sent, when pipelining is off or ``after``'s
+        connection cannot take it: publish after ``after`` is answered then. ``defer``:
+        it goes out in one write with the next publish on the connection, or before the
+        first answer on it is read."""
+        if not self._pipelining:
+            return None
+        url, body = self._publish_request(keyset, channel, message, token, meta, True)
+        pending = after.pipeline("POST", url, body, _JSON_HEADERS, _REQUEST_TIMEOUT_S, defer)
+        return (
+            None if pending is None else PendingPublish(pending, f"publish on {channel}", message)
+        )
 
     def _publish_request(
         self,
@@ -236,6 +301,23 @@ class PendingPublish:
         #: What was published (resent by the outbox if the publish fails).
         self.message = message
         self._outcome: PublishOutcome | None = None
+
+    def pipeline(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        defer: bool,
+    ) -> PendingResponse | None:
+        """The request sent behind this one on its connection (see
+        :meth:`PendingResponse.pipeline`); None when it cannot be."""
+        if self._outcome is not None:
+            return None
+        return self._pending.pipeline(
+            method, url, body=body, headers=headers, timeout=timeout, defer=defer
+        )
 
     def outcome(self) -> PublishOutcome:
         """What the server did with the publish (blocking until it answers); idempotent."""

@@ -172,7 +172,9 @@ class TaskRunner:
     ) -> bool:
         """Publish a task event on ``creds``' channel with its write token.
 
-        A task's events go out in order: each waits until the server took the previous one.
+        A task's events go out in order: each waits until the server took the previous one,
+        or, when the previous one is still unanswered (``wait=False``), is pipelined behind
+        it on its connection (if the realtime client pipelines; see :mod:`.realtime_http`).
         ``wait=False`` returns once the request is sent (True), so the caller works on while
         the server answers; the next publish of the task, or :meth:`settle`, reads it. A
         publish the network does not take is handed to the outbox, which retries it (and
@@ -181,34 +183,51 @@ class TaskRunner:
         version = creds.protocol_version or PROTOCOL_VERSION
         wire.setdefault("protocolVersion", version)
         with creds.publish_lock:
-            if not self._settle_locked(creds):
-                self._outbox.append(creds, wire)
-                return False
-            creds.pending = self._start_publish(creds, wire)
+            pipelined = self._pipeline_publish(creds, wire, defer=creds.gathering and not wait)
+            if pipelined is None:
+                if not self._settle_locked(creds):
+                    self._outbox.append(creds, wire)
+                    return False
+                pipelined = self._start_publish(creds, wire)
+            creds.pending.append(pipelined)
             return self._settle_locked(creds) if wait else True
 
-    def _start_publish(self, creds: TaskCredentials, wire: dict[str, Any]) -> PendingPublish:
+    def _publish_args(self, creds: TaskCredentials) -> dict[str, Any]:
         version = creds.protocol_version or PROTOCOL_VERSION
-        return self._realtime.start_publish(
-            self._cfg.keyset_for(creds.environment),
-            creds.channel,
-            wire,
-            token=creds.write_token,
-            meta=task_event_meta(self._cfg.agent_name, creds.task_id, version),
+        return {
+            "keyset": self._cfg.keyset_for(creds.environment),
+            "channel": creds.channel,
+            "token": creds.write_token,
+            "meta": task_event_meta(self._cfg.agent_name, creds.task_id, version),
+        }
+
+    def _start_publish(self, creds: TaskCredentials, wire: dict[str, Any]) -> PendingPublish:
+        return self._realtime.start_publish(message=wire, **self._publish_args(creds))
+
+    def _pipeline_publish(
+        self, creds: TaskCredentials, wire: dict[str, Any], *, defer: bool
+    ) -> PendingPublish | None:
+        """(``publish_lock`` held) ``wire`` sent behind the task's unanswered publish, or
+        None (nothing sent): no publish is open, events wait in the outbox, or the
+        connection cannot take it."""
+        if not creds.pending or creds.backlog is not None:
+            return None
+        return self._realtime.pipeline_publish(
+            creds.pending[-1], message=wire, defer=defer, **self._publish_args(creds)
         )
 
     def _settle_locked(self, creds: TaskCredentials) -> bool:
-        """(``publish_lock`` held) Read the open publish's answer; True when nothing of the
-        task waits for the network."""
-        previous, creds.pending = creds.pending, None
-        if previous is not None:
-            outcome = previous.outcome()
+        """(``publish_lock`` held) Read the open publishes' answers, in order; True when
+        nothing of the task waits for the network."""
+        previous, creds.pending = creds.pending, []
+        for publish in previous:
+            outcome = publish.outcome()
             if outcome.status == "accepted":
                 creds.last_answer = outcome
             elif outcome.status != "refused":
                 logger.debug("publish for task %s: %s", creds.task_id, outcome)
                 uncertain = outcome.status == "unknown"
-                self._outbox.hand_over(creds, previous.message, uncertain=uncertain)
+                self._outbox.hand_over(creds, publish.message, uncertain=uncertain)
         return creds.backlog is None
 
     def _send_once(self, creds: TaskCredentials, wire: dict[str, Any]) -> PublishOutcome:
@@ -331,7 +350,8 @@ class TaskRunner:
         try:
             self._run_handler(task)
         finally:
-            self.settle(task.creds)
+            task.creds.gathering = False
+            self.settle(task.creds)  # sends what was gathered, if the terminal did not
 
     def _run_handler(self, task: ActiveTask) -> None:
         # The handler starts while the server takes "running" (the next publish waits for it).
@@ -345,6 +365,9 @@ class TaskRunner:
         except Exception as exc:
             self._fail(task, exc)
             return
+        # From here on nothing waits on the handler: the artifacts ready now go out in one
+        # write with the terminal (see publish_event); _run's settle sends any left.
+        task.creds.gathering = True
         if task.is_pipe and not task.interrupted():
             # A pipe that returns on its own stays open: no terminal, credentials stay cached.
             self._publish_artifacts(task, artifacts)

@@ -119,6 +119,7 @@ class PlainConnection:
         "_proxy_head",
         "_target_prefix",
         "_tls",
+        "_unsent",
         "host",
         "port",
         "sock",
@@ -140,6 +141,8 @@ class PlainConnection:
         self._host_line = f"Host: {host_header(host, port, 443 if tls else 80)}\r\n"
         self.sock: socket.socket | None = None
         self._buffer = b""
+        # Requests written with defer=True, sent with the next request or read.
+        self._unsent = b""
         # Through a proxy, plain HTTP requests name the origin and carry the proxy's auth.
         self._target_prefix = ""
         self._proxy_head = ""
@@ -191,13 +194,24 @@ class PlainConnection:
     def close(self) -> None:
         sock, self.sock = self.sock, None
         self._buffer = b""
+        self._unsent = b""
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def request(self, method: str, target: str, head: str, body: bytes | None = None) -> None:
+    def request(
+        self,
+        method: str,
+        target: str,
+        head: str,
+        body: bytes | None = None,
+        *,
+        defer: bool = False,
+    ) -> None:
         """Send ``method target`` with the header lines ``head`` (see :func:`format_headers`;
-        ``Host`` and ``Content-Length`` are added) and ``body``; connects first if needed."""
+        ``Host`` and ``Content-Length`` are added) and ``body``; connects first if needed.
+        ``defer``: keep it, to go out in one write with the next request (or before the
+        next read), so pipelined requests reach the server together."""
         if not target.isascii() or not target.isprintable() or " " in target:
             raise http.client.InvalidURL(f"URL can't contain control characters: {target!r}")
         if body is not None or method in _BODY_METHODS:
@@ -210,19 +224,34 @@ class PlainConnection:
         ).encode("latin-1")
         sock = self.sock
         assert sock is not None
+        if defer:
+            self._unsent += data + body if body else data
+            return
+        if self._unsent:
+            data, self._unsent = self._unsent + data, b""
         if body and len(body) > _COPY_BODY_BYTES:
             sock.sendall(data)
             sock.sendall(body)
         else:
             sock.sendall(data + body if body else data)
 
-    def read_response(self) -> tuple[HttpResponse, bool]:
+    def flush(self) -> None:
+        """Send the requests kept with ``defer=True`` now."""
+        if self._unsent and self.sock is not None:
+            data, self._unsent = self._unsent, b""
+            self.sock.sendall(data)
+
+    def read_response(self, *, more: bool = False) -> tuple[HttpResponse, bool]:
         """The answer to the request sent, and whether the connection may be reused.
+
+        ``more``: further requests were pipelined behind it, so bytes past this answer are
+        theirs (without it they mean the framing is off).
 
         Raises ``http.client.RemoteDisconnected`` when the server closed the connection
         before answering (a reused connection it had dropped), other ``OSError`` or
         ``http.client.HTTPException`` for failures and malformed answers.
         """
+        self.flush()
         while True:
             version, status, headers = self._read_head()
             if not 100 <= status < 200:
@@ -242,7 +271,7 @@ class PlainConnection:
         else:
             # No framing: the body ends when the server closes.
             body, keep = self._read_to_close(), False
-        if self._buffer:
+        if self._buffer and not more:
             keep = False  # bytes nobody asked for: the framing is off, don't reuse
         if not keep:
             self.close()

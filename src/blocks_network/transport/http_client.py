@@ -308,7 +308,11 @@ def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int
 
 
 class PendingResponse:
-    """A request :meth:`HttpClient.start` sent; :meth:`result` reads its answer (once)."""
+    """A request :meth:`HttpClient.start` sent; :meth:`result` reads its answer (once).
+
+    :meth:`pipeline` sends another request on the same connection before this answer is
+    read (HTTP/1.1 pipelining); answers are read in request order.
+    """
 
     def __init__(
         self,
@@ -316,12 +320,58 @@ class PendingResponse:
         key: tuple[str, str, int],
         conn: PlainConnection | None,
         request: tuple[str, str, bytes | None, Mapping[str, str] | None, float | None],
+        leader: PendingResponse | None = None,
     ) -> None:
         self._client = client
         self._key = key
         self._conn = conn
         self._request = request
         self._result: HttpResponse | None = None
+        self._error: NetworkError | None = None
+        # Pipelining: the request sent before this one on its connection (its answer comes
+        # first, and hands the connection over), and the one sent after it.
+        self._leader = leader
+        self._follower: PendingResponse | None = None
+        self._send_failed = False
+
+    def pipeline(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        defer: bool = False,
+    ) -> PendingResponse | None:
+        """Send a request to the same origin on this request's connection now, before its
+        answer is read; None (nothing sent) when the connection cannot take it (not sent,
+        already answered, another request already behind it, another origin). ``defer``:
+        write it together with the next request on the connection (or before its next
+        read) instead of now.
+
+        The follower's :meth:`result_once` reads this answer first. If the connection
+        breaks, every unanswered request on it raises :class:`AnswerLost`.
+        """
+        conn = self._conn
+        if conn is None or self._follower is not None or self._send_failed:
+            return None
+        parts, path, body, send_headers = self._client._prepare(url, None, body, headers)
+        key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
+        if key != self._key:
+            return None
+        # It shares the connection, and reads from it once this answer is read.
+        follower = PendingResponse(
+            self._client, key, conn, (method, url, body, headers, timeout), leader=self
+        )
+        self._follower = follower
+        try:
+            conn.request(method, path, send_headers, body, defer=defer)
+        except (OSError, http.client.HTTPException, ConfigError) as exc:
+            # Maybe sent in part: the connection carries nothing more once this answer is in.
+            follower._send_failed = True
+            logger.debug("pipelining to %s failed (%s)", url, exc)
+        return follower
 
     def result_once(self) -> HttpResponse:
         """The response to the one request sent, never resending it (for requests that are
@@ -329,19 +379,42 @@ class PendingResponse:
         sent and :class:`AnswerLost` when its answer did not come."""
         if self._result is not None:
             return self._result
+        if self._error is not None:
+            raise self._error
+        try:
+            self._result = self._read()
+        except NetworkError as exc:
+            self._error = exc
+            raise
+        return self._result
+
+    def _read(self) -> HttpResponse:
+        leader, self._leader = self._leader, None
+        if leader is not None:
+            # Its answer comes first; reading it hands us the connection if it stays usable.
+            with contextlib.suppress(NetworkError):
+                leader.result_once()
         conn, self._conn = self._conn, None
         method, url = self._request[0], self._request[1]
+        what = f"{method} {url.split('?', 1)[0]}"
         if conn is None:
-            raise RequestNotSent(f"could not send {method} {url.split('?', 1)[0]}")
+            if leader is not None:
+                raise AnswerLost(f"no answer to {what}: the connection was lost before it")
+            raise RequestNotSent(f"could not send {what}")
+        follower, self._follower = self._follower, None
         try:
-            response, keep = conn.read_response()
+            response, keep = conn.read_response(more=follower is not None)
         except (OSError, http.client.HTTPException) as exc:
+            if follower is not None:
+                follower._conn = None  # its answer will not come on this connection
             self._client._drop(conn)
-            raise AnswerLost(
-                f"no answer to {method} {url.split('?', 1)[0]}: {exc or type(exc).__name__}"
-            ) from exc
-        self._result = self._client._finish(self._key, conn, response, keep)
-        return self._result
+            raise AnswerLost(f"no answer to {what}: {exc or type(exc).__name__}") from exc
+        if follower is None:
+            return self._client._finish(self._key, conn, response, keep)
+        if not keep or follower._send_failed:
+            follower._conn = None  # its answer will not come on this connection
+            self._client._drop(conn)
+        return response
 
     def result(self) -> HttpResponse:
         """The response; raises :class:`NetworkError` as :meth:`HttpClient.request` does.
@@ -349,18 +422,10 @@ class PendingResponse:
         When the started request failed (not sent, or its connection was lost before the
         answer), it is sent again through :meth:`HttpClient.request` with its retries.
         """
-        if self._result is not None:
-            return self._result
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                response, keep = conn.read_response()
-            except (OSError, http.client.HTTPException) as exc:
-                self._client._drop(conn)
-                logger.debug("reading a started request's answer failed (%s); resending", exc)
-            else:
-                self._result = self._client._finish(self._key, conn, response, keep)
-                return self._result
+        try:
+            return self.result_once()
+        except NetworkError as exc:
+            logger.debug("a started request failed (%s); resending", exc)
         method, url, body, headers, timeout = self._request
         self._result = self._client.request(
             method, url, body=body, headers=headers, timeout=timeout

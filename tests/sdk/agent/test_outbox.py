@@ -48,11 +48,14 @@ class FakeChannels:
     history_down: bool = False
     history_reads: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The client (host, port) of each publish: one per connection.
+    publishers: list[tuple[str, int]] = field(default_factory=list)
 
     def respond(self, request: Recorded) -> tuple[int, Any]:
         path = urlsplit(request.path).path
         with self.lock:
             if path.startswith("/publish/"):
+                self.publishers.append(request.client)
                 action = self.script.pop(0) if self.script else "ok"
                 if action != "lost":
                     self.stored.append(json.loads(request.body))
@@ -87,12 +90,18 @@ def _creds(deliver_within: float = 60.0) -> TaskCredentials:
 
 @contextmanager
 def runner_on(
-    channels: FakeChannels, on_active_changed: Callable[[int, bool], None] | None = None
+    channels: FakeChannels,
+    on_active_changed: Callable[[int, bool], None] | None = None,
+    *,
+    pipelining: bool = False,
 ) -> Iterator[TaskRunner]:
-    with stub_server(channels.respond) as server:
+    with stub_server(channels.respond, keep_alive=pipelining) as server:
         http = HttpClient()
         realtime = RealtimeHttp(
-            http, RealtimeEndpoint(origin=urlsplit(server.url).netloc, ssl=False), "AG-a-1"
+            http,
+            RealtimeEndpoint(origin=urlsplit(server.url).netloc, ssl=False),
+            "AG-a-1",
+            pipelining=pipelining,
         )
         config = RunnerConfig(
             agent_name="a",
@@ -236,3 +245,47 @@ def test_memory_is_bounded_and_terminals_are_always_kept(
         box.close()
     assert kept == ["event 1", "event 2", "event 4"]
     assert "task t_1: progress event DROPPED" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("script", "sent"),
+    [
+        # Nothing stored: both are resent, in order.
+        (["lost"], ["event 1", "event 2", "event 3"]),
+        # Event 1 stored, the connection breaks: event 2 (sent behind it) never was.
+        (["stored-lost"], ["event 1", "event 2", "event 3"]),
+        # Event 2 stored, its answer lost: found in the history, not resent.
+        (["ok", "stored-lost"], ["event 1", "event 2", "event 3"]),
+    ],
+)
+@pytest.mark.parametrize("gathering", [False, True])
+def test_pipelined_events_on_a_broken_connection_go_to_the_outbox_and_are_stored_once(
+    script: list[str], sent: list[str], gathering: bool
+) -> None:
+    channels = FakeChannels(script=list(script))
+    with runner_on(channels, pipelining=True) as runner:
+        creds = _creds()
+        runner.publish_event(creds, _event(1), wait=False)
+        creds.gathering = gathering
+        runner.publish_event(creds, _event(2), wait=False)
+        assert len(creds.pending) == 2  # pipelined behind event 1
+        runner.publish_event(creds, _event(3, "terminal"))
+        assert runner.flush(creds)
+        assert runner.waiting_events == 0
+    assert _messages(channels) == sent
+
+
+@pytest.mark.parametrize("gathering", [False, True])
+def test_pipelined_events_share_a_connection_and_keep_their_order(gathering: bool) -> None:
+    channels = FakeChannels()
+    with runner_on(channels, pipelining=True) as runner:
+        creds = _creds()
+        runner.publish_event(creds, _event(1), wait=False)
+        creds.gathering = gathering  # event 2 then goes out in one write with event 3
+        runner.publish_event(creds, _event(2), wait=False)
+        assert len(creds.pending) == 2  # sent before event 1's answer was read
+        assert runner.publish_event(creds, _event(3, "terminal"))
+        assert runner.waiting_events == 0
+        assert creds.last_answer is not None and creds.last_answer.timetoken == 3
+    assert _messages(channels) == ["event 1", "event 2", "event 3"]
+    assert len(set(channels.publishers)) == 1

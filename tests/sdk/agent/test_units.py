@@ -270,3 +270,33 @@ def test_public_surface_is_pinned() -> None:
         "TaskContext",
         "TaskServices",
     }
+
+
+@pytest.mark.parametrize(
+    ("origin", "tls", "env", "setting", "expected"),
+    [
+        ("127.0.0.1:8080", False, {}, None, True),  # the local network
+        ("ps.pndsn.com", True, {}, None, False),  # the hosted edge
+        ("127.0.0.1:8080", False, {"http_proxy": "http://proxy:3128"}, None, False),
+        ("127.0.0.1:8080", False, {"http_proxy": "ftp://odd"}, None, False),
+        ("127.0.0.1:8080", False, {"http_proxy": "http://p:1", "no_proxy": "127.0.0.1"}, "", True),
+        ("ps.pndsn.com", True, {}, "1", True),
+        ("127.0.0.1:8080", False, {}, "0", False),
+    ],
+)
+def test_events_are_pipelined_by_default_only_to_a_plain_origin_without_a_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+    origin: str,
+    tls: bool,
+    env: dict[str, str],
+    setting: str | None,
+    expected: bool,
+) -> None:
+    from blocks_network.agent.realtime_http import pipelining_for
+    from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert pipelining_for(RealtimeEndpoint(origin=origin, ssl=tls), setting) is expected

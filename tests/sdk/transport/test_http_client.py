@@ -140,3 +140,87 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_not_used() -> None:
     listener.close()
     client.close()
     assert answer.status == 200 and len(requests) == 2
+
+
+def _pipelining_server(answers: int) -> tuple[socket.socket, threading.Thread, list[bytes]]:
+    """One connection: reads until three requests arrived (before answering any, so only a
+    client that pipelines is answered), then writes ``answers`` of them (bodies ``1``,
+    ``2``, ...) in one write and closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while data.count(b"\r\n\r\n") < 3:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            received.append(data)
+            conn.sendall(
+                b"".join(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % (n + 1)
+                    for n in range(answers)
+                )
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread, received
+
+
+def test_pipelined_requests_go_out_before_any_answer_and_answers_are_read_in_order() -> None:
+    listener, server, received = _pipelining_server(answers=3)
+    client = HttpClient(timeout=10)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    first = client.start("POST", url, body=b"a")
+    second = first.pipeline("POST", url, body=b"b")
+    assert second is not None
+    third = second.pipeline("POST", url, body=b"c")
+    assert third is not None
+    assert first.pipeline("POST", url, body=b"x") is None  # one follower per request
+    # Read last first: the answers before it are read (and kept) on the way.
+    assert third.result_once().body == b"3"
+    assert second.result_once().body == b"2"
+    assert first.result_once().body == b"1"
+    server.join(10)
+    listener.close()
+    client.close()
+    assert len(received) == 1 and received[0].count(b"POST /publish") == 3
+
+
+def test_pipelined_requests_behind_a_broken_connection_are_answer_lost() -> None:
+    listener, server, _ = _pipelining_server(answers=1)
+    client = HttpClient(timeout=10)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    first = client.start("POST", url, body=b"a")
+    second = first.pipeline("POST", url, body=b"b")
+    third = second.pipeline("POST", url, body=b"c") if second is not None else None
+    assert second is not None and third is not None
+    assert first.result_once().body == b"1"
+    for lost in (second, third):  # sent, but the connection closed before their answers
+        with pytest.raises(http_client.AnswerLost):
+            lost.result_once()
+    server.join(10)
+    listener.close()
+    client.close()
+
+
+def test_deferred_pipelined_requests_go_out_when_an_answer_is_read() -> None:
+    listener, server, received = _pipelining_server(answers=3)
+    client = HttpClient(timeout=10)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/publish"
+    first = client.start("POST", url, body=b"a")
+    second = first.pipeline("POST", url, body=b"b", defer=True)
+    third = second.pipeline("POST", url, body=b"c", defer=True) if second else None
+    assert second is not None and third is not None
+    # Only a read sends them: the server answers nothing before all three arrived.
+    assert first.result_once().body == b"1"
+    assert third.result_once().body == b"3" and second.result_once().body == b"2"
+    server.join(10)
+    listener.close()
+    client.close()
+    assert len(received) == 1 and received[0].count(b"POST /publish") == 3
