@@ -199,6 +199,10 @@ class FakeAgent:
         would reach the server after it and join again (a real rejoin, also on PubNub).
         """
         self._stopped = True
+        # Empty the client's channel list first: its subscribe loop starts a new poll after
+        # every answered one, even once stopped, unless it has no channel left to poll.
+        with contextlib.suppress(Exception):
+            self.pubnub.unsubscribe_all()
         self.pubnub.stop()
         query = urlencode({"uuid": self.instance_id, "auth": self.connect_reply["pamToken"]})
         url = (
