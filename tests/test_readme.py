@@ -166,3 +166,27 @@ def test_the_demo_points_to_the_same_manual_commands() -> None:
     for block in bash_blocks(manual)[:3]:
         for line in commands(block):
             assert line in NEXT_STEPS
+
+
+def test_versions_are_single_sourced_from_the_package_metadata() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    import blocks_devnet
+    import blocks_network
+
+    installed = version("blocks-network")
+    assert blocks_network.__version__ == blocks_devnet.__version__ == installed
+    for module, prog in (
+        ("blocks_devnet.cli", "blocks"),
+        ("blocks_network.cli.run_agent", "blocks-run"),
+    ):
+        shown = subprocess.run(
+            [sys.executable, "-m", module, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert shown == f"{prog} {installed}"

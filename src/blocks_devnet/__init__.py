@@ -2,3 +2,5 @@
 
 Start one with ``blocks devnet`` or, from Python, with :class:`blocks_devnet.network.LocalNetwork`.
 """
+
+from blocks_network._version import __version__ as __version__

@@ -9,6 +9,7 @@ Consumers::
             print(session.wait_for_terminal(timeout=30).state)
 """
 
+from blocks_network._version import __version__ as __version__
 from blocks_network.agent import AgentInstanceHandle, start_agent_instance
 from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
 from blocks_network.consumer import (

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Sequence
 
 from blocks_devnet.cli import agents, devnet, publish, send, tasks, watch
+from blocks_network._version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
             "2 usage or configuration, 3 network unreachable"
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (devnet, send, watch, tasks, agents, publish):
         module.register(commands)

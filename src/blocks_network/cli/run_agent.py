@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from blocks_network._version import __version__
 from blocks_network.agent.instance import AgentInstance
 from blocks_network.agent.logging import install_agent_logging
 from blocks_network.agent.shutdown import install_signal_handlers
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "--handler", metavar="NAME", help="handler name in the registry (default: echo)"
     )
     parser.add_argument("--registry", metavar="PATH", help="registry.json to read handlers from")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
