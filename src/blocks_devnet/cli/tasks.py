@@ -16,6 +16,7 @@ from blocks_devnet.cli.common import (
     open_client,
 )
 from blocks_devnet.cli.tables import print_table
+from blocks_network.protocol.constants import TERMINAL_STATES
 
 __all__ = ["register"]
 
@@ -62,8 +63,14 @@ def run_get(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def run_cancel(args: argparse.Namespace, env: dict[str, str]) -> int:
-    """Ask for a cancel (or a terminate); with ``--wait``, wait for the terminal."""
+    """Ask for a cancel (or a terminate); with ``--wait``, wait for the terminal.
+
+    A task that already ended is reported with its state and exit 1: nothing was stopped.
+    """
     with open_client(args.billing_mode, env) as client:
+        record = client.get_task(args.task_id)
+        if record.state in TERMINAL_STATES:
+            raise CliError(f"task {args.task_id} already ended ({record.state}); nothing to stop")
         if args.terminate:
             client.terminate_task(args.task_id)
             print(f"terminate requested for {args.task_id}", flush=True)

@@ -141,6 +141,28 @@ def test_tasks_list_get_and_cancel(run_agent: AgentRunner, blocks: Runner) -> No
     ]
     assert json.loads(blocks("tasks", "get", second, "--json").out)["reason"] == "terminated"
 
+    again = blocks("tasks", "cancel", task_id)
+    assert again.code == 1
+    assert again.out == ""
+    assert again.err == (
+        f"blocks tasks cancel: task {task_id} already ended (canceled); nothing to stop\n"
+    )
+
+
+def test_tasks_cancel_of_a_completed_task_says_it_ended(
+    run_agent: AgentRunner, blocks: Runner
+) -> None:
+    run_agent(lambda task, ctx: None, agent_name="cli_done")
+    sent = blocks("send", "cli_done", "go", "--json")
+    assert sent.code == 0, sent.err
+    task_id = json.loads(sent.out)["taskId"]
+    result = blocks("tasks", "cancel", task_id)
+    assert result.code == 1
+    assert "cancel requested" not in result.out
+    assert result.err == (
+        f"blocks tasks cancel: task {task_id} already ended (completed); nothing to stop\n"
+    )
+
 
 def test_tasks_of_an_empty_filter_and_unknown_ids(blocks: Runner) -> None:
     empty = blocks("tasks", "list", "--agent", "nobody_here")
