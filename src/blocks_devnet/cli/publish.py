@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from blocks_devnet.cli.card_io import example_send
 from blocks_devnet.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -19,7 +20,7 @@ from blocks_devnet.cli.common import (
     guarded,
     registry_client,
 )
-from blocks_network.protocol.agent_card import validate_agent_card
+from blocks_network.protocol.agent_card import AgentCard, validate_agent_card
 from blocks_network.protocol.errors import AgentCardError
 
 __all__ = ["load_card", "register"]
@@ -27,7 +28,7 @@ __all__ = ["load_card", "register"]
 CARD_FILE = "agent-card.json"
 
 
-def load_card(path: Path) -> dict[str, Any]:
+def load_card(path: Path) -> AgentCard:
     """Read and validate an agent card; raises CliError (exit 2) naming the problem."""
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
@@ -41,11 +42,9 @@ def load_card(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise CliError(f"{path}: not valid JSON: {exc}", EXIT_USAGE) from None
     try:
-        validate_agent_card(card)
+        return validate_agent_card(card)
     except AgentCardError as exc:
         raise CliError(f"{path.name}: {exc.path}: {exc.reason}", EXIT_USAGE) from None
-    assert isinstance(card, dict)  # the validator accepted it
-    return card
 
 
 def run_publish(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -61,7 +60,10 @@ def run_publish(args: argparse.Namespace, env: dict[str, str]) -> int:
         pricing["currency"] = args.currency
     with registry_client(env, need_key=True) as registry:
         record, created = registry.publish(
-            card, billing_mode=args.billing_mode, pricing=pricing or None, listing=args.listing
+            card.document,
+            billing_mode=args.billing_mode,
+            pricing=pricing or None,
+            listing=args.listing,
         )
     name = record.get("agentName", "?")
     price = record.get("pricing") or {}
@@ -71,7 +73,7 @@ def run_publish(args: argparse.Namespace, env: dict[str, str]) -> int:
         f" ({shown}), listing {record.get('listing')}",
         flush=True,
     )
-    print(f'# next: blocks-run (in the card\'s folder), then: blocks send {name} "hello"')
+    print(f"# next: blocks-run (in the card's folder), then: {example_send(card)}", flush=True)
     return EXIT_OK
 
 

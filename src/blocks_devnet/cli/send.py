@@ -1,4 +1,4 @@
-"""``blocks send AGENT TEXT``: submit a task, follow it live, print or save its artifacts.
+"""``blocks send AGENT [TEXT] [--file [ID=]PATH]...``: submit a task, follow it live, print or save its artifacts.
 
 Progress goes to stderr (``[task] ...`` lines; a bar for uploads and downloads on a
 terminal), results to stdout: the text of textual artifacts, the paths saved with
@@ -18,6 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from blocks_devnet.cli.card_io import (
+    EXAMPLE_DURATION_MIN,
+    card_of,
+    file_part_id,
+    only_kind,
+    text_part_id,
+)
 from blocks_devnet.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -28,13 +35,20 @@ from blocks_devnet.cli.common import (
     guarded,
     json_default,
     open_client,
+    registry_client,
 )
 from blocks_devnet.cli.follow import TaskFollower, terminal_line
 from blocks_devnet.cli.progress import Reporter
 from blocks_network.consumer.parts import file_part, text_part
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.errors import ArtifactError
-from blocks_network.protocol.constants import DEFAULT_FILE_PART_ID, DEFAULT_TEXT_PART_ID
+from blocks_network.protocol.agent_card import AgentCard
+from blocks_network.protocol.constants import (
+    DEFAULT_FILE_PART_ID,
+    DEFAULT_TEXT_PART_ID,
+    TASK_KIND_PIPE,
+    TASK_KINDS,
+)
 
 __all__ = ["DEFAULT_TIMEOUT_S", "follow_to_end", "parse_file_option", "register", "run_send"]
 
@@ -44,25 +58,44 @@ DEFAULT_TIMEOUT_S = 120.0
 _PART_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
-def parse_file_option(value: str) -> tuple[str, Path]:
-    """``PATH`` → ``("file", PATH)``; ``ID=PATH`` → ``(ID, PATH)`` unless ``value`` itself is
-    an existing file. Raises CliError (exit 2) when the file does not exist."""
+def parse_file_option(value: str) -> tuple[str | None, Path]:
+    """``PATH`` → ``(None, PATH)`` (the part id comes from the card); ``ID=PATH`` →
+    ``(ID, PATH)`` unless ``value`` itself is an existing file. Raises CliError (exit 2)
+    when the file does not exist."""
+    part_id: str | None
     part_id, sep, rest = value.partition("=")
     if sep and _PART_ID_RE.fullmatch(part_id) and not Path(value).exists():
         path = Path(rest)
     else:
-        part_id, path = DEFAULT_FILE_PART_ID, Path(value)
+        part_id, path = None, Path(value)
     if not path.is_file():
         raise CliError(f"--file {value}: no such file ({path.resolve()})", EXIT_USAGE)
     return part_id, path
 
 
-def _parts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[tuple[Path, int]]]:
-    text = sys.stdin.read() if args.text == "-" else args.text
-    parts = [text_part(text, part_id=args.text_part_id)]
+def _text(args: argparse.Namespace) -> str | None:
+    """TEXT (stdin for ``-``); None when omitted, or empty beside ``--file``: no text part."""
+    text: str | None = sys.stdin.read() if args.text == "-" else args.text
+    if text is None or (text == "" and args.file):
+        if not args.file:
+            raise CliError("give TEXT, --file PATH, or both", EXIT_USAGE)
+        return None
+    return text
+
+
+def _parts(
+    args: argparse.Namespace, card: AgentCard | None
+) -> tuple[list[dict[str, Any]], list[tuple[Path, int]]]:
+    text = _text(args)
+    parts: list[dict[str, Any]] = []
+    if text is not None:
+        parts.append(text_part(text, part_id=args.text_part_id or text_part_id(card)))
+    named = [(value, *parse_file_option(value)) for value in args.file or []]
+    taken = {p["partId"] for p in parts} | {part_id for _, part_id, _ in named if part_id}
     files: list[tuple[Path, int]] = []
-    for value in args.file or []:
-        part_id, path = parse_file_option(value)
+    for value, given, path in named:
+        part_id = given or file_part_id(card, taken, value)
+        taken.add(part_id)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         try:
             parts.append(file_part(path, part_id=part_id, content_type=content_type))
@@ -72,12 +105,36 @@ def _parts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[tuple[P
     return parts, files
 
 
+def _kind(args: argparse.Namespace, card: AgentCard | None) -> tuple[str | None, int | None]:
+    """``(task_kind, duration)``: ``--kind``, else the card's only kind; pipe needs minutes."""
+    kind = args.kind or only_kind(card)
+    if kind == TASK_KIND_PIPE and args.duration is None:
+        raise CliError(
+            f"{args.agent} runs pipe tasks, which last a fixed time: add --duration MIN "
+            f"(e.g. --kind pipe --duration {EXAMPLE_DURATION_MIN})",
+            EXIT_USAGE,
+        )
+    if kind != TASK_KIND_PIPE and args.duration is not None:
+        raise CliError("--duration is for pipe tasks: add --kind pipe", EXIT_USAGE)
+    if args.duration is not None and args.duration < 1:
+        raise CliError("--duration must be at least 1 (minutes)", EXIT_USAGE)
+    return kind, args.duration
+
+
+def _card(agent: str, env: dict[str, str]) -> AgentCard | None:
+    """The agent's card from the registry (None when it is not published)."""
+    with registry_client(env, need_key=False) as registry:
+        return card_of(registry.get(agent))
+
+
 def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
     """Run ``blocks send``; returns the exit code."""
     if args.timeout is not None and args.timeout <= 0:
         raise CliError("--timeout must be a positive number of seconds", EXIT_USAGE)
     reporter = Reporter()
-    parts, files = _parts(args)
+    card = _card(args.agent, env)
+    parts, files = _parts(args, card)
+    task_kind, duration = _kind(args, card)
     with open_client(args.billing_mode, env) as client:
         bar = None
         if files:
@@ -85,7 +142,12 @@ def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
             names = ", ".join(path.name for path, _ in files)
             bar = reporter.bar(f"uploading {names}", total)
         session = client.send_message(
-            args.agent, parts, idempotency_key=args.idempotency_key, stream=args.stream
+            args.agent,
+            parts,
+            idempotency_key=args.idempotency_key,
+            stream=args.stream,
+            task_kind=task_kind,
+            duration=duration,
         )
         if bar is not None:
             bar.finish(f"uploaded {len(files)} file(s)")
@@ -173,23 +235,43 @@ def register(commands: Any) -> None:
         epilog=(
             'examples:\n  blocks send echo "hello"\n'
             '  blocks send adder \'{"a": 1, "b": 2}\' --json\n'
-            "  blocks send file_tools notes --file notes.txt --save out/"
+            "  blocks send file_tools notes --file notes.txt --save out/\n"
+            "  blocks send upper_file --file notes.txt\n"
+            "  blocks send stock_sim --kind pipe --duration 1"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("agent", metavar="AGENT", help="agent name, e.g. echo")
-    parser.add_argument("text", metavar="TEXT", help="the text part ('-' reads stdin)")
+    parser.add_argument(
+        "text",
+        metavar="TEXT",
+        nargs="?",
+        help="the text part ('-' reads stdin); optional with --file ('' sends no text part)",
+    )
     parser.add_argument(
         "--file",
         action="append",
         metavar="[ID=]PATH",
-        help=f"attach a file (part id {DEFAULT_FILE_PART_ID!r} unless ID= is given); repeatable",
+        help=(
+            f"attach a file; without ID= its part id is {DEFAULT_FILE_PART_ID!r} if the "
+            "agent's card declares it, else the card's one remaining input; repeatable"
+        ),
     )
     parser.add_argument(
         "--text-part-id",
-        default=DEFAULT_TEXT_PART_ID,
         metavar="ID",
-        help=f"part id of TEXT (default {DEFAULT_TEXT_PART_ID!r})",
+        help=(
+            f"part id of TEXT (default {DEFAULT_TEXT_PART_ID!r} if the agent's card declares "
+            "it, else the card's only text input)"
+        ),
+    )
+    parser.add_argument(
+        "--kind",
+        choices=TASK_KINDS,
+        help="task kind (default: the card's only kind, else request)",
+    )
+    parser.add_argument(
+        "--duration", type=int, metavar="MIN", help="pipe tasks: how long it runs, in minutes"
     )
     parser.add_argument(
         "--stream",

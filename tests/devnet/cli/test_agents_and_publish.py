@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import uuid
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,32 @@ def test_agents_get_unknown_exits_1(blocks: Runner) -> None:
     result = blocks("agents", "get", "no_such_agent_here")
     assert result.code == 1
     assert result.err.startswith("blocks agents get: no agent 'no_such_agent_here'")
+
+
+def test_publish_hints_a_send_command_that_works_for_the_agent(
+    blocks: Runner, tmp_path: Path, agent_name: str, run_agent: AgentRunner
+) -> None:
+    def hint() -> str:
+        result = blocks("publish")
+        assert result.code == 0, result.err
+        prefix = "# next: blocks-run (in the card's folder), then: "
+        assert result.out.splitlines()[1].startswith(prefix)
+        return result.out.splitlines()[1].removeprefix(prefix)
+
+    write_card(tmp_path, agent_name)
+    assert hint() == f"blocks send {agent_name} hello"
+    file_only = [{"id": "file", "description": "F.", "contentType": "text/plain", "required": True}]
+    outputs = [{"id": "result", "contentType": "text/plain", "guaranteed": False}]
+    write_card(tmp_path, agent_name, io={"inputs": file_only, "outputs": outputs})
+    assert hint() == f"blocks send {agent_name} --file file=PATH"
+    text = [{"id": "text", "description": "T.", "contentType": "text/plain", "required": False}]
+    pipe = {"taskKinds": ["pipe"]}
+    write_card(tmp_path, agent_name, capabilities=pipe, io={"inputs": text, "outputs": outputs})
+    command = hint()
+    assert command == f"blocks send {agent_name} hello --kind pipe --duration 1"
+
+    run_agent(lambda task, ctx: None, agent_name=agent_name)
+    sent = blocks(*shlex.split(command)[1:], "--no-wait")  # the hint, as typed
+    assert sent.code == 0, sent.err
+    assert json.loads(blocks("tasks", "get", sent.out.strip(), "--json").out)["taskKind"] == "pipe"
+    assert blocks("tasks", "cancel", sent.out.strip(), "--terminate", "--wait").code == 0

@@ -112,9 +112,9 @@ def test_file_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("a.txt").write_text("x")
     Path("odd=name.txt").write_text("x")
-    assert parse_file_option("a.txt") == ("file", Path("a.txt"))
+    assert parse_file_option("a.txt") == (None, Path("a.txt"))
     assert parse_file_option("doc=a.txt") == ("doc", Path("a.txt"))
-    assert parse_file_option("odd=name.txt") == ("file", Path("odd=name.txt"))
+    assert parse_file_option("odd=name.txt") == (None, Path("odd=name.txt"))
     with pytest.raises(CliError) as info:
         parse_file_option("doc=missing.txt")
     assert info.value.exit_code == 2

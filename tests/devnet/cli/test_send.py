@@ -10,6 +10,7 @@ from typing import Any
 
 from blocks_network.testing import AgentRunner
 from blocks_network.types import StartTaskMessage, TaskContext
+from tests.support.backend_client import make_card
 
 from .conftest import Runner
 
@@ -163,3 +164,83 @@ def test_no_instance_online_exits_1_and_says_to_start_one(blocks: Runner) -> Non
     assert result.code == 1
     assert result.err.startswith("blocks send: Agent 'adder' cannot take tasks")
     assert "blocks-run" in result.err
+
+
+def parts_handler(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+    """Answers the part ids it got and the upper-cased content of each (text or file)."""
+    lines = []
+    for part in task.request_parts:
+        content = part["text"] if "text" in part else ctx.download_input_artifact(part).data
+        shown = content if isinstance(content, str) else content.decode()
+        lines.append(f"{part['partId']}: {shown.upper()}")
+    return {"artifacts": [{"data": "\n".join(lines), "mimeType": "text/plain"}]}
+
+
+def card_with_inputs(name: str, *inputs: tuple[str, str, bool], **changes: Any) -> dict[str, Any]:
+    declared = [
+        {"id": i, "description": "An input.", "contentType": t, "required": r} for i, t, r in inputs
+    ]
+    outputs = [{"id": "result", "contentType": "text/plain", "guaranteed": False}]
+    return make_card(name, io={"inputs": declared, "outputs": outputs}, **changes)
+
+
+def test_an_agent_whose_only_input_is_a_file(
+    run_agent: AgentRunner, blocks: Runner, tmp_path: Path
+) -> None:
+    card = card_with_inputs("upper_file", ("file", "text/plain", True))
+    run_agent(parts_handler, agent_name="upper_file", card=card)
+    (tmp_path / "notes.txt").write_text("some notes")
+    result = blocks("send", "upper_file", "", "--file", "notes.txt")  # the issue's command
+    assert result.code == 0, result.err
+    assert result.out == "file: SOME NOTES\n"
+    without_text = blocks("send", "upper_file", "--file", "notes.txt")
+    assert (without_text.code, without_text.out) == (0, "file: SOME NOTES\n"), without_text.err
+    nothing = blocks("send", "upper_file")
+    assert nothing.code == 2
+    assert nothing.err == "blocks send: give TEXT, --file PATH, or both\n"
+
+
+def test_part_ids_come_from_the_card_when_unambiguous(
+    run_agent: AgentRunner, blocks: Runner, tmp_path: Path
+) -> None:
+    card = card_with_inputs(
+        "cli_parts",
+        ("prompt", "text/plain", True),
+        ("doc", "application/octet-stream", False),
+        ("extra", "application/octet-stream", False),
+    )
+    run_agent(parts_handler, agent_name="cli_parts", card=card)
+    (tmp_path / "a.bin").write_text("aaa")
+    (tmp_path / "b.bin").write_text("bbb")
+    ambiguous = blocks("send", "cli_parts", "hi", "--file", "a.bin")
+    assert ambiguous.code == 2
+    assert ambiguous.err == (
+        "blocks send: --file a.bin: agent 'cli_parts' has several inputs it could be "
+        "(doc, extra); name one: --file ID=a.bin\n"
+    )
+    result = blocks("send", "cli_parts", "hi", "--file", "doc=a.bin", "--file", "b.bin")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == ["prompt: HI", "doc: AAA", "extra: BBB"]
+
+
+def test_pipe_tasks_from_the_cli(run_agent: AgentRunner, blocks: Runner) -> None:
+    card = card_with_inputs(
+        "cli_pipe", ("text", "text/plain", False), capabilities={"taskKinds": ["pipe"]}
+    )
+    run_agent(parts_handler, agent_name="cli_pipe", card=card)
+    no_duration = blocks("send", "cli_pipe", "go")
+    assert no_duration.code == 2
+    assert no_duration.err == (
+        "blocks send: cli_pipe runs pipe tasks, which last a fixed time: add --duration MIN "
+        "(e.g. --kind pipe --duration 1)\n"
+    )
+    # A pipe handler that returns leaves its task open until the duration: end it ourselves.
+    result = blocks("send", "cli_pipe", "go", "--kind", "pipe", "--duration", "1", "--no-wait")
+    assert result.code == 0, result.err
+    task_id = result.out.strip()
+    record = json.loads(blocks("tasks", "get", task_id, "--json").out)
+    assert record["taskKind"] == "pipe"
+    ended = blocks("tasks", "cancel", task_id, "--terminate", "--wait")
+    assert ended.code == 0, ended.err
+    request_duration = blocks("send", "echo", "hi", "--duration", "1")
+    assert request_duration.code == 2 and "--kind pipe" in request_duration.err
