@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from blocks_network.protocol import (
+    CARD_TOP_LEVEL_KEYS,
     AgentCardError,
     CardStream,
     content_class,
@@ -229,6 +230,26 @@ def test_request_only_agent_may_not_declare_named_streams() -> None:
 def test_rejects_non_cards(card: Any) -> None:
     with pytest.raises(AgentCardError):
         validate_agent_card(card)
+
+
+def test_a_misspelled_top_level_member_names_the_nearest_valid_one() -> None:
+    card = base_card()
+    card["runtme"] = card.pop("runtime")
+    with pytest.raises(AgentCardError) as info:
+        validate_agent_card(card)
+    assert info.value.path == "runtme"
+    assert info.value.reason.startswith("is not an agent card member; did you mean 'runtime'? ")
+    card = base_card()
+    card["zzz"] = 1
+    with pytest.raises(AgentCardError, match=r"^zzz: is not an agent card member; valid ones: cap"):
+        validate_agent_card(card)
+
+
+def test_every_member_of_the_spec_and_schema_is_accepted() -> None:
+    card = base_card()
+    card.update({"$schema": "./agent-card.schema.json", "services": {}, "extensions": {"x": 1}})
+    assert set(card) <= CARD_TOP_LEVEL_KEYS
+    validate_agent_card(card)
 
 
 def test_stream_names_with_dots_are_rejected() -> None:

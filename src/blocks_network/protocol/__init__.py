@@ -17,6 +17,7 @@ Submodules, one concept each:
 """
 
 from .agent_card import (
+    CARD_TOP_LEVEL_KEYS,
     AgentCard,
     CardInput,
     CardOutput,
@@ -361,6 +362,7 @@ __all__ = [
     "BILLING_MODE_FREE",
     "BILLING_MODE_MISMATCH",
     "BILLING_MODE_PAID",
+    "CARD_TOP_LEVEL_KEYS",
     "CDM_TIMEOUT_S",
     "COMPLETION_REASON_DURATION_EXPIRED",
     "CONTROL_RECONNECT_MAX_INTERVAL_S",

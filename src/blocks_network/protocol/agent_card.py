@@ -3,11 +3,13 @@
 ``validate_agent_card`` checks a decoded card and returns a typed summary; the first broken
 rule raises AgentCardError whose ``path`` (e.g. ``io.inputs[0].maxSizeBytes``) lets a CLI print
 ``agent-card.json: io.inputs[0].maxSizeBytes: must be an integer between 1 and 26214400``.
-Unknown top-level members are allowed for forward compatibility, except the legacy ``skills``.
+A top-level member outside the spec's list (§9.9) is an error naming the nearest valid one, so
+a typo such as ``runtme`` is not silently ignored; ``skills`` points to its new name ``tags``.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ from .constants import (
 from .errors import AgentCardError, ProtocolError
 
 __all__ = [
+    "CARD_TOP_LEVEL_KEYS",
     "AgentCard",
     "CardInput",
     "CardOutput",
@@ -43,6 +46,22 @@ __all__ = [
 ]
 
 content_class = c.content_class
+
+#: The members an agent card may have (spec §9.9), plus ``$schema`` for editors.
+CARD_TOP_LEVEL_KEYS: frozenset[str] = frozenset(
+    {
+        "$schema",
+        "identity",
+        "capabilities",
+        "io",
+        "streams",
+        "security",
+        "services",
+        "extensions",
+        "tags",
+        "runtime",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,7 @@ def validate_agent_card(card: object) -> AgentCard:
         raise AgentCardError("", "the agent card is empty; it needs identity and capabilities")
     if "skills" in doc:
         raise AgentCardError("skills", "was renamed to 'tags'; move its entries to 'tags'")
+    _known_keys(doc)
     identity = _identity(doc)
     task_kinds = _task_kinds(doc)
     io = c.opt_obj(doc, "io", "") or {}
@@ -158,6 +178,16 @@ def validate_agent_card(card: object) -> AgentCard:
         runtime=_runtime(doc),
         document=doc,
     )
+
+
+def _known_keys(doc: Mapping[str, Any]) -> None:
+    for key in doc:
+        if key in CARD_TOP_LEVEL_KEYS:
+            continue
+        near = difflib.get_close_matches(str(key), sorted(CARD_TOP_LEVEL_KEYS), n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        valid = ", ".join(sorted(CARD_TOP_LEVEL_KEYS - {"$schema"}))
+        raise AgentCardError(str(key), f"is not an agent card member; {hint}valid ones: {valid}")
 
 
 def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str, str]:

@@ -48,10 +48,11 @@ def test_re_registering_replaces_the_remembered_record(registry: AgentRegistry) 
     name = _register(registry)
     before = registry.get(name)
     card = dict(BUILTIN_AGENT_CARDS[0])
-    card["description"] = "changed"
+    card["identity"] = {**card["identity"], "description": "changed"}
     registry.register_or_update(
         card=card, billing_mode="free", org_id="org_1", owner_user_id="user_1"
     )
     after = registry.get(name)
     assert before is not None and after is not None
-    assert after.card.get("description") == "changed" != before.card.get("description")
+    assert after.card["identity"]["description"] == "changed"
+    assert before.card["identity"]["description"] != "changed"

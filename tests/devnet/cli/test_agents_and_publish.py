@@ -107,6 +107,17 @@ def test_an_invalid_card_is_one_line_naming_the_field(
     result = blocks("publish")
     assert result.code == 2
     assert result.err.startswith("blocks publish: agent-card.json: capabilities.taskKinds")
+    card = json.loads((tmp_path / "agent-card.json").read_text())
+    card["capabilities"] = {"taskKinds": ["request"]}
+    card["runtme"] = card.pop("runtime")
+    (tmp_path / "agent-card.json").write_text(json.dumps(card))
+    typo = blocks("publish")
+    assert typo.code == 2
+    assert typo.err.startswith(
+        "blocks publish: agent-card.json: runtme: is not an agent card member; "
+        "did you mean 'runtime'? valid ones: capabilities, extensions, identity, io, runtime, "
+    )
+    assert blocks("agents", "get", agent_name).code == 1  # nothing was published
     (tmp_path / "agent-card.json").write_text("{not json")
     assert "not valid JSON" in blocks("publish").err
 
