@@ -4,6 +4,8 @@
   ``--registry PATH`` reads another ``registry.json``.
 - ``blocks-run`` in a folder holding ``agent-card.json``: card mode (``runtime.handler``,
   ``runtime.handlerExport``, concurrency and scaling numbers from the card).
+- ``blocks-run`` with neither: the built-in echo handler, announced by one stderr line (the
+  reference's default, kept; the line says why so nobody mistakes it for their agent).
 
 ``./.env`` is loaded first. A bad registry, card or handler file prints one line naming the
 file and field and exits 1 (the traceback only with ``LOG_LEVEL=debug``). SIGINT/SIGTERM stop
@@ -48,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="blocks-run",
         description=(
             "Run an agent handler on the Blocks Network. With no flags in a folder holding "
-            f"{CARD_FILE_NAME}, runs the card's runtime.handler."
+            f"{CARD_FILE_NAME}, runs the card's runtime.handler. With no --handler and no "
+            f"{CARD_FILE_NAME} in the current folder, runs the built-in echo handler and says "
+            "so on stderr."
         ),
     )
     parser.add_argument(
@@ -86,6 +90,17 @@ def _options(args: argparse.Namespace) -> tuple[AgentInstanceOptions, str]:
             max_running_time_sec=loaded.max_running_time_sec,
         )
         return options, os.path.relpath(loaded.handler_file)
+    if args.handler is None:
+        source = (
+            f"handler {DEFAULT_HANDLER_NAME!r} of {args.registry}"
+            if args.registry
+            else (f"built-in {DEFAULT_HANDLER_NAME} handler")
+        )
+        print(
+            f"{_PREFIX} no {CARD_FILE_NAME} here and no --handler: running the {source}",
+            file=sys.stderr,
+            flush=True,
+        )
     entry = load_registry_handler(
         args.handler or DEFAULT_HANDLER_NAME, args.registry, environ=os.environ
     )

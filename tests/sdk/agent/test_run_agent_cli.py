@@ -168,8 +168,19 @@ def _one_line_error(code: int, stderr: str) -> str:
 
 
 def test_missing_registry_file(tmp_path: Path) -> None:
-    code, _, stderr = run_to_exit(["--registry", "nope.json"], cwd=tmp_path, env=clean_env())
+    code, _, stderr = run_to_exit(
+        ["--registry", "nope.json", "--handler", "echo"], cwd=tmp_path, env=clean_env()
+    )
     assert _one_line_error(code, stderr).startswith("error: nope.json: file not found")
+
+
+def test_no_card_and_no_handler_says_it_runs_the_builtin_echo(tmp_path: Path) -> None:
+    code, _, stderr = run_to_exit([], cwd=tmp_path, env=clean_env())
+    note, error = stderr.splitlines()  # no API key here: the note, then the start-up error
+    assert note == (
+        "[agent] no agent-card.json here and no --handler: running the built-in echo handler"
+    )
+    assert code == 1 and error.startswith("error: BLOCKS_API_KEY is not set")
 
 
 @pytest.mark.parametrize(
