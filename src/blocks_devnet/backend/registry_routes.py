@@ -71,12 +71,18 @@ def _limit_param(request: web.Request) -> int:
     return limit
 
 
+def _with_availability(request: web.Request, record: AgentRecord, *, full: bool) -> dict[str, Any]:
+    """The record's wire form plus ``onlineInstances``/``freeSlots`` (local-network extension,
+    docs/local-network.md): whether anything would start a task now."""
+    return {**record.to_wire(full=full), **context_of(request).tasks.availability(record)}
+
+
 async def handle_get(request: web.Request) -> web.Response:
     """``?agentName=`` → ``{agent}``; otherwise a page ``{agents, next, totalCount}``."""
     check_protocol_version(request)
     if "agentName" in request.query:
         record = _visible(request, _agent_name_param(request))
-        return json_response({"agent": record.to_wire()})
+        return json_response({"agent": _with_availability(request, record, full=True)})
     ctx = context_of(request)
     full = request.query.get("include") == "full"
     page = ctx.registry.list(
@@ -88,7 +94,7 @@ async def handle_get(request: web.Request) -> web.Response:
     )
     return json_response(
         {
-            "agents": [r.to_wire(full=full) for r in page.agents],
+            "agents": [_with_availability(request, r, full=full) for r in page.agents],
             "next": page.next,
             "totalCount": page.total_count,
         }

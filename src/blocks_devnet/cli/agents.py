@@ -27,6 +27,18 @@ def _pricing(record: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
+def _online(record: dict[str, Any]) -> str:
+    """``2 (3 free)``, ``1 (unlimited)``, ``0``; ``?`` when the registry does not say (only
+    the local network adds ``onlineInstances``/``freeSlots``)."""
+    online = record.get("onlineInstances")
+    if not isinstance(online, int):
+        return "?"
+    if online == 0:
+        return "0"
+    free = record.get("freeSlots")
+    return f"{online} ({'unlimited' if free is None else f'{free} free'})"
+
+
 def run_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     """Print one page of agents."""
     if args.limit is not None and args.limit < 1:
@@ -45,11 +57,13 @@ def run_list(args: argparse.Namespace, env: dict[str, str]) -> int:
             str(a.get("billingMode", "")),
             _pricing(a),
             str(a.get("listing", "")),
+            _online(a),
             str(a.get("description") or ""),
         ]
         for a in page.agents
     ]
-    print_table(["AGENT", "BILLING", "PRICE", "LISTING", "DESCRIPTION"], rows, empty="no agents")
+    header = ["AGENT", "BILLING", "PRICE", "LISTING", "ONLINE", "DESCRIPTION"]
+    print_table(header, rows, empty="no agents")
     if page.next:
         print(f"# more: blocks agents list --cursor {page.next}", flush=True)
     return EXIT_OK
@@ -74,6 +88,7 @@ def run_get(args: argparse.Namespace, env: dict[str, str]) -> int:
         ["billing", str(record.get("billingMode", ""))],
         ["price", _pricing(record)],
         ["listing", str(record.get("listing", ""))],
+        ["online", _online(record)],
         ["registered", str(record.get("registeredAt", ""))],
     ]
     print_table(None, rows)

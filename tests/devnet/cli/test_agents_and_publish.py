@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from blocks_network.testing import AgentRunner
 from blocks_network.types import StartTaskMessage, TaskContext
 
 from .conftest import Runner
+
+WAIT_S = 15.0
 
 
 def write_card(folder: Path, name: str, **changes: Any) -> Path:
@@ -175,3 +179,44 @@ def test_publish_hints_a_send_command_that_works_for_the_agent(
     assert sent.code == 0, sent.err
     assert json.loads(blocks("tasks", "get", sent.out.strip(), "--json").out)["taskKind"] == "pipe"
     assert blocks("tasks", "cancel", sent.out.strip(), "--terminate", "--wait").code == 0
+
+
+def test_agents_get_and_list_show_online_instances_and_free_capacity(
+    blocks: Runner, tmp_path: Path, agent_name: str, run_agent: AgentRunner
+) -> None:
+    write_card(tmp_path, agent_name, runtime={"handler": "agent.py", "concurrency": 2})
+    assert blocks("publish").code == 0
+
+    def online() -> str:
+        shown = blocks("agents", "get", agent_name)
+        assert shown.code == 0, shown.err
+        return dict(line.split(None, 1) for line in shown.out.splitlines()[:7])["online"]
+
+    def wait_online(expected: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while (seen := online()) != expected:
+            assert time.monotonic() < deadline, f"online stayed {seen!r}, expected {expected!r}"
+            time.sleep(0.05)
+
+    assert online() == "0"
+    release = threading.Event()
+
+    def gated(task: StartTaskMessage, ctx: TaskContext) -> None:
+        release.wait(WAIT_S)
+
+    run_agent(gated, agent_name=agent_name, concurrency=2)
+    try:
+        wait_online("1 (2 free)")
+        row = next(
+            line.split()
+            for line in blocks("agents", "list").out.splitlines()
+            if line.startswith(agent_name + " ")
+        )
+        assert row[4:7] == ["1", "(2", "free)"]
+        task_id = blocks("send", agent_name, "hi", "--no-wait").out.strip()
+        wait_online("1 (1 free)")
+        record = json.loads(blocks("agents", "get", agent_name, "--json").out)
+        assert (record["onlineInstances"], record["freeSlots"]) == (1, 1)
+    finally:
+        release.set()
+    assert blocks("watch", task_id).code == 0

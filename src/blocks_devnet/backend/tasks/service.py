@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -200,6 +201,20 @@ class TaskService:
         """The presence state ``instance_id`` announced on the agent's control channel."""
         key = self.subscribe_key_of(environment)
         return self.ctx.realtime.presence.get_state(key, instance_id, control_channel(agent_id))
+
+    def availability(self, agent: AgentRecord) -> dict[str, Any]:
+        """``{onlineInstances, freeSlots}`` for the registry answer (a local-network
+        extension): live instances on the control channel and the tasks they could start now
+        (``freeSlots`` None when an instance has unlimited concurrency)."""
+        if agent.forced_offline:
+            return {"onlineInstances": 0, "freeSlots": 0}
+        views = instance_views(
+            self._instance_states(agent.environment, agent.agent_id),
+            self.ledger,
+            default_concurrency=agent.scaling.concurrency,
+        )
+        free = sum(max(view.free_slots(), 0) for view in views)
+        return {"onlineInstances": len(views), "freeSlots": None if free == math.inf else int(free)}
 
     def visible_task(self, principal: Principal, task_id: str) -> TaskRecord:
         """The task if ``principal`` owns it or belongs to the agent's organisation; any
