@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 
 from blocks_network.errors import (
     ApiKeyInvalidError,
+    BillingModeMismatchError,
     BlocksError,
     ConfigError,
     NetworkError,
@@ -62,6 +63,12 @@ EXIT_INTERRUPTED = 130
 _DEVNET_HINT = (
     "start a local network with `blocks devnet` and export the two lines it prints "
     "(or put them in ./.env)"
+)
+
+
+_API_KEY_INVALID = (
+    f"{ENV_API_KEY} is invalid or revoked: use the key `blocks devnet` prints (export its two "
+    "lines or put them in ./.env), or create one with `blocks devnet keys create --user NAME`"
 )
 
 
@@ -152,8 +159,11 @@ def guarded(
         except ConfigError as exc:
             _error(prog, str(exc))
             return EXIT_USAGE
-        except ApiKeyInvalidError as exc:
-            _error(prog, f"{exc}\n{prog}: check {ENV_API_KEY}; {_DEVNET_HINT}")
+        except ApiKeyInvalidError:
+            _error(prog, _API_KEY_INVALID)  # the SDK's text speaks of keys in code, not here
+            return EXIT_FAILURE
+        except BillingModeMismatchError as exc:
+            _error(prog, _billing_mismatch(exc))
             return EXIT_FAILURE
         except BlocksError as exc:
             _error(prog, str(exc))
@@ -163,6 +173,17 @@ def guarded(
             return EXIT_INTERRUPTED
 
     return handler
+
+
+def _billing_mismatch(exc: BillingModeMismatchError) -> str:
+    """The mismatch in CLI words: the flag to pass, not the TaskClient argument."""
+    if exc.expected is None:
+        return str(exc)
+    used = f" but this command used {exc.got!r}" if exc.got else ""
+    return (
+        f"the agent is registered with billing mode {exc.expected!r}{used}: "
+        f"pass --billing-mode {exc.expected}"
+    )
 
 
 def _error(prog: str, message: str) -> None:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from blocks_network.errors import BackendError, NetworkError
+from blocks_network.errors import ApiKeyInvalidError, BackendError, NetworkError
 from blocks_network.protocol.constants import (
     API_PATH_REGISTRY_AGENTS,
     PROTOCOL_VERSION,
     PROTOCOL_VERSION_HEADER,
     WRITE_AFFINITY_HEADER,
 )
+from blocks_network.protocol.errors import API_KEY_INVALID
 from blocks_network.transport.http_client import HttpClient, HttpResponse
 from blocks_network.transport.write_affinity import PROCESS_WRITE_AFFINITY
 
@@ -98,6 +99,8 @@ class RegistryClient:
     @staticmethod
     def _raise(response: HttpResponse, what: str) -> None:
         message, code = _error_text(response)
+        if code == API_KEY_INVALID:
+            raise ApiKeyInvalidError(message, status=response.status, code=code)
         raise BackendError(f"{what}: {message}", status=response.status, code=code)
 
     def get(self, agent_name: str) -> dict[str, Any] | None:
@@ -161,7 +164,8 @@ class RegistryClient:
 
         ``billing_mode`` is sent as given (the registry never derives it from pricing).
         Raises BackendError with the registry's sentence for a bad card, billing mode or
-        pricing (400), a name owned by another organisation (403), a bad key (401).
+        pricing (400), a name owned by another organisation (403); ApiKeyInvalidError for a
+        bad key (401).
         """
         body: dict[str, Any] = {"card": dict(card), "billingMode": billing_mode}
         optional = {

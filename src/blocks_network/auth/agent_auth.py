@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from blocks_network.auth.token_sources import error_text
+from blocks_network.auth.token_sources import api_key_invalid_text, error_text
 from blocks_network.errors import (
     AgentForcedOfflineError,
     ApiKeyInvalidError,
@@ -177,7 +177,7 @@ class AgentAuth:
         message, code = error_text(response)
         if code == API_KEY_INVALID:
             return ApiKeyInvalidError(
-                f"API key invalid or revoked: {message}", status=response.status, code=code
+                api_key_invalid_text(message), status=response.status, code=code
             )
         if code == AGENT_FORCED_OFFLINE:
             return AgentForcedOfflineError(_FORCED_OFFLINE_TEXT, status=response.status, code=code)

@@ -30,6 +30,7 @@ __all__ = [
     "EndpointTokenSource",
     "ProviderTokenSource",
     "TokenSource",
+    "api_key_invalid_text",
     "error_text",
 ]
 
@@ -67,6 +68,17 @@ def error_text(response: HttpResponse) -> tuple[str, str | None]:
                 return str(value["message"]), code
     text = response.text.strip()[:_MAX_BODY_IN_MESSAGE]
     return text or f"HTTP {response.status}", None
+
+
+_API_KEY_INVALID = "API key invalid or revoked"
+
+
+def api_key_invalid_text(message: str) -> str:
+    """``API key invalid or revoked: <message>``, without saying it twice when the backend's
+    own message already starts with it (the local network's does)."""
+    if message.startswith(_API_KEY_INVALID):
+        return message
+    return f"{_API_KEY_INVALID}: {message}"
 
 
 def _expires_in(value: object) -> float:
@@ -132,7 +144,7 @@ class ApiKeyTokenSource:
         message, code = error_text(response)
         if code == API_KEY_INVALID:
             raise ApiKeyInvalidError(
-                f"API key invalid or revoked: {message} (create a new key with "
+                f"{api_key_invalid_text(message).rstrip('.')} (create a new key with "
                 "`blocks devnet keys create` or in the dashboard)",
                 status=response.status,
                 code=code,

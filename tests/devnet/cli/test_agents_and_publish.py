@@ -99,7 +99,11 @@ def test_paid_agents_need_a_price_and_get_their_billing_mode(
 
     run_agent(answer, agent_name=agent_name)
     wrong_mode = blocks("send", agent_name, "hi")
-    assert wrong_mode.code == 1 and "billing" in wrong_mode.err.lower()
+    assert wrong_mode.code == 1
+    assert wrong_mode.err.splitlines()[-1] == (
+        "blocks send: the agent is registered with billing mode 'paid' but this command used "
+        "'free': pass --billing-mode paid"
+    )
     paid = blocks("send", agent_name, "hi", "--billing-mode", "paid")
     assert (paid.code, paid.out) == (0, "paid answer\n"), paid.err
 

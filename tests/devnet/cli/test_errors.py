@@ -137,11 +137,24 @@ def test_unreachable_hosted_default_suggests_the_local_network(
     assert "BLOCKS_CDM_URL is not set" in result.err and "blocks devnet" in result.err
 
 
-def test_a_rejected_api_key_exits_1(blocks: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "command", [("send", "echo", "hi"), ("tasks", "list"), ("publish", "card.json")], ids=" ".join
+)
+def test_a_rejected_api_key_exits_1_with_one_sentence(
+    command: tuple[str, ...], blocks: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "card.json").write_text(
+        (Path(__file__).parents[3] / "examples" / "echo" / "agent-card.json").read_text()
+    )
     monkeypatch.setenv("BLOCKS_API_KEY", "bk_not_a_real_key")
-    result = blocks("tasks", "list")
+    result = blocks(*command)
     assert result.code == 1
-    assert "API key" in result.err and "check BLOCKS_API_KEY" in result.err
+    prog = " ".join(("blocks", *command[:2])) if command[0] == "tasks" else f"blocks {command[0]}"
+    assert result.err == (
+        f"{prog}: BLOCKS_API_KEY is invalid or revoked: use the key `blocks devnet` "
+        "prints (export its two lines or put them in ./.env), or create one with "
+        "`blocks devnet keys create --user NAME`\n"
+    )
 
 
 def test_credentials_from_dot_env(

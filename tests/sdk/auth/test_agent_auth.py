@@ -94,8 +94,9 @@ def test_invalid_refresh_token_falls_back_to_connect(
 
 
 def test_invalid_api_key_is_typed(network: LocalNetwork, http: HttpClient) -> None:
-    with pytest.raises(ApiKeyInvalidError, match="API key invalid or revoked"):
+    with pytest.raises(ApiKeyInvalidError, match="API key invalid or revoked") as info:
         _auth(network, http, api_key="bk_wrong").connect()
+    assert str(info.value).count("API key invalid or revoked") == 1  # not said twice
 
 
 def test_forced_offline_is_typed_on_connect_and_refresh(

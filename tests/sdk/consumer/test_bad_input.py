@@ -52,8 +52,9 @@ def test_several_credentials(blocks_env: dict[str, str]) -> None:
 
 
 def test_revoked_or_unknown_api_key(blocks_env: dict[str, str]) -> None:
-    with pytest.raises(ApiKeyInvalidError, match="API key invalid or revoked"):
+    with pytest.raises(ApiKeyInvalidError, match="API key invalid or revoked") as info:
         TaskClient.create("free", api_key="bk_not_a_real_key")
+    assert str(info.value).count("API key invalid or revoked") == 1  # not said twice
 
 
 def test_unreachable_cdm(blocks_env: dict[str, str]) -> None:
