@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Collection, Mapping
-from typing import Any
 
 from blocks_devnet.cli.common import EXIT_USAGE, CliError
 from blocks_network.protocol.agent_card import AgentCard, CardInput, validate_agent_card
@@ -26,10 +25,9 @@ __all__ = ["card_of", "example_send", "file_part_id", "only_kind", "text_part_id
 EXAMPLE_DURATION_MIN = 1
 
 
-def card_of(record: Mapping[str, Any] | None) -> AgentCard | None:
-    """The validated card of a registry record, or None (no record, or a card we cannot read:
-    the backend then judges the parts itself)."""
-    document = (record or {}).get("card")
+def card_of(document: object) -> AgentCard | None:
+    """The validated card, or None (no card, or one we cannot read: the backend then judges
+    the parts itself)."""
     if not isinstance(document, Mapping):
         return None
     try:

@@ -35,7 +35,6 @@ from blocks_devnet.cli.common import (
     guarded,
     json_default,
     open_client,
-    registry_client,
 )
 from blocks_devnet.cli.follow import TaskFollower, terminal_line
 from blocks_devnet.cli.progress import Reporter
@@ -84,16 +83,18 @@ def _text(args: argparse.Namespace) -> str | None:
 
 
 def _parts(
-    args: argparse.Namespace, card: AgentCard | None
+    text: str | None,
+    files: list[tuple[str, str | None, Path]],
+    args: argparse.Namespace,
+    card: AgentCard | None,
 ) -> tuple[list[dict[str, Any]], list[tuple[Path, int]]]:
-    text = _text(args)
+    """The request parts: TEXT, then each ``(value, given id, path)`` of ``--file``."""
     parts: list[dict[str, Any]] = []
     if text is not None:
         parts.append(text_part(text, part_id=args.text_part_id or text_part_id(card)))
-    named = [(value, *parse_file_option(value)) for value in args.file or []]
-    taken = {p["partId"] for p in parts} | {part_id for _, part_id, _ in named if part_id}
-    files: list[tuple[Path, int]] = []
-    for value, given, path in named:
+    taken = {p["partId"] for p in parts} | {part_id for _, part_id, _ in files if part_id}
+    sizes: list[tuple[Path, int]] = []
+    for value, given, path in files:
         part_id = given or file_part_id(card, taken, value)
         taken.add(part_id)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -101,8 +102,8 @@ def _parts(
             parts.append(file_part(path, part_id=part_id, content_type=content_type))
         except ArtifactError as exc:
             raise CliError(f"--file {value}: {exc}", EXIT_USAGE) from exc
-        files.append((path, path.stat().st_size))
-    return parts, files
+        sizes.append((path, path.stat().st_size))
+    return parts, sizes
 
 
 def _kind(args: argparse.Namespace, card: AgentCard | None) -> tuple[str | None, int | None]:
@@ -121,21 +122,17 @@ def _kind(args: argparse.Namespace, card: AgentCard | None) -> tuple[str | None,
     return kind, args.duration
 
 
-def _card(agent: str, env: dict[str, str]) -> AgentCard | None:
-    """The agent's card from the registry (None when it is not published)."""
-    with registry_client(env, need_key=False) as registry:
-        return card_of(registry.get(agent))
-
-
 def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
     """Run ``blocks send``; returns the exit code."""
     if args.timeout is not None and args.timeout <= 0:
         raise CliError("--timeout must be a positive number of seconds", EXIT_USAGE)
     reporter = Reporter()
-    card = _card(args.agent, env)
-    parts, files = _parts(args, card)
-    task_kind, duration = _kind(args, card)
+    text = _text(args)
+    named = [(value, *parse_file_option(value)) for value in args.file or []]
     with open_client(args.billing_mode, env) as client:
+        card = card_of(client.get_agent_card(args.agent))  # part ids and kind come from it
+        parts, files = _parts(text, named, args, card)
+        task_kind, duration = _kind(args, card)
         bar = None
         if files:
             total = sum(size for _, size in files)
