@@ -77,7 +77,7 @@ def only_kind(card: AgentCard | None) -> str | None:
 def example_send(card: AgentCard) -> str:
     """A ``blocks send`` command line that this agent accepts (placeholders for files)."""
     words = ["blocks", "send", card.agent_name]
-    wanted = [i for i in card.inputs if i.required] or list(card.inputs[:1])
+    wanted = [i for i in card.inputs if i.required]
     text_id = text_part_id(card)
     textual = [i for i in wanted if not _wants_file(i)]
     if textual:

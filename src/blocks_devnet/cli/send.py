@@ -75,11 +75,7 @@ def parse_file_option(value: str) -> tuple[str | None, Path]:
 def _text(args: argparse.Namespace) -> str | None:
     """TEXT (stdin for ``-``); None when omitted, or empty beside ``--file``: no text part."""
     text: str | None = sys.stdin.read() if args.text == "-" else args.text
-    if text is None or (text == "" and args.file):
-        if not args.file:
-            raise CliError("give TEXT, --file PATH, or both", EXIT_USAGE)
-        return None
-    return text
+    return None if text is None or (text == "" and args.file) else text
 
 
 def _parts(
@@ -103,6 +99,14 @@ def _parts(
         except ArtifactError as exc:
             raise CliError(f"--file {value}: {exc}", EXIT_USAGE) from exc
         sizes.append((path, path.stat().st_size))
+    missing = [i.id for i in card.inputs if i.required and i.id not in taken] if card else []
+    if missing:
+        raise CliError(
+            f"agent {args.agent!r} requires input(s) {', '.join(missing)}: give TEXT for a "
+            "text input, --file ID=PATH for a file (`blocks agents get "
+            f"{args.agent}` shows its card)",
+            EXIT_USAGE,
+        )
     return parts, sizes
 
 
@@ -243,7 +247,7 @@ def register(commands: Any) -> None:
         "text",
         metavar="TEXT",
         nargs="?",
-        help="the text part ('-' reads stdin); optional with --file ('' sends no text part)",
+        help="the text part ('-' reads stdin); optional ('' beside --file sends no text part)",
     )
     parser.add_argument(
         "--file",

@@ -176,7 +176,7 @@ def test_publish_hints_a_send_command_that_works_for_the_agent(
     pipe = {"taskKinds": ["pipe"]}
     write_card(tmp_path, agent_name, capabilities=pipe, io={"inputs": text, "outputs": outputs})
     command = hint()
-    assert command == f"blocks send {agent_name} hello --kind pipe --duration 1"
+    assert command == f"blocks send {agent_name} --kind pipe --duration 1"  # text is optional
 
     run_agent(lambda task, ctx: None, agent_name=agent_name)
     sent = blocks(*shlex.split(command)[1:], "--no-wait")  # the hint, as typed

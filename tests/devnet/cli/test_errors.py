@@ -80,7 +80,6 @@ def test_bad_arguments_exit_2_with_usage(argv: tuple[str, ...], blocks: Runner) 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("send", "echo"), "give TEXT, --file PATH, or both"),
         (("send", "echo", "hi", "--timeout", "0"), "--timeout must be a positive"),
         (("send", "echo", "hi", "--file", "missing.bin"), "--file missing.bin: no such file"),
         (("tasks", "list", "--limit", "0"), "--limit must be at least 1"),

@@ -197,7 +197,10 @@ def test_an_agent_whose_only_input_is_a_file(
     assert (without_text.code, without_text.out) == (0, "file: SOME NOTES\n"), without_text.err
     nothing = blocks("send", "upper_file")
     assert nothing.code == 2
-    assert nothing.err == "blocks send: give TEXT, --file PATH, or both\n"
+    assert nothing.err == (
+        "blocks send: agent 'upper_file' requires input(s) file: give TEXT for a text input, "
+        "--file ID=PATH for a file (`blocks agents get upper_file` shows its card)\n"
+    )
 
 
 def test_part_ids_come_from_the_card_when_unambiguous(
@@ -228,14 +231,14 @@ def test_pipe_tasks_from_the_cli(run_agent: AgentRunner, blocks: Runner) -> None
         "cli_pipe", ("text", "text/plain", False), capabilities={"taskKinds": ["pipe"]}
     )
     run_agent(parts_handler, agent_name="cli_pipe", card=card)
-    no_duration = blocks("send", "cli_pipe", "go")
+    no_duration = blocks("send", "cli_pipe")  # no TEXT: its only input is optional
     assert no_duration.code == 2
     assert no_duration.err == (
         "blocks send: cli_pipe runs pipe tasks, which last a fixed time: add --duration MIN "
         "(e.g. --kind pipe --duration 1)\n"
     )
     # A pipe handler that returns leaves its task open until the duration: end it ourselves.
-    result = blocks("send", "cli_pipe", "go", "--kind", "pipe", "--duration", "1", "--no-wait")
+    result = blocks("send", "cli_pipe", "--kind", "pipe", "--duration", "1", "--no-wait")
     assert result.code == 0, result.err
     task_id = result.out.strip()
     record = json.loads(blocks("tasks", "get", task_id, "--json").out)
