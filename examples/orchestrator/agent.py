@@ -1,5 +1,7 @@
 """The orchestrator agent: fans a request out to ``echo`` and ``adder`` and summarises.
 
+``adder`` is the local network's built-in (``blocks-run --handler adder``).
+
 ``ctx.task_client`` is a consumer ``TaskClient`` owned by the agent instance (its API key,
 its billing mode): a handler calls other agents exactly as any consumer does. Both tasks
 are sent first and awaited after, so they run at the same time.
@@ -50,7 +52,13 @@ def handler(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
                 )
             data = session.download_artifact(session.list_artifacts()[0]).data.decode()
             results[name] = {"taskId": session.task_id, "answer": data}
-    total = json.loads(results["adder"]["answer"]).get("sum")
+    added = json.loads(results["adder"]["answer"])
+    if not added.get("ok"):
+        # The built-in adder completes with {"ok": false, "error": ...} for bad input.
+        raise RuntimeError(
+            f"adder task {results['adder']['taskId']} answered: {added.get('error')}"
+        )
+    total = added.get("sum")
     summary = {
         "echo": results["echo"]["answer"],
         "sum": total,

@@ -200,7 +200,8 @@ class TaskContext:
         return self._services.publish_artifact(self.task_id, data, mime_type, file_name, output_id)
 
     def download_input_artifact(self, part: object) -> DownloadedArtifact:
-        """Return the bytes of a request part's artifact (a wire dict or a RequestPart).
+        """Return a request part's artifact (a wire dict or a RequestPart): ``.data`` (the
+        bytes), ``.mime_type``, ``.file_name``.
 
         Inline artifacts are decoded locally; file artifacts are downloaded with the task's
         credentials. Raises ArtifactError when the part has no artifact or the download fails.

@@ -13,12 +13,24 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from blocks_network.handlers.loader import load_registry_handler
 from blocks_network.testing import AgentRunner, RunningAgent
 from tests.support.kit import _no_leaked_threads, blocks_network
 
-__all__ = ["EXAMPLES", "_no_leaked_threads", "blocks_network", "card_of", "load", "start_example"]
+__all__ = [
+    "EXAMPLES",
+    "_no_leaked_threads",
+    "blocks_network",
+    "card_of",
+    "load",
+    "start_agent",
+    "start_builtin",
+    "start_example",
+]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: The local network's built-in agents (registered, never published by a test).
+BUILT_IN = ("echo", "adder")
 
 
 def load(folder: str, module: str = "agent") -> ModuleType:
@@ -51,6 +63,19 @@ def start_example(
     if name is not None:
         card["identity"]["agentName"] = name
     name = card["identity"]["agentName"]
-    options.setdefault("publish", name not in ("echo", "adder"))
+    options.setdefault("publish", name not in BUILT_IN)
     options.setdefault("concurrency", card.get("runtime", {}).get("concurrency", 1))
     return run_agent(load(folder).handler, agent_name=name, card=card, **options)
+
+
+def start_builtin(run_agent: AgentRunner, name: str) -> RunningAgent:
+    """Run a built-in agent as ``blocks-run --handler NAME`` does (the packaged registry)."""
+    assert name in BUILT_IN
+    return run_agent(load_registry_handler(name).handler, agent_name=name, publish=False)
+
+
+def start_agent(run_agent: AgentRunner, what: str) -> RunningAgent:
+    """``--handler NAME``: a built-in as the README runs it; else an example's folder."""
+    if what.startswith("--handler "):
+        return start_builtin(run_agent, what.removeprefix("--handler "))
+    return start_example(run_agent, what)

@@ -12,7 +12,7 @@ import pytest
 from blocks_network import TaskClient
 from blocks_network.testing import AgentRunner, BlocksTestNetwork
 
-from .conftest import load, start_example
+from .conftest import load, start_agent, start_example
 
 
 def test_connect_to_an_active_then_a_finished_task(
@@ -92,7 +92,13 @@ def test_auth_consumer_all_three_token_modes(
 # --- each consumer script as a user runs it: main() with only BLOCKS_CDM_URL/BLOCKS_API_KEY ---
 
 MAINS = [
-    ("request-consumer", ["echo", "adder"], ["hello", "2", "40"], "echo: completed"),
+    # As its README runs them: the built-in agents.
+    (
+        "request-consumer",
+        ["--handler echo", "--handler adder"],
+        ["hello", "2", "40"],
+        "echo: completed",
+    ),
     ("stream-consumer", ["echo-stream"], ["echo_stream", "to", "be"], "task completed"),
     ("advanced-stream", ["advanced-stream"], ["a", "b"], "tokens:    a b"),
     ("stock-sim-consumer", ["stock-sim"], ["--ticks", "2", "--interval", "0.05"], "after"),
@@ -123,7 +129,7 @@ def test_consumer_main(
     for key, value in blocks_network.env.items():
         monkeypatch.setenv(key, value)
     for agent in agents:
-        start_example(run_agent, agent)
+        start_agent(run_agent, agent)
     note = tmp_path / "note.txt"
     note.write_text("hello file\n")
     argv = [str(note) if a == "FILE" else str(tmp_path / "out") if a == "OUT" else a for a in argv]

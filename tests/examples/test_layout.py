@@ -17,7 +17,7 @@ AGENTS = [f for f in FOLDERS if (EXAMPLES / f / "agent-card.json").exists()]
 
 def test_the_issue_s_examples_are_all_there() -> None:
     assert set(FOLDERS) == {
-        "adder",
+        "adder-card",
         "advanced-stream",
         "auth-consumer",
         "bidi-chat",

@@ -58,5 +58,6 @@ def test_hierarchy() -> None:
 
 
 def test_handler_error_text() -> None:
-    assert p.handler_error_text(RuntimeError("boom")) == "boom"
+    assert p.handler_error_text(RuntimeError("boom")) == "RuntimeError: boom"
+    assert p.handler_error_text(KeyError("txt")) == "KeyError: 'txt'"
     assert p.handler_error_text(KeyError()) == "Agent instance error (KeyError)"

@@ -46,6 +46,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MIB: Final = 1024 * 1024
+_VALID_RESULTS: Final = (
+    'return {"artifacts": [{"data": ..., "mimeType": ...}]}, or None for no artifacts'
+)
 
 
 def artifact_bytes(data: object, where: str) -> bytes:
@@ -81,15 +84,19 @@ def _opt_str_key(entry: Mapping[str, Any], keys: tuple[str, ...], where: str) ->
 def prepare_artifacts(result: object) -> list[PreparedArtifact]:
     """Check a handler's return value; raise ArtifactError saying what is wrong.
 
-    Valid: None, or a mapping whose optional ``artifacts`` is a list of
+    Valid: None, ``{}``, or a mapping with an ``artifacts`` list (or None) of
     ``{data: str|bytes, mimeType?, fileName?, outputId?}`` (snake_case keys accepted too).
+    A non-empty mapping without ``artifacts`` (``{"data": "x"}``) is refused: it is almost
+    always an artifact that was not wrapped, and would complete with nothing.
     """
     if result is None:
         return []
     if not isinstance(result, Mapping):
+        raise ArtifactError(f"handler returned {type(result).__name__}; {_VALID_RESULTS}")
+    if result and "artifacts" not in result:
+        keys = ", ".join(sorted(str(key) for key in result))
         raise ArtifactError(
-            f"handler returned {type(result).__name__}; return None or "
-            '{"artifacts": [{"data": ..., "mimeType": ...}]}'
+            f'handler returned a dict without "artifacts" (keys: {keys}); {_VALID_RESULTS}'
         )
     artifacts = result.get("artifacts")
     if artifacts is None:

@@ -63,7 +63,8 @@ def level_from_env(environ: Mapping[str, str]) -> int:
 
 
 class AgentLogFormatter(logging.Formatter):
-    """``[AgentInstance] {json}``; the traceback of an exception is added only at DEBUG."""
+    """``[AgentInstance] {json}``; an exception adds ``error`` (``KeyError: 'txt'``) and, on an
+    error record (or any record when ``include_traceback``: LOG_LEVEL=debug), its traceback."""
 
     def __init__(self, *, include_traceback: bool = False) -> None:
         super().__init__()
@@ -81,8 +82,11 @@ class AgentLogFormatter(logging.Formatter):
                 body.setdefault(str(key), value)
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            body.setdefault("error", str(exc) or type(exc).__name__)
-            if self._include_traceback:
+            text = str(exc)
+            body.setdefault(
+                "error", f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            )
+            if self._include_traceback or record.levelno >= logging.ERROR:
                 body["traceback"] = "".join(traceback.format_exception(*record.exc_info))
         return f"{LOG_PREFIX} {json.dumps(body, default=str, ensure_ascii=False)}"
 

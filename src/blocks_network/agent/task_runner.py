@@ -361,9 +361,13 @@ class TaskRunner:
             if handler is None:
                 raise RuntimeError("no handler is configured for this agent")
             result = handler(task.ctx.task, task.ctx)
-            artifacts = prepare_artifacts(result)
         except Exception as exc:
-            self._fail(task, exc)
+            self._fail(task, exc, handler_error_text(exc))
+            return
+        try:
+            artifacts = prepare_artifacts(result)
+        except ArtifactError as exc:
+            self._fail(task, exc)  # our own words on the result's shape: no class name
             return
         # From here on nothing waits on the handler: the artifacts ready now go out in one
         # write with the terminal (see publish_event); _run's settle sends any left.
@@ -400,8 +404,8 @@ class TaskRunner:
                 artifact.output_id,
             )
 
-    def _fail(self, task: ActiveTask, exc: BaseException) -> None:
-        error = handler_error_text(exc)
+    def _fail(self, task: ActiveTask, exc: BaseException, error: str | None = None) -> None:
+        error = error or str(exc)
         logger.error(
             "task %s failed: %s",
             task.task_id,

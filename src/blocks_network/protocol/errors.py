@@ -172,7 +172,10 @@ class RpcRequestError(ProtocolError):
 def handler_error_text(exc: BaseException) -> str:
     """Return the `error` text of a failed terminal for a handler exception.
 
-    The exception's text, or ``Agent instance error (<ClassName>)`` when that text is empty.
+    ``<ClassName>: <text>`` (``KeyError: 'txt'``: the text alone of a KeyError is just the
+    key), or ``Agent instance error (<ClassName>)`` when that text is empty. Never the
+    traceback: it may hold secrets, and the agent's log has it.
     """
     text = str(exc)
-    return text if text else f"Agent instance error ({type(exc).__name__})"
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else f"Agent instance error ({name})"

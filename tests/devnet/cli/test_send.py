@@ -70,7 +70,7 @@ def test_failed_task_exits_1_with_the_error(run_agent: AgentRunner, blocks: Runn
     result = blocks("send", "cli_failing", "x")
     assert result.code == 1
     assert result.out == ""
-    assert "[task] failed: the input makes no sense (" in result.err
+    assert "[task] failed: ValueError: the input makes no sense (" in result.err
 
 
 def test_timeout_exits_1_and_says_how_to_follow(run_agent: AgentRunner, blocks: Runner) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -13,6 +14,7 @@ import pytest
 from pubnub.pubnub import PubNub
 
 from blocks_devnet.network import LocalNetwork
+from blocks_network.agent.logging import AgentLogFormatter
 from blocks_network.consumer import TaskClient, file_part, text_part
 from blocks_network.protocol.channels import task_channel
 from blocks_network.types import StartTaskMessage, TaskContext
@@ -188,11 +190,30 @@ def test_handler_exception_fails_the_task_and_calls_on_error(
         agent_name="broken", handler=handler, on_error=lambda tid, exc: errors.put((tid, exc))
     )
     terminal, _, _ = _finish(consumer, "broken", [text_part("x")])
-    assert (terminal.state, terminal.data["error"]) == ("failed", "the model is down")
+    assert (terminal.state, terminal.data["error"]) == ("failed", "RuntimeError: the model is down")
     # on_error runs after the failed terminal is published, so it may trail the consumer.
     task_id, exc = errors.get(timeout=10)
     assert (task_id, str(exc)) == (terminal.task_id, "the model is down")
     assert errors.empty()
+
+
+def test_handler_exception_reaches_the_consumer_typed_and_the_log_with_its_traceback(
+    start_agent: AgentFactory, consumer: TaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(task: StartTaskMessage, ctx: TaskContext) -> None:
+        task.request_parts[0]["txt"]  # the classic typo: a KeyError whose str is "'txt'"
+
+    start_agent(agent_name="typo", handler=handler)
+    with caplog.at_level(logging.ERROR, logger="blocks_network.agent.task_runner"):
+        terminal, _, _ = _finish(consumer, "typo", [text_part("x")])
+    # The consumer gets the type and the message, never the traceback.
+    assert (terminal.state, terminal.data["error"]) == ("failed", "KeyError: 'txt'")
+    # The agent log: one ERROR record carrying the exception, rendered with its traceback.
+    failed = [r for r in caplog.records if r.exc_info and terminal.task_id in r.getMessage()]
+    assert len(failed) == 1 and failed[0].levelno == logging.ERROR
+    line = json.loads(AgentLogFormatter().format(failed[0]).split(" ", 1)[1])
+    assert line["error"] == "KeyError: 'txt'"
+    assert "Traceback" in line["traceback"] and 'request_parts[0]["txt"]' in line["traceback"]
 
 
 def test_exception_without_text_names_its_class(
@@ -210,6 +231,7 @@ def test_exception_without_text_names_its_class(
     ("result", "expected"),
     [
         (42, "handler returned int"),
+        ({"data": "x"}, 'handler returned a dict without "artifacts" (keys: data)'),
         ({"artifacts": "text"}, '"artifacts" must be a list'),
         ({"artifacts": ["text"]}, "artifacts[0] must be an object"),
         ({"artifacts": [{"mimeType": "text/plain"}]}, "artifacts[0] has no data"),

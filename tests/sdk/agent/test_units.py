@@ -102,6 +102,10 @@ def test_terminal_rules() -> None:
 def test_prepare_artifacts_accepts_the_documented_shapes() -> None:
     assert prepare_artifacts(None) == []
     assert prepare_artifacts({}) == []
+    assert prepare_artifacts({"artifacts": None}) == []
+    assert prepare_artifacts({"artifacts": []}) == []
+    [extra] = prepare_artifacts({"artifacts": [{"data": "x"}], "note": "ignored"})
+    assert (extra.data, extra.mime_type) == (b"x", None)
     [a, b] = prepare_artifacts(
         {
             "artifacts": [
@@ -112,6 +116,14 @@ def test_prepare_artifacts_accepts_the_documented_shapes() -> None:
     )
     assert (a.data, a.mime_type) == ("é".encode(), "text/plain")
     assert (b.data, b.file_name, b.output_id) == (b"\x00", "z", "o")
+
+
+@pytest.mark.parametrize("result", [{"data": "x"}, {"data": "x", "mimeType": "text/plain"}])
+def test_prepare_artifacts_refuses_a_dict_without_artifacts(result: dict[str, str]) -> None:
+    with pytest.raises(ArtifactError) as refused:
+        prepare_artifacts(result)
+    assert str(refused.value).startswith('handler returned a dict without "artifacts" (keys: ')
+    assert '{"artifacts": [{"data": ..., "mimeType": ...}]}' in str(refused.value)
 
 
 def test_prepare_artifacts_rejects_oversized_data_before_uploading() -> None:
@@ -233,16 +245,21 @@ def test_structured_line_shape() -> None:
     assert warn["level"] == "warn"
 
 
-def test_exception_text_and_traceback_only_in_debug() -> None:
+def test_exception_type_always_and_traceback_on_errors_or_in_debug() -> None:
     try:
-        raise ValueError("bad")
-    except ValueError:
+        {"text": "x"}["txt"]
+    except KeyError:
         exc_info = sys.exc_info()
-    record = _record(logging.ERROR, "failed", exc=exc_info)
-    quiet = json.loads(AgentLogFormatter().format(record)[16:])
-    assert quiet["error"] == "bad" and "traceback" not in quiet
-    loud = json.loads(AgentLogFormatter(include_traceback=True).format(record)[16:])
-    assert "ValueError: bad" in loud["traceback"]
+    error = json.loads(
+        AgentLogFormatter().format(_record(logging.ERROR, "failed", exc=exc_info))[16:]
+    )
+    assert error["error"] == "KeyError: 'txt'"
+    assert "Traceback" in error["traceback"] and "KeyError: 'txt'" in error["traceback"]
+    warning = _record(logging.WARNING, "retrying", exc=exc_info)
+    quiet = json.loads(AgentLogFormatter().format(warning)[16:])
+    assert quiet["error"] == "KeyError: 'txt'" and "traceback" not in quiet
+    loud = json.loads(AgentLogFormatter(include_traceback=True).format(warning)[16:])
+    assert "KeyError: 'txt'" in loud["traceback"]
 
 
 def test_handler_routes_warnings_to_stderr(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
-"""The adder agent: adds ``a`` and ``b`` sent as JSON text, e.g. ``{"a": 1, "b": 2}``.
+"""The adder_card agent: adds ``a`` and ``b`` sent as JSON text, e.g. ``{"a": 1, "b": 2}``.
 
-Unlike the built-in adder (which completes with ``"ok": false``), bad input fails the task:
-raising from a handler ends it ``failed`` with the exception's message as ``error``.
+Unlike the built-in ``adder`` (which completes with ``"ok": false``), bad input fails the
+task: raising from a handler ends it ``failed`` with ``error`` = the exception's type and
+message (``ValueError: not JSON: ...``).
 """
 
 from __future__ import annotations
