@@ -7,46 +7,60 @@ Consumers::
     with TaskClient.create(billing_mode="free") as client:
         with client.send_message(agent_name="echo", request_parts=[text_part("hi")]) as session:
             print(session.wait_for_terminal(timeout=30).state)
+
+Names are imported on first use (PEP 562): importing the package, its pytest plugin or the
+local network loads only what they touch (docs/consumer.md, "Import cost").
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from blocks_network._version import __version__ as __version__
-from blocks_network.agent import AgentInstanceHandle, start_agent_instance
-from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
-from blocks_network.consumer import (
-    CallbackErrorContext,
-    DownloadedArtifact,
-    SendMessageRequestPart,
-    TaskClient,
-    TaskEvent,
-    TaskList,
-    TaskSession,
-    create_task_client,
-    download_artifact,
-    file_part,
-    text_part,
-)
-from blocks_network.errors import (
-    AgentForcedOfflineError,
-    ApiKeyInvalidError,
-    ArtifactError,
-    ArtifactSaveError,
-    AuthError,
-    AuthRefreshFailedError,
-    BackendError,
-    BillingModeMismatchError,
-    BlocksError,
-    CertificateError,
-    ClosedError,
-    ConfigError,
-    NetworkError,
-    ProxyError,
-    RpcError,
-    StreamUnavailableError,
-    UploadRejectedError,
-)
-from blocks_network.protocol.artifacts import ArtifactRef, FileArtifactRef, InlineArtifactRef
-from blocks_network.stream import StreamClient, StreamDescriptor, StreamError, StreamRef
-from blocks_network.types import AgentInstanceOptions, StartTaskMessage, TaskContext
+
+if TYPE_CHECKING:
+    from blocks_network.agent import AgentInstanceHandle, start_agent_instance
+    from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
+    from blocks_network.consumer import (
+        CallbackErrorContext,
+        DownloadedArtifact,
+        SendMessageRequestPart,
+        TaskClient,
+        TaskEvent,
+        TaskList,
+        TaskSession,
+        create_task_client,
+        download_artifact,
+        file_part,
+        text_part,
+    )
+    from blocks_network.errors import (
+        AgentForcedOfflineError,
+        ApiKeyInvalidError,
+        ArtifactError,
+        ArtifactSaveError,
+        AuthError,
+        AuthRefreshFailedError,
+        BackendError,
+        BillingModeMismatchError,
+        BlocksError,
+        CertificateError,
+        ClosedError,
+        ConfigError,
+        NetworkError,
+        ProxyError,
+        RpcError,
+        StreamUnavailableError,
+        UploadRejectedError,
+    )
+    from blocks_network.protocol.artifacts import (
+        ArtifactRef,
+        FileArtifactRef,
+        InlineArtifactRef,
+    )
+    from blocks_network.stream import StreamClient, StreamDescriptor, StreamError, StreamRef
+    from blocks_network.types import AgentInstanceOptions, StartTaskMessage, TaskContext
 
 __all__ = [
     "AgentForcedOfflineError",
@@ -93,3 +107,58 @@ __all__ = [
     "start_agent_instance",
     "text_part",
 ]
+
+#: Where each public name is defined; ``__getattr__`` imports that module on first use.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "agent": ("AgentInstanceHandle", "start_agent_instance"),
+    "auth.token_types": ("TokenEndpointConfig", "TokenProvider", "TokenResult"),
+    "consumer": (
+        "CallbackErrorContext",
+        "DownloadedArtifact",
+        "SendMessageRequestPart",
+        "TaskClient",
+        "TaskEvent",
+        "TaskList",
+        "TaskSession",
+        "create_task_client",
+        "download_artifact",
+        "file_part",
+        "text_part",
+    ),
+    "errors": (
+        "AgentForcedOfflineError",
+        "ApiKeyInvalidError",
+        "ArtifactError",
+        "ArtifactSaveError",
+        "AuthError",
+        "AuthRefreshFailedError",
+        "BackendError",
+        "BillingModeMismatchError",
+        "BlocksError",
+        "CertificateError",
+        "ClosedError",
+        "ConfigError",
+        "NetworkError",
+        "ProxyError",
+        "RpcError",
+        "StreamUnavailableError",
+        "UploadRejectedError",
+    ),
+    "protocol.artifacts": ("ArtifactRef", "FileArtifactRef", "InlineArtifactRef"),
+    "stream": ("StreamClient", "StreamDescriptor", "StreamError", "StreamRef"),
+    "types": ("AgentInstanceOptions", "StartTaskMessage", "TaskContext"),
+}
+_HOMES = {name: home for home, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
