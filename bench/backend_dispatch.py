@@ -73,7 +73,7 @@ class Devnet:
 
 @contextmanager
 def devnet_process(data_dir: str) -> Iterator[Devnet]:
-    code = "import sys; from blocks_devnet.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from blocks_network.cli.blocks import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "devnet", "--port", "0", "--data-dir", data_dir],
         stdout=subprocess.PIPE,

@@ -63,7 +63,7 @@ def devnet_process(data_dir: Path, tls: bool = False) -> Iterator[dict[str, str]
         [
             sys.executable,
             "-m",
-            "blocks_devnet.cli",
+            "blocks_devnet",
             "devnet",
             "--port",
             str(_free_port()),

@@ -179,8 +179,8 @@ def test_versions_are_single_sourced_from_the_package_metadata() -> None:
     installed = version("blocks-network")
     assert blocks_network.__version__ == blocks_devnet.__version__ == installed
     for module, prog in (
-        ("blocks_devnet.cli", "blocks"),
-        ("blocks_network.cli.run_agent", "blocks-run"),
+        ("blocks_devnet", "blocks"),
+        ("blocks_network", "blocks-run"),
     ):
         shown = subprocess.run(
             [sys.executable, "-m", module, "--version"],

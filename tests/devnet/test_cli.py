@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import ssl
 import subprocess
+import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import httpx
 import pytest
 
-from blocks_devnet.cli import build_parser
+from blocks_network.cli import blocks as blocks_cli
+from blocks_network.cli.blocks import PLUGIN_GROUP, build_parser
 from tests.support.backend_client import BackendClient
 from tests.support.devnet_process import START_TIMEOUT, STOP_TIMEOUT, Devnet, blocks, free_port
 
@@ -139,3 +143,28 @@ def test_parser_defaults_and_subcommands() -> None:
     assert (args.user, args.keys_data_dir) == ("u", "d")
     with pytest.raises(SystemExit):
         parser.parse_args(["devnet", "keys", "create"])
+
+
+@pytest.mark.parametrize("module", ["blocks_devnet", "blocks_network.cli.blocks"])
+def test_blocks_help_lists_devnet_from_the_entry_point(module: str) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=STOP_TIMEOUT,
+        check=True,
+    ).stdout
+    commands = re.findall(r"^    (\w+) ", shown, re.MULTILINE)
+    assert commands == ["devnet", "send", "watch", "tasks", "agents", "publish"]
+
+
+def test_a_command_group_that_fails_to_import_is_skipped_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = EntryPoint("broken", "no_such_module_here:register", PLUGIN_GROUP)
+    monkeypatch.setattr(blocks_cli, "entry_points", lambda group: [broken])
+    parser = build_parser()
+    assert parser.parse_args(["tasks", "list"]).command == "tasks"
+    assert "command 'broken' is unavailable" in caplog.text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["devnet"])

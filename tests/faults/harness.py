@@ -147,7 +147,7 @@ class Devnet:
                 [
                     sys.executable,
                     "-m",
-                    "blocks_devnet.cli",
+                    "blocks_devnet",
                     "devnet",
                     "--port",
                     str(self.port),

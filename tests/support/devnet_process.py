@@ -1,4 +1,4 @@
-"""``blocks devnet`` as a child process (``python -m blocks_devnet.cli devnet ...``), with its
+"""``blocks devnet`` as a child process (``python -m blocks_devnet devnet ...``), with its
 stdout read line by line, for tests that start, signal and kill it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def blocks(*args: str) -> list[str]:
-    return [sys.executable, "-m", "blocks_devnet.cli", *args]
+    return [sys.executable, "-m", "blocks_devnet", *args]
 
 
 class Devnet:

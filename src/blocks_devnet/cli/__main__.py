@@ -1,7 +1,7 @@
-"""``python -m blocks_devnet.cli``: the ``blocks`` command."""
+"""``python -m blocks_devnet.cli``: the ``blocks`` command (as ``python -m blocks_devnet``)."""
 
 import sys
 
-from blocks_devnet.cli import main
+from blocks_network.cli.blocks import main
 
 sys.exit(main())

@@ -16,10 +16,10 @@ from types import TracebackType
 from typing import Any
 
 from blocks_devnet.backend.config import DevnetConfig
-from blocks_devnet.cli.registry_api import RegistryClient
 from blocks_devnet.network import LocalNetwork
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.errors import ClosedError
+from blocks_network.registry import RegistryClient
 
 __all__ = ["BlocksTestNetwork"]
 

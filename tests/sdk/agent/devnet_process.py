@@ -16,7 +16,7 @@ STOP_TIMEOUT_S = 15.0
 
 
 class DevnetProcess:
-    """``python -m blocks_devnet.cli devnet --port PORT --data-dir DIR``; stderr goes to
+    """``python -m blocks_devnet devnet --port PORT --data-dir DIR``; stderr goes to
     ``log`` (appended, so a restart keeps the first run's lines)."""
 
     def __init__(self, port: int, data_dir: Path, log: Path) -> None:
@@ -33,7 +33,7 @@ class DevnetProcess:
         with self.log.open("a") as log:
             self._proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "blocks_devnet.cli", "devnet"),
+                    *(sys.executable, "-m", "blocks_devnet", "devnet"),
                     *("--port", str(self.port), "--data-dir", str(self.data_dir)),
                 ],
                 stdout=subprocess.PIPE,

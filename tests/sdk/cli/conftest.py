@@ -1,8 +1,8 @@
 """Fixtures for ``blocks`` command tests: the kit's network, and running commands.
 
 ``blocks(*argv)`` runs a command in-process (fast: no interpreter start) and returns its
-exit code and output; ``blocks_process(*argv)`` runs the real ``python -m blocks_devnet.cli``.
-Both see only BLOCKS_CDM_URL/BLOCKS_API_KEY of the test network, from a clean working
+exit code and output; ``blocks_process(*argv)`` runs the real command
+(``python -m blocks_network.cli.blocks``). Both see only BLOCKS_CDM_URL/BLOCKS_API_KEY of the test network, from a clean working
 directory (no stray ./.env).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from blocks_devnet.cli import main
+from blocks_network.cli.blocks import main
 from blocks_network.testing import BlocksTestNetwork
 from tests.support.kit import _no_leaked_threads, blocks_network
 
@@ -72,7 +72,7 @@ def blocks_process(cli_env: dict[str, str], tmp_path: Path) -> Runner:
 
     def run(*argv: str, env: dict[str, str] | None = None, stdin: str = "") -> Result:
         completed = subprocess.run(
-            [sys.executable, "-m", "blocks_devnet.cli", *argv],
+            [sys.executable, "-m", "blocks_network.cli.blocks", *argv],
             capture_output=True,
             text=True,
             timeout=PROCESS_TIMEOUT_S,

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TextIO
 
-from blocks_devnet.cli.common import human_size
+from blocks_network.cli.common import human_size
 
 __all__ = ["ProgressBar", "Reporter"]
 

@@ -18,14 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from blocks_devnet.cli.card_io import (
+from blocks_network.cli.card_io import (
     EXAMPLE_DURATION_MIN,
     card_of,
     file_part_id,
     only_kind,
     text_part_id,
 )
-from blocks_devnet.cli.common import (
+from blocks_network.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -36,8 +36,8 @@ from blocks_devnet.cli.common import (
     json_default,
     open_client,
 )
-from blocks_devnet.cli.follow import TaskFollower, terminal_line
-from blocks_devnet.cli.progress import Reporter
+from blocks_network.cli.follow import TaskFollower, terminal_line
+from blocks_network.cli.progress import Reporter
 from blocks_network.consumer.parts import file_part, text_part
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.errors import ArtifactError

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Collection, Mapping
 
-from blocks_devnet.cli.common import EXIT_USAGE, CliError
+from blocks_network.cli.common import EXIT_USAGE, CliError
 from blocks_network.protocol.agent_card import AgentCard, CardInput, validate_agent_card
 from blocks_network.protocol.constants import (
     DEFAULT_FILE_PART_ID,

@@ -45,7 +45,7 @@ def test_watch_follows_a_running_task_live(
         session.wait_for_stream(timeout=WAIT_S)
         stdout = (tmp_path / "stdout").open("w")
         watch = subprocess.Popen(
-            [sys.executable, "-m", "blocks_devnet.cli", "watch", session.task_id],
+            [sys.executable, "-m", "blocks_network.cli.blocks", "watch", session.task_id],
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from blocks_devnet.cli.common import human_size, json_default
-from blocks_devnet.cli.progress import Reporter
+from blocks_network.cli.common import human_size, json_default
+from blocks_network.cli.progress import Reporter
 from blocks_network.consumer.artifacts import safe_artifact_path
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.task_session import TaskSession

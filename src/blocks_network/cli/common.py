@@ -201,13 +201,13 @@ def json_default(value: Any) -> Any:
 
 
 def registry_client(env: Mapping[str, str], *, need_key: bool) -> Any:
-    """A :class:`~blocks_devnet.cli.registry_api.RegistryClient` for the network of ``env``.
+    """A :class:`~blocks_network.registry.RegistryClient` for the network of ``env``.
 
     The backend URL is ``BLOCKS_BACKEND_URL`` or the CDM document's ``api.baseUrl``
     (fetched, blocking). ``need_key`` makes ``BLOCKS_API_KEY`` mandatory (writes).
     """
-    from blocks_devnet.cli.registry_api import RegistryClient
     from blocks_network.config import load_cdm_config, read_env, resolve_cdm_url
+    from blocks_network.registry import RegistryClient
     from blocks_network.transport.http_client import HttpClient
 
     settings = read_env(env)

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from blocks_devnet.cli.common import CliError, human_size
-from blocks_devnet.cli.follow import describe_event, is_textual, terminal_line
-from blocks_devnet.cli.progress import ProgressBar
-from blocks_devnet.cli.send import parse_file_option
+from blocks_network.cli.common import CliError, human_size
+from blocks_network.cli.follow import describe_event, is_textual, terminal_line
+from blocks_network.cli.progress import ProgressBar
+from blocks_network.cli.send import parse_file_option
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.testing import AgentRunner
 from blocks_network.types import StartTaskMessage, TaskContext
@@ -136,7 +136,7 @@ def test_a_real_terminal_shows_the_progress_bar(
             [
                 sys.executable,
                 "-m",
-                "blocks_devnet.cli",
+                "blocks_network.cli.blocks",
                 "send",
                 "cli_tty",
                 "x",

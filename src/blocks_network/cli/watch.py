@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from blocks_devnet.cli.common import (
+from blocks_network.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -24,8 +24,8 @@ from blocks_devnet.cli.common import (
     json_default,
     open_client,
 )
-from blocks_devnet.cli.follow import TaskFollower, terminal_line
-from blocks_devnet.cli.progress import Reporter
+from blocks_network.cli.follow import TaskFollower, terminal_line
+from blocks_network.cli.progress import Reporter
 
 __all__ = ["register", "run_watch"]
 

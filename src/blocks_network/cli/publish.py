@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from blocks_devnet.cli.card_io import example_send
-from blocks_devnet.cli.common import (
+from blocks_network.cli.card_io import example_send
+from blocks_network.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,

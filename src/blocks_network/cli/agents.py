@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from blocks_devnet.cli.common import (
+from blocks_network.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
@@ -15,7 +15,7 @@ from blocks_devnet.cli.common import (
     guarded,
     registry_client,
 )
-from blocks_devnet.cli.tables import print_table
+from blocks_network.cli.tables import print_table
 
 __all__ = ["register"]
 

@@ -1,0 +1,7 @@
+"""``python -m blocks_devnet``: the ``blocks`` command (``blocks devnet`` starts a network)."""
+
+import sys
+
+from blocks_network.cli.blocks import main
+
+sys.exit(main())
