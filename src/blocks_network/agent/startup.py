@@ -13,26 +13,22 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from blocks_network.auth.agent_auth import AgentAuth, ConnectResult
 from blocks_network.config import EnvSettings, load_cdm_config, realtime_endpoint, resolve_cdm_url
-from blocks_network.errors import BackendError, ConfigError, NetworkError
+from blocks_network.consumer.registry_client import RegistryClient
+from blocks_network.errors import ApiKeyInvalidError, BackendError, ConfigError
 from blocks_network.protocol.agent_card import AgentCard, validate_agent_card
 from blocks_network.protocol.cdm import CdmConfig, Keyset
 from blocks_network.protocol.constants import (
-    API_PATH_REGISTRY_AGENTS,
     BILLING_MODES,
     ENV_API_KEY,
     ENVIRONMENTS,
-    PROTOCOL_VERSION,
-    PROTOCOL_VERSION_HEADER,
     Environment,
 )
 from blocks_network.protocol.errors import AgentCardError
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
-from blocks_network.transport.write_affinity import PROCESS_WRITE_AFFINITY
 from blocks_network.types import AgentInstanceOptions
 
 __all__ = [
@@ -172,36 +168,24 @@ def lookup_registry(
 ) -> RegistryRecord | None:
     """GET the agent's registry record (§5.7); None when it is not registered (404).
 
-    Raises ConfigError when the record has no valid billing mode, NetworkError when the
-    backend is unreachable.
+    Raises ConfigError when the registry refuses or the record has no valid billing mode,
+    NetworkError when the backend is unreachable.
     """
-    url = f"{base_url}{API_PATH_REGISTRY_AGENTS}?agentName={quote(agent_name, safe='')}"
-    headers = {
-        "Authorization": f"Bearer {api_key}",
-        PROTOCOL_VERSION_HEADER: PROTOCOL_VERSION,
-        **PROCESS_WRITE_AFFINITY.header(),
-    }
     try:
-        response = http.request("GET", url, headers=headers)
-    except NetworkError as exc:
-        raise NetworkError(
-            f"could not reach the Blocks backend at {base_url} ({exc.__cause__ or exc}); "
-            "is the network running?"
-        ) from exc
-    if response.status == 404:
+        agent = RegistryClient.with_api_key(base_url, api_key, http=http).get(agent_name)
+    except ApiKeyInvalidError:
+        raise
+    except BackendError as exc:
+        raise ConfigError(str(exc)) from exc
+    if agent is None:
         return None
-    body = response.json()
-    if response.status != 200 or not isinstance(body, Mapping):
-        message = body.get("message") if isinstance(body, Mapping) else None
-        raise ConfigError(f"[AgentRegistry] Request failed: {message or f'HTTP {response.status}'}")
-    agent = body.get("agent", body)
-    mode = agent.get("billingMode") if isinstance(agent, Mapping) else None
+    mode = agent.get("billingMode")
     if mode not in BILLING_MODES:
         raise ConfigError(
             f"agent {agent_name!r} is missing a valid billing_mode in the registry (got "
             f"{mode!r}); republish it with billingMode 'free' or 'paid'"
         )
-    listing = agent.get("listing") if isinstance(agent, Mapping) else None
+    listing = agent.get("listing")
     return RegistryRecord(str(mode), listing if isinstance(listing, str) else None)
 
 

@@ -33,6 +33,7 @@ from blocks_network.errors import (
 from blocks_network.protocol.constants import ENV_API_KEY, ENV_CDM_URL
 
 if TYPE_CHECKING:
+    from blocks_network.consumer.registry_client import RegistryClient
     from blocks_network.consumer.task_client import TaskClient
 
 __all__ = [
@@ -200,14 +201,14 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def registry_client(env: Mapping[str, str], *, need_key: bool) -> Any:
-    """A :class:`~blocks_network.registry.RegistryClient` for the network of ``env``.
+def registry_client(env: Mapping[str, str], *, need_key: bool) -> RegistryClient:
+    """A :class:`~blocks_network.consumer.registry_client.RegistryClient` for the network of ``env``.
 
     The backend URL is ``BLOCKS_BACKEND_URL`` or the CDM document's ``api.baseUrl``
     (fetched, blocking). ``need_key`` makes ``BLOCKS_API_KEY`` mandatory (writes).
     """
     from blocks_network.config import load_cdm_config, read_env, resolve_cdm_url
-    from blocks_network.registry import RegistryClient
+    from blocks_network.consumer.registry_client import RegistryClient
     from blocks_network.transport.http_client import HttpClient
 
     settings = read_env(env)
@@ -221,4 +222,4 @@ def registry_client(env: Mapping[str, str], *, need_key: bool) -> Any:
             http.close()
     if not base_url:
         raise CliError("the network's config document has no api.baseUrl", EXIT_USAGE)
-    return RegistryClient(base_url, api_key)
+    return RegistryClient.with_api_key(base_url, api_key)

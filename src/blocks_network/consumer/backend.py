@@ -47,10 +47,13 @@ class BackendClient:
         *,
         affinity: WriteAffinity = PROCESS_WRITE_AFFINITY,
         extra_headers: Mapping[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.auth = auth
+        # Without ``auth``, the raw API key is the bearer (registry calls, §5.7); never refreshed.
+        self._api_key = api_key
         self._affinity = affinity
         # Caller headers may add to, never replace, the headers the protocol needs.
         self._extra = {
@@ -84,7 +87,7 @@ class BackendClient:
         """
         url = self.base_url + path
         for attempt in (1, 2):
-            token = self.auth.token if self.auth is not None else None
+            token = self.auth.token if self.auth is not None else self._api_key
             try:
                 response = self.http.request(
                     method, url, json_body=json_body, headers=self.headers(token), timeout=timeout

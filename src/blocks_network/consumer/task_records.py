@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from blocks_network.consumer.backend import BackendClient
+from blocks_network.consumer.registry_client import RegistryClient
 from blocks_network.consumer.rpc_client import RpcClient
 from blocks_network.errors import BackendError
 from blocks_network.protocol.constants import (
-    API_PATH_REGISTRY_AGENTS,
     API_PATH_TASK_READ_TOKEN,
     TASK_READ_TOKEN_TIMEOUT_S,
 )
@@ -99,20 +98,12 @@ def get_agent_card(backend: BackendClient, name: str) -> dict[str, Any] | None:
     An empty card while holding a credential may mean a stale token: one refresh and one
     retry (§5.7).
     """
-    path = f"{API_PATH_REGISTRY_AGENTS}?{urlencode({'agentName': name})}"
+    registry = RegistryClient(backend)
     for attempt in (1, 2):
-        response = backend.request("GET", path)
-        if response.status == 404:
+        agent = registry.get(name)
+        if agent is None:
             return None
-        if response.status != 200:
-            raise BackendError(
-                f"[AgentRegistry] Request failed: HTTP {response.status}: "
-                f"{response.text.strip()[:_MAX_TEXT]}",
-                status=response.status,
-            )
-        body = response.json()
-        agent = body.get("agent") if isinstance(body, Mapping) else None
-        card = agent.get("card") if isinstance(agent, Mapping) else None
+        card = agent.get("card")
         if isinstance(card, Mapping) and card:
             return dict(card)
         if attempt == 1 and backend.auth is not None:

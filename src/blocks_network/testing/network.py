@@ -17,9 +17,9 @@ from typing import Any
 
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.network import LocalNetwork
+from blocks_network.consumer.registry_client import RegistryClient
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.errors import ClosedError
-from blocks_network.registry import RegistryClient
 
 __all__ = ["BlocksTestNetwork"]
 
@@ -131,7 +131,7 @@ class BlocksTestNetwork:
         Returns the registry record. Raises BackendError when the registry refuses (bad
         card or pricing, a name owned by another organisation).
         """
-        with RegistryClient(self.url, api_key or self.api_key) as registry:
+        with RegistryClient.with_api_key(self.url, api_key or self.api_key) as registry:
             record, _created = registry.publish(
                 card, billing_mode=billing_mode, pricing=pricing, listing=listing
             )

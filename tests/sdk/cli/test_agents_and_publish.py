@@ -81,7 +81,7 @@ def test_paid_agents_need_a_price_and_get_their_billing_mode(
     write_card(tmp_path, agent_name)
     unpriced = blocks("publish", "--billing-mode", "paid")
     assert unpriced.code == 1
-    assert unpriced.err.startswith("blocks publish: publishing the agent failed: ")
+    assert unpriced.err.startswith("blocks publish: [AgentRegistry] Request failed: ")
     assert "paid" in unpriced.err
     free_with_price = blocks("publish", "--price-per-task", "2")
     assert free_with_price.code == 1 and "free" in free_with_price.err

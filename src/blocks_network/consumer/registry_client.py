@@ -1,9 +1,12 @@
-"""The agent registry over HTTP with an API key (protocol.md §5.7).
+"""The agent registry over HTTP (protocol.md §5.7): the SDK's one registry client.
 
-What ``blocks publish`` and ``blocks agents`` use, and how the testing kit publishes cards.
-Reads send the key as an optional bearer (private agents of the key's organisation become
-visible); writes need it. Any error status becomes a :class:`BackendError` whose message is
-the backend's own sentence.
+Used by the agent runtime (its own record at start-up, with the raw API key), by
+``TaskClient.get_agent_card`` (with the consumer's token), by ``blocks publish`` and
+``blocks agents`` and by the testing kit. Requests go through a
+:class:`~blocks_network.consumer.backend.BackendClient` (headers, write affinity, one token
+refresh on 401). Reads send the credential as an optional bearer (private agents of its
+organisation become visible); writes need it. An error status becomes a
+:class:`BackendError` ``[AgentRegistry] Request failed: <the backend's sentence>``.
 """
 
 from __future__ import annotations
@@ -14,22 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from blocks_network.errors import ApiKeyInvalidError, BackendError, NetworkError
-from blocks_network.protocol.constants import (
-    API_PATH_REGISTRY_AGENTS,
-    PROTOCOL_VERSION,
-    PROTOCOL_VERSION_HEADER,
-    WRITE_AFFINITY_HEADER,
-)
+from blocks_network.consumer.backend import BackendClient
+from blocks_network.errors import ApiKeyInvalidError, BackendError
+from blocks_network.protocol.constants import API_PATH_REGISTRY_AGENTS
 from blocks_network.protocol.errors import API_KEY_INVALID
 from blocks_network.transport.http_client import HttpClient, HttpResponse
-from blocks_network.transport.write_affinity import PROCESS_WRITE_AFFINITY
 
 __all__ = ["RegistryClient", "RegistryPage"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_ERROR_TEXT = 300
+_FAILED = "[AgentRegistry] Request failed"
 
 
 @dataclass(frozen=True)
@@ -44,30 +43,48 @@ class RegistryPage:
 def _error_text(response: HttpResponse) -> tuple[str, str | None]:
     body = response.json()
     if isinstance(body, Mapping):
-        message = body.get("error") or body.get("message")
+        message = body.get("message") or body.get("error")
         code = body.get("code")
         if isinstance(message, str) and message:
             return message, code if isinstance(code, str) else None
     return response.text.strip()[:_MAX_ERROR_TEXT] or f"HTTP {response.status}", None
 
 
-class RegistryClient:
-    """Registry calls against ``base_url`` (the backend) with ``api_key``; thread-safe.
+def _raise(response: HttpResponse) -> None:
+    message, code = _error_text(response)
+    if code == API_KEY_INVALID:
+        raise ApiKeyInvalidError(message, status=response.status, code=code)
+    raise BackendError(f"{_FAILED}: {message}", status=response.status, code=code)
 
-    Every method blocks for one HTTP round trip and raises NetworkError when the backend
-    cannot be reached, BackendError (``status``, ``code``) when it refuses.
+
+class RegistryClient:
+    """Registry calls through ``backend``; thread-safe.
+
+    Every method blocks for one HTTP round trip (two after a refused token) and raises
+    NetworkError when the backend cannot be reached, BackendError (``status``, ``code``)
+    when it refuses.
     """
 
-    def __init__(self, base_url: str, api_key: str | None, *, http: HttpClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._own_http = http is None
-        self._http = http or HttpClient()
+    def __init__(self, backend: BackendClient, *, own_http: bool = False) -> None:
+        self._backend = backend
+        self._own_http = own_http
+
+    @classmethod
+    def with_api_key(
+        cls, base_url: str, api_key: str | None, *, http: HttpClient | None = None
+    ) -> RegistryClient:
+        """A client that sends the raw ``api_key`` (or nothing) as its bearer."""
+        backend = BackendClient(http or HttpClient(), base_url, None, api_key=api_key)
+        return cls(backend, own_http=http is None)
+
+    @property
+    def base_url(self) -> str:
+        return self._backend.base_url
 
     def close(self) -> None:
         """Release pooled connections (only those this client created); safe to call twice."""
         if self._own_http:
-            self._http.close()
+            self._backend.http.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -81,39 +98,19 @@ class RegistryClient:
         path = API_PATH_REGISTRY_AGENTS
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        headers = {PROTOCOL_VERSION_HEADER: PROTOCOL_VERSION, **PROCESS_WRITE_AFFINITY.header()}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            response = self._http.request(
-                method, self.base_url + path, json_body=body, headers=headers
-            )
-        except NetworkError as exc:
-            raise NetworkError(
-                f"could not reach the Blocks registry at {self.base_url} "
-                f"({exc.__cause__ or exc}); is the network running?"
-            ) from exc
-        PROCESS_WRITE_AFFINITY.observe(response.headers.get(WRITE_AFFINITY_HEADER.lower()))
-        return response
-
-    @staticmethod
-    def _raise(response: HttpResponse, what: str) -> None:
-        message, code = _error_text(response)
-        if code == API_KEY_INVALID:
-            raise ApiKeyInvalidError(message, status=response.status, code=code)
-        raise BackendError(f"{what}: {message}", status=response.status, code=code)
+        return self._backend.request(method, path, json_body=body)
 
     def get(self, agent_name: str) -> dict[str, Any] | None:
-        """The agent's registry record, or None when no such agent is visible to the key."""
+        """The agent's registry record, or None when no such agent is visible to the bearer."""
         response = self._request("GET", {"agentName": agent_name})
         if response.status == 404:
             return None
         body = response.json()
         if response.status != 200 or not isinstance(body, Mapping):
-            self._raise(response, f"looking up agent {agent_name!r} failed")
+            _raise(response)
         agent = body.get("agent")
         if not isinstance(agent, Mapping):
-            raise BackendError(f"the registry answered an unexpected body for {agent_name!r}")
+            raise BackendError(f"{_FAILED}: unexpected body for {agent_name!r}")
         return dict(agent)
 
     def list(
@@ -125,7 +122,7 @@ class RegistryClient:
         cursor: str | None = None,
         full: bool = False,
     ) -> RegistryPage:
-        """One page of agents visible to the key (public ones and the organisation's own)."""
+        """One page of agents visible to the bearer (public ones and the organisation's own)."""
         query = {
             "tag": tag,
             "listing": listing,
@@ -138,10 +135,10 @@ class RegistryClient:
             return RegistryPage([], None, 0)
         body = response.json()
         if response.status != 200 or not isinstance(body, Mapping):
-            self._raise(response, "listing agents failed")
+            _raise(response)
         agents = body.get("agents")
         if not isinstance(agents, list):
-            raise BackendError("the registry answered an unexpected listing body")
+            raise BackendError(f"{_FAILED}: unexpected listing body")
         next_cursor = body.get("next")
         total = body.get("totalCount")
         return RegistryPage(
@@ -178,9 +175,9 @@ class RegistryClient:
         response = self._request("POST", body=body)
         reply = response.json()
         if response.status not in (200, 201) or not isinstance(reply, Mapping):
-            self._raise(response, "publishing the agent failed")
+            _raise(response)
         agent = reply.get("agent")
         if not isinstance(agent, Mapping):
-            raise BackendError("the registry answered an unexpected body to the publish")
+            raise BackendError(f"{_FAILED}: unexpected body to the publish")
         logger.info("published agent %s", agent.get("agentName"))
         return dict(agent), response.status == 201
