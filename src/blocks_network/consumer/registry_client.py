@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from blocks_network.consumer.backend import BackendClient
@@ -50,11 +50,21 @@ def _error_text(response: HttpResponse) -> tuple[str, str | None]:
     return response.text.strip()[:_MAX_ERROR_TEXT] or f"HTTP {response.status}", None
 
 
-def _raise(response: HttpResponse) -> None:
+def _raise(response: HttpResponse) -> NoReturn:
     message, code = _error_text(response)
     if code == API_KEY_INVALID:
         raise ApiKeyInvalidError(message, status=response.status, code=code)
     raise BackendError(f"{_FAILED}: {message}", status=response.status, code=code)
+
+
+def _found(response: HttpResponse) -> Mapping[str, Any] | None:
+    """The JSON object of a 200 answer, None for a 404 (§5.7); raises for anything else."""
+    if response.status == 404:
+        return None
+    body = response.json()
+    if response.status != 200 or not isinstance(body, Mapping):
+        _raise(response)
+    return body
 
 
 class RegistryClient:
@@ -102,12 +112,9 @@ class RegistryClient:
 
     def get(self, agent_name: str) -> dict[str, Any] | None:
         """The agent's registry record, or None when no such agent is visible to the bearer."""
-        response = self._request("GET", {"agentName": agent_name})
-        if response.status == 404:
+        body = _found(self._request("GET", {"agentName": agent_name}))
+        if body is None:
             return None
-        body = response.json()
-        if response.status != 200 or not isinstance(body, Mapping):
-            _raise(response)
         agent = body.get("agent")
         if not isinstance(agent, Mapping):
             raise BackendError(f"{_FAILED}: unexpected body for {agent_name!r}")
@@ -130,12 +137,9 @@ class RegistryClient:
             "cursor": cursor,
             "include": "full" if full else None,
         }
-        response = self._request("GET", query)
-        if response.status == 404:
+        body = _found(self._request("GET", query))
+        if body is None:
             return RegistryPage([], None, 0)
-        body = response.json()
-        if response.status != 200 or not isinstance(body, Mapping):
-            _raise(response)
         agents = body.get("agents")
         if not isinstance(agents, list):
             raise BackendError(f"{_FAILED}: unexpected listing body")
