@@ -4,9 +4,13 @@ advanced-stream, stock-sim with its consumer, bidi-chat."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from blocks_network import TaskClient, text_part
-from blocks_network.testing import AgentRunner
+from blocks_network.testing import AgentRunner, BlocksTestNetwork
 
 from .conftest import load, start_example
 
@@ -22,6 +26,27 @@ def test_echo_stream_through_the_stream_consumer(
     assert b"".join(result["streams"]["_default"]) == b"to be or not to be"
     assert result["artifacts"] == [b"to be or not to be"]
     assert result["errors"] == []
+
+
+def test_blocks_send_echo_stream_prints_the_answer_once_on_stdout(
+    run_agent: AgentRunner, blocks_network: BlocksTestNetwork, tmp_path: Path
+) -> None:
+    """The README's command: the live words go to stderr (ended by a newline), so
+    ``$(blocks send echo_stream "to be or not to be")`` is the artifact alone."""
+    start_example(run_agent, "echo-stream")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKS_")}
+    command = ["blocks", "send", "echo_stream", "to be or not to be"]
+    sent = subprocess.run(
+        [sys.executable, "-m", "blocks_network.cli.blocks", *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, **blocks_network.env},
+        cwd=tmp_path,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout == "to be or not to be\n"
+    assert "to be or not to be\n[task] stream _default ended\n" in sent.stderr
 
 
 def test_advanced_stream_three_named_streams(

@@ -2,9 +2,14 @@
 
 :class:`TaskFollower` registers on a ``TaskSession``: each event becomes a ``[task] ...``
 line on stderr (or a JSON line on stdout with ``json_lines``), each readable stream is
-opened as it is announced and copied to stdout by a reader thread, and once the task is
+opened as it is announced and copied as it arrives by a reader thread, and once the task is
 over :meth:`TaskFollower.results` downloads the artifacts (with a progress bar for remote
 files) and prints or saves them.
+
+Stdout carries a task's result: the artifacts of a request task, the streams of a pipe task
+(whose streams are its product). A request task's streams are live progress, so they go to
+stderr and ``$(blocks send ...)`` is the artifact alone (:func:`stream_sink`). A stream's
+output always ends with a newline, so what follows starts on a line of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.errors import BlocksError
 from blocks_network.protocol.artifacts import ArtifactRef
+from blocks_network.protocol.constants import TASK_KIND_PIPE
 from blocks_network.stream import StreamClient, StreamRef
 
-__all__ = ["TaskFollower", "describe_event", "is_textual", "terminal_line"]
+__all__ = ["TaskFollower", "describe_event", "is_textual", "stream_sink", "terminal_line"]
 
 #: How long, after the terminal, stream readers may take to deliver what is left.
 STREAM_FINISH_S = 10.0
@@ -65,6 +71,11 @@ def describe_event(event: TaskEvent) -> str | None:
     return kind
 
 
+def stream_sink(task_kind: object) -> TextIO:
+    """Where a task's live streams go: stdout for a pipe task, stderr for a request task."""
+    return sys.stdout if task_kind == TASK_KIND_PIPE else sys.stderr
+
+
 def terminal_line(event: TaskEvent) -> str:
     """``completed``, ``failed: <error>``, ``canceled (terminated)``..."""
     state = event.state or "ended"
@@ -85,12 +96,15 @@ class TaskFollower:
         *,
         reporter: Reporter,
         out: TextIO | None = None,
+        stream_out: TextIO | None = None,
         json_lines: bool = False,
         collect_streams: bool = False,
     ) -> None:
         self.session = session
         self.reporter = reporter
         self.out = out or sys.stdout
+        #: Where stream data goes (``out`` unless told): see :func:`stream_sink`.
+        self.stream_out = stream_out or self.out
         self.json_lines = json_lines
         self.collect_streams = collect_streams
         self.streams: dict[str, list[Any]] = {}
@@ -144,6 +158,7 @@ class TaskFollower:
         reader.start()
 
     def _read(self, client: StreamClient, name: str) -> None:
+        open_line = False  # the last bytes shown did not end their line
         try:
             if client.format == "events":
                 for item in client.events():
@@ -151,12 +166,17 @@ class TaskFollower:
             else:
                 for chunk in client.bytes():
                     self._stream_item(name, chunk)
+                    open_line = not chunk.endswith(b"\n") if chunk else open_line
         except BlocksError as exc:
             with self._lock:
                 self.reporter.line(f"stream {name}: {exc}")
+        if self.json_lines or self.collect_streams:
+            return
         with self._lock:
-            if not self.json_lines and not self.collect_streams:
-                self.reporter.line(f"stream {name} ended")
+            if open_line:
+                self.stream_out.write("\n")
+                self.stream_out.flush()
+            self.reporter.line(f"stream {name} ended")
 
     def _stream_item(self, name: str, item: Any) -> None:
         if self.collect_streams:
@@ -168,10 +188,10 @@ class TaskFollower:
             return
         with self._lock:
             if isinstance(item, bytes):
-                self.out.write(item.decode("utf-8", errors="replace"))
+                self.stream_out.write(item.decode("utf-8", errors="replace"))
             else:
-                self.out.write(json.dumps(item, default=json_default) + "\n")
-            self.out.flush()
+                self.stream_out.write(json.dumps(item, default=json_default) + "\n")
+            self.stream_out.flush()
 
     # --- results --------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from blocks_network.cli.common import (
     json_default,
     open_client,
 )
-from blocks_network.cli.follow import TaskFollower, terminal_line
+from blocks_network.cli.follow import TaskFollower, stream_sink, terminal_line
 from blocks_network.cli.progress import Reporter
 from blocks_network.consumer.parts import file_part, text_part
 from blocks_network.consumer.task_session import TaskSession
@@ -161,7 +161,9 @@ def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
             if args.no_wait:
                 print(session.task_id, flush=True)
                 return EXIT_OK
-            return follow_to_end(session, args, reporter, started=time.monotonic())
+            return follow_to_end(
+                session, args, reporter, started=time.monotonic(), task_kind=task_kind
+            )
 
 
 def follow_to_end(
@@ -170,11 +172,14 @@ def follow_to_end(
     reporter: Reporter,
     *,
     started: float,
+    task_kind: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Follow ``session`` until its terminal and print the results (send and watch)."""
     json_out = getattr(args, "json", False)
-    follower = TaskFollower(session, reporter=reporter, collect_streams=json_out)
+    follower = TaskFollower(
+        session, reporter=reporter, stream_out=stream_sink(task_kind), collect_streams=json_out
+    )
     try:
         try:
             terminal = session.wait_for_terminal(timeout=args.timeout)

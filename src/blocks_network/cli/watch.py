@@ -24,7 +24,7 @@ from blocks_network.cli.common import (
     json_default,
     open_client,
 )
-from blocks_network.cli.follow import TaskFollower, terminal_line
+from blocks_network.cli.follow import TaskFollower, stream_sink, terminal_line
 from blocks_network.cli.progress import Reporter
 
 __all__ = ["register", "run_watch"]
@@ -39,6 +39,7 @@ def run_watch(args: argparse.Namespace, env: dict[str, str]) -> int:
     reporter = Reporter()
     started = time.monotonic()
     with open_client(args.billing_mode, env) as client:
+        task_kind = client.get_task(args.task_id).extra.get("taskKind")
         session = client.connect(args.task_id)
         with session:
             if not args.json:
@@ -46,7 +47,9 @@ def run_watch(args: argparse.Namespace, env: dict[str, str]) -> int:
                     f"{session.task_id} ({session.agent_name or 'unknown agent'}): "
                     f"{session.state or 'unknown state'}"
                 )
-            follower = TaskFollower(session, reporter=reporter, json_lines=args.json)
+            follower = TaskFollower(
+                session, reporter=reporter, stream_out=stream_sink(task_kind), json_lines=args.json
+            )
             try:
                 try:
                     terminal = session.wait_for_terminal(timeout=args.timeout)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from blocks_network.cli.common import CliError, human_size
-from blocks_network.cli.follow import describe_event, is_textual, terminal_line
+from blocks_network.cli.follow import describe_event, is_textual, stream_sink, terminal_line
 from blocks_network.cli.progress import ProgressBar
 from blocks_network.cli.send import parse_file_option
 from blocks_network.consumer.events import TaskEvent
@@ -175,3 +175,9 @@ def test_a_real_terminal_shows_the_progress_bar(
     (saved,) = (tmp_path / "out").iterdir()  # an uploaded artifact is named {taskId}-artifact
     assert saved.name.endswith("-artifact") and saved.stat().st_size == 40_000
     assert out.decode().strip() == str(saved)
+
+
+def test_streams_of_pipe_tasks_are_the_result_those_of_request_tasks_progress() -> None:
+    assert stream_sink("pipe") is sys.stdout
+    assert stream_sink("request") is sys.stderr
+    assert stream_sink(None) is sys.stderr  # request is the default kind

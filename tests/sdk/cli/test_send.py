@@ -102,7 +102,8 @@ def test_status_lines_and_a_stream_reach_the_terminal(
     run_agent(streaming, agent_name="cli_streaming")
     result = blocks("send", "cli_streaming", "go", "--stream")
     assert result.code == 0, result.err
-    assert result.out == '{"token": "a"}\n{"token": "b"}\nab\n'
+    assert result.out == "ab\n"  # stdout: the result; a request task's stream is live progress
+    assert '{"token": "a"}\n{"token": "b"}\n' in result.err
     assert "[task] status: warming up" in result.err.splitlines()
     assert "[task] stream _default (events) opened" in result.err
     as_json = json.loads(blocks("send", "cli_streaming", "go", "--stream", "--json").out)
