@@ -33,11 +33,12 @@ from blocks_network.cli.common import (
     CliError,
     add_billing_mode,
     guarded,
+    human_size,
     json_default,
     open_client,
 )
 from blocks_network.cli.follow import TaskFollower, stream_sink, terminal_line
-from blocks_network.cli.progress import Reporter
+from blocks_network.cli.progress import ProgressBar, Reporter
 from blocks_network.consumer.parts import file_part, text_part
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.errors import ArtifactError
@@ -126,6 +127,20 @@ def _kind(args: argparse.Namespace, card: AgentCard | None) -> tuple[str | None,
     return kind, args.duration
 
 
+def _announce_files(
+    files: list[tuple[Path, int]], uploads: list[tuple[Path, int]], reporter: Reporter
+) -> ProgressBar | None:
+    """Say how each file travels: ``send_message`` sends a file inline in the request up to
+    the config's inline limit and uploads larger ones (consumer/parts.py); a bar for those."""
+    for path, size in files:
+        if (path, size) not in uploads:
+            reporter.line(f"{path.name} ({human_size(size)}) goes inline in the request")
+    if not uploads:
+        return None
+    names = ", ".join(path.name for path, _ in uploads)
+    return reporter.bar(f"uploading {names}", sum(size for _, size in uploads))
+
+
 def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
     """Run ``blocks send``; returns the exit code."""
     if args.timeout is not None and args.timeout <= 0:
@@ -137,11 +152,8 @@ def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
         card = card_of(client.get_agent_card(args.agent))  # part ids and kind come from it
         parts, files = _parts(text, named, args, card)
         task_kind, duration = _kind(args, card)
-        bar = None
-        if files:
-            total = sum(size for _, size in files)
-            names = ", ".join(path.name for path, _ in files)
-            bar = reporter.bar(f"uploading {names}", total)
+        uploads = [f for f in files if f[1] > client.config.inline_limit_bytes]
+        bar = _announce_files(files, uploads, reporter)
         session = client.send_message(
             args.agent,
             parts,
@@ -151,7 +163,7 @@ def run_send(args: argparse.Namespace, env: dict[str, str]) -> int:
             duration=duration,
         )
         if bar is not None:
-            bar.finish(f"uploaded {len(files)} file(s)")
+            bar.finish(f"uploaded {len(uploads)} file(s)")
         with session:
             reporter.line(f"{session.task_id} sent to {args.agent} ({args.billing_mode})")
             if session.state == "queued":

@@ -134,6 +134,7 @@ def test_files_are_uploaded_and_artifacts_saved(
     assert result.out.split() == [str(saved / "out.bin"), str(saved / "size.txt")]
     err = result.err.splitlines()
     assert "[task] uploading in.bin (48.8 KB)..." in err
+    assert "goes inline" not in result.err
     assert any(line.startswith("[task] uploaded 1 file(s): 48.8 KB in ") for line in err)
     assert any(line.startswith("[task] downloaded 1 file(s): 48.8 KB in ") for line in err)
     assert "artifact: out.bin application/octet-stream, 48.8 KB (file)" in result.err
@@ -194,6 +195,9 @@ def test_an_agent_whose_only_input_is_a_file(
     result = blocks("send", "upper_file", "", "--file", "notes.txt")  # the command
     assert result.code == 0, result.err
     assert result.out == "file: SOME NOTES\n"
+    # 10 bytes travel inline in the request: nothing is uploaded, and the CLI says so.
+    assert "[task] notes.txt (10 B) goes inline in the request" in result.err.splitlines()
+    assert "upload" not in result.err
     without_text = blocks("send", "upper_file", "--file", "notes.txt")
     assert (without_text.code, without_text.out) == (0, "file: SOME NOTES\n"), without_text.err
     nothing = blocks("send", "upper_file")
