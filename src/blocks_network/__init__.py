@@ -9,7 +9,7 @@ Consumers::
             print(session.wait_for_terminal(timeout=30).state)
 
 Names are imported on first use (PEP 562): importing the package, its pytest plugin or the
-local network loads only what they touch (docs/consumer.md, "Import cost").
+local network loads only what they touch (bench/RESULTS.md, "Import cost").
 """
 
 from __future__ import annotations
