@@ -12,6 +12,7 @@ import pytest
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.data_dir_lock import LOCK_FILE, DataDirInUseError
 from blocks_devnet.network import LocalNetwork
+from blocks_devnet.realtime.__main__ import main as realtime_main
 from blocks_devnet.realtime.server import RealtimeServer
 from tests.conftest import OPEN_KEYSET
 from tests.support.devnet_process import START_TIMEOUT, STOP_TIMEOUT, Devnet, blocks
@@ -91,3 +92,16 @@ def test_a_programmatic_network_takes_the_lock_and_stop_releases_it(tmp_path: Pa
             RealtimeServer([OPEN_KEYSET], data_dir=tmp_path / "data").start()
     with LocalNetwork(config) as again:
         assert again.api_key
+
+
+def test_the_standalone_realtime_server_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with RealtimeServer([OPEN_KEYSET], data_dir=tmp_path / "data"):
+        assert realtime_main(["--data-dir", str(tmp_path / "data")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"python -m blocks_devnet.realtime: data dir {tmp_path / 'data'} is in use by blocks"
+        f" devnet (pid {os.getpid()}); stop it or pass --data-dir\n"
+    )
