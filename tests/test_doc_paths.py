@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
-PAGES += sorted((ROOT / "examples").glob("**/README.md"))
+PAGES += sorted((ROOT / "examples").glob("**/README.md")) + sorted((ROOT / "bench").glob("*.md"))
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 REPO_PATH = re.compile(r"(?<![\w./-])((?:src|docs|examples|bench|tests)/[\w./-]*)")
 #: A path with a placeholder (`examples/NAME/consumer.py`) names no one file.
