@@ -28,6 +28,7 @@ from blocks_devnet.backend.app import (
 from blocks_devnet.backend.config import DevnetConfig
 from blocks_devnet.backend.context import BackendContext
 from blocks_devnet.backend.identity import DevIdentity
+from blocks_devnet.data_dir_lock import DataDirLock
 from blocks_devnet.local_ca import TLS_DIR, TlsFiles, ensure_tls_files
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.server_thread import ServerThread
@@ -50,10 +51,12 @@ class NetworkNotRunningError(RuntimeError):
 class LocalNetwork:
     """A local Blocks Network serving ``config`` until :meth:`stop` (a context manager).
 
-    ``start()`` blocks until the port accepts connections and raises
-    :class:`~blocks_devnet.server_thread.ServerStartError` if it cannot (port taken,
-    unusable data dir). ``stop()`` releases held long polls, joins the server thread and
-    closes the database; calling it twice is safe. A network is started at most once.
+    ``start()`` first locks the data dir (:mod:`blocks_devnet.data_dir_lock`; raises
+    :class:`~blocks_devnet.data_dir_lock.DataDirInUseError` if another network holds it,
+    before anything opens its database), then blocks until the port accepts connections and
+    raises :class:`~blocks_devnet.server_thread.ServerStartError` if it cannot (port taken,
+    unusable data dir). ``stop()`` releases held long polls, joins the server thread, closes
+    the database and unlocks; calling it twice is safe. A network is started at most once.
     """
 
     def __init__(self, config: DevnetConfig | None = None) -> None:
@@ -63,6 +66,8 @@ class LocalNetwork:
         self._dev: DevIdentity | None = None
         self._tls_files: TlsFiles | None = None
         self._tls_tmp: Path | None = None
+        data_dir = self.config.data_dir
+        self._lock = DataDirLock(data_dir) if data_dir is not None else None
         self._thread = ServerThread(
             self._create_app,
             host=self.config.host,
@@ -101,6 +106,8 @@ class LocalNetwork:
 
     def start(self) -> LocalNetwork:
         """Start serving; returns self once the port accepts connections."""
+        if self._lock is not None:
+            self._lock.acquire()
         try:
             self._thread.start()
         except BaseException:
@@ -126,6 +133,8 @@ class LocalNetwork:
             self._db.close()
         if self._tls_tmp is not None:
             shutil.rmtree(self._tls_tmp, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.release()  # last: the database is closed
 
     def __enter__(self) -> LocalNetwork:
         return self.start()

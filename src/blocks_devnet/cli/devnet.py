@@ -85,6 +85,7 @@ def _describe_start_error(exc: ServerStartError, config: DevnetConfig) -> str:
 
 def run_devnet(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; print (and optionally write) the env lines once ready."""
+    from blocks_devnet.data_dir_lock import DataDirInUseError
     from blocks_devnet.network import LocalNetwork
     from blocks_devnet.server_thread import ServerStartError
 
@@ -116,8 +117,14 @@ def run_devnet(args: argparse.Namespace) -> int:
     try:
         try:
             network.start()
+        except DataDirInUseError as exc:
+            print(f"blocks devnet: {exc}", file=sys.stderr)
+            return 2  # a usage problem: the other network or another --data-dir
         except ServerStartError as exc:
             print(_describe_start_error(exc, config), file=sys.stderr)
+            return 1
+        except OSError as exc:  # the data dir cannot be created or locked
+            print(f"blocks devnet: cannot use data dir {config.data_dir}: {exc}", file=sys.stderr)
             return 1
         try:
             _probe(network.cdm_url, network.ca_cert_file)

@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from blocks_devnet.data_dir_lock import DataDirInUseError
 from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.realtime.server import RealtimeServer
 
@@ -28,16 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     keyset = Keyset.generate("default", access_enabled=args.access)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with RealtimeServer(
+    server = RealtimeServer(
         [keyset],
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,
         long_poll_seconds=args.long_poll_seconds,
-    ) as server:
+    )
+    try:
+        server.start()
+    except DataDirInUseError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
         line = {
             "origin": server.origin,
             "publish_key": keyset.publish_key,
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(line), flush=True)
         while not stop.wait(0.5):
             pass
+    finally:
+        server.stop()
     return 0
 
 

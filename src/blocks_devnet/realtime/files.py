@@ -83,6 +83,8 @@ MAX_FORM_FIELD_BYTES = 8 * 1024
 MAX_FORM_OVERHEAD_BYTES = MAX_FORM_FIELDS * (MAX_FORM_FIELD_BYTES + 512) + 4096
 READ_CHUNK_BYTES = 64 * 1024
 MAX_ERROR_REASON_CHARS = 200
+#: A cached download redirect is stale this long before its link expires.
+REDIRECT_CACHE_MARGIN_SECONDS = 60
 
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
@@ -365,8 +367,13 @@ async def _get_file_url(request: web.Request) -> web.Response:
     )
     path = "/".join(quote(part, safe="") for part in (subscribe_key, channel, file_id, name))
     location = f"{request_base_url(request)}/v1/files/download/{path}?exp={expires}&sig={signature}"
+    # The real service's header (pubnub/python tests/integrational/fixtures/native_sync/
+    # file_upload/download_file.yaml): a cached redirect stays usable until shortly before
+    # its link expires.
+    max_age = DOWNLOAD_URL_TTL_SECONDS - REDIRECT_CACHE_MARGIN_SECONDS
+    cache_control = f"public, max-age={max_age}, immutable"
     return web.Response(
-        status=307, headers={"Location": location, "Cache-Control": "no-store", **CORS_HEADERS}
+        status=307, headers={"Location": location, "Cache-Control": cache_control, **CORS_HEADERS}
     )
 
 

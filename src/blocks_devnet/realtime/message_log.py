@@ -64,10 +64,13 @@ UNSTORED_FLUSH_SECONDS = 5.0
 #: Rows a timed flush writes per event-loop turn (~16 KB stream frames: a few ms).
 UNSTORED_ROWS_PER_TURN = 32
 
+#: The columns every layout has (the rowid migration copies these).
 _COLUMNS = (
     "subscribe_key, channel, timetoken, publisher, message,"
     " meta, message_type, custom_message_type, stored, expires_at"
 )
+#: The publish's ``seqn`` (NULL when it sent none), added after the rowid layout.
+_SEQN_COLUMN = "ALTER TABLE messages ADD COLUMN seqn INTEGER"
 # A channel's messages by time; unstored rows (pruned after a while) and rows with a TTL
 # by time too, so each sweep reads only what it deletes.
 _INDEXES = """
@@ -79,9 +82,9 @@ CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at)
 #: The table's name while a data dir from before the rowid layout is migrated.
 _OLD_TABLE = "messages_before_rowid"
 
-_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_INSERT_SQL = f"INSERT INTO messages ({_COLUMNS}, seqn) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _DISCARD_SQL = "DELETE FROM messages WHERE timetoken=? AND stored=0"
-_Row = tuple[str, str, int, str, str, str | None, int, str | None, int, int | None]
+_Row = tuple[str, str, int, str, str, str | None, int, str | None, int, int | None, int | None]
 
 
 @dataclass(slots=True)
@@ -123,6 +126,7 @@ class MessageLog:
         self._max_logs = max_logs
         self._monotonic = monotonic
         _migrate_to_rowid_layout(db)
+        _add_seqn_column(db)
         db.ensure_schema(_INDEXES)
         row = db.query_one("SELECT MAX(timetoken) AS tt FROM messages")
         self.clock = TimetokenClock(int(row["tt"] or 0) if row is not None else 0)
@@ -172,7 +176,7 @@ class MessageLog:
     def _load(self, subscribe_key: str, channel: str) -> list[LoggedMessage]:
         """Refill a buffer from disk, so an old cursor catches up after a restart."""
         rows = self._db.query(  # names the table: queued rows are written first
-            "SELECT timetoken, publisher, message, meta, message_type, custom_message_type"
+            "SELECT timetoken, publisher, message, meta, message_type, custom_message_type, seqn"
             " FROM messages WHERE subscribe_key=? AND channel=?"
             " ORDER BY timetoken DESC LIMIT ?",
             (subscribe_key, channel, self._buffer_size),
@@ -195,6 +199,7 @@ class MessageLog:
                         meta_json=meta_json,
                         message_type=row["message_type"],
                         custom_message_type=row["custom_message_type"],
+                        seqn=row["seqn"],
                     ),
                 )
             )
@@ -213,12 +218,14 @@ class MessageLog:
         custom_message_type: str | None = None,
         store: bool = True,
         ttl_hours: int | None = None,
-        persist: bool = True,
+        seqn: int | None = None,
+        presence: bool = False,
     ) -> int:
         """Assign a timetoken, append, persist and wake subscribers; returns the timetoken.
 
-        ``store`` marks the row for history; ``persist=False`` (presence events) keeps the
-        message in memory only. ``message`` is the decoded form of ``message_json``.
+        ``store`` marks the row for history; ``presence=True`` (a presence event) keeps the
+        message in memory only, in a presence envelope. ``message`` is the decoded form of
+        ``message_json``; ``seqn`` is the publish's sequence number, if it sent one.
         """
         log = self._log(subscribe_key, channel)
         timetoken = self.clock.next()
@@ -231,7 +238,10 @@ class MessageLog:
             meta_json,
             message_type,
             custom_message_type,
+            seqn=seqn,
+            presence_channel=channel if presence else None,
         )
+        persist = not presence
         if persist:
             expires_at = timetoken + ttl_hours * 3600 * 10_000_000 if ttl_hours else None
             row: _Row = (
@@ -245,6 +255,7 @@ class MessageLog:
                 custom_message_type,
                 1 if store else 0,
                 expires_at,
+                seqn,
             )
             if store or message_type != MESSAGE or not self._defer_unstored(row):
                 self._queue(row)
@@ -480,6 +491,13 @@ def _migrate_to_rowid_layout(db: Database) -> None:
             f" SELECT {_COLUMNS} FROM {_OLD_TABLE} ORDER BY timetoken"
         )
         db.execute(f"DROP TABLE {_OLD_TABLE}")
+
+
+def _add_seqn_column(db: Database) -> None:
+    """Give a data dir's messages table the ``seqn`` column, once (a cheap schema change)."""
+    columns = {row["name"] for row in db.query("PRAGMA table_info(messages)")}
+    if "seqn" not in columns:
+        db.execute(_SEQN_COLUMN)
 
 
 def _never(channel: str) -> bool:

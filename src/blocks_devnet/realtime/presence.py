@@ -385,8 +385,8 @@ class PresenceTracker:
                     publisher=uuid,
                     message=payload,
                     message_json=json.dumps(payload, separators=(",", ":")),
-                    persist=False,
                     store=False,
+                    presence=True,
                 )
             except Exception:  # one lost event must not drop the ones queued behind it
                 logger.exception("could not publish presence %s on %s", payload["action"], channel)

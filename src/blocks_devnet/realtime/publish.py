@@ -27,6 +27,8 @@ MAX_MESSAGE_BYTES = 32 * 1024
 MAX_SIGNAL_BYTES = 64 * 1024 // 2
 #: ``ttl`` is in hours; keep it within a year.
 MAX_TTL_HOURS = 24 * 366
+#: Largest ``seqn`` accepted (the official clients count from 1 and wrap far below).
+MAX_SEQN = 2**31 - 1
 #: Largest POST publish body read, before and after decompression.
 MAX_BODY_BYTES = MAX_MESSAGE_BYTES * 4
 
@@ -113,6 +115,7 @@ def append_publish(
         custom_message_type=options.custom_message_type,
         store=options.store,
         ttl_hours=options.ttl_hours,
+        seqn=options.seqn,
     )
     return json_response(f'[1,"Sent","{timetoken}"]')
 
@@ -125,12 +128,15 @@ class PublishOptions:
     custom_message_type: str | None
     store: bool
     ttl_hours: int | None
+    #: The publisher's sequence number, relayed as the envelope's ``s``.
+    seqn: int | None
 
 
 def parse_publish_options(
     req: RealtimeRequest, timetoken: int, *, storable: bool = True
 ) -> PublishOptions:
-    """``meta``, ``custom_message_type``, ``store`` and ``ttl``; refusals use the publish shape.
+    """``meta``, ``custom_message_type``, ``store``, ``ttl`` and ``seqn``; refusals use the
+    publish shape.
 
     ``storable=False`` (signals) never stores, whatever ``store`` says.
     """
@@ -146,7 +152,18 @@ def parse_publish_options(
         custom_message_type=custom_message_type,
         store=store,
         ttl_hours=req.int_param("ttl", 0, low=0, high=MAX_TTL_HOURS) or None,
+        seqn=_parse_seqn(req, timetoken),
     )
+
+
+def _parse_seqn(req: RealtimeRequest, timetoken: int) -> int | None:
+    raw = req.query.get("seqn")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or int(raw) > MAX_SEQN:
+        message = f"Invalid seqn: must be an integer from 0 to {MAX_SEQN}"
+        raise publish_error(400, message, timetoken)
+    return int(raw)
 
 
 def parse_message(text: str, timetoken: int) -> Any:

@@ -9,6 +9,7 @@ from types import TracebackType
 from aiohttp import web
 
 from blocks_devnet.connection_guard import ConnectionTimeouts
+from blocks_devnet.data_dir_lock import DataDirLock
 from blocks_devnet.realtime.app import (
     build_realtime_service,
     create_realtime_app,
@@ -51,6 +52,7 @@ class RealtimeServer:
         self._buffer_size = buffer_size
         self.service: RealtimeService | None = None
         self._db: Database | None = None
+        self._lock = DataDirLock(data_dir) if data_dir is not None else None
         self._thread = ServerThread(
             self._create_app,
             host=host,
@@ -89,13 +91,22 @@ class RealtimeServer:
             await self.service.stop()
 
     def start(self) -> RealtimeServer:
-        self._thread.start()
+        """Lock the data dir (see :mod:`blocks_devnet.data_dir_lock`), then serve."""
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._thread.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
         self._thread.stop()
         if self._db is not None:
             self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def call(self, fn: object) -> object:
         """Run ``fn()`` on the server's loop (for tests that inspect state)."""

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from blocks_devnet.realtime.access import READ
 from blocks_devnet.realtime.channel_groups import parse_group_list
+from blocks_devnet.realtime.envelope import with_match
 from blocks_devnet.realtime.errors import bad_request
 from blocks_devnet.realtime.filter_expr import (
     CompiledFilter,
@@ -125,15 +126,14 @@ def _with_group_members(
 def _group_response_body(
     cursor: int, messages: list[LoggedMessage], matched: dict[str, str]
 ) -> str:
-    envelopes = ",".join(_with_match(m.envelope, matched.get(m.channel)) for m in messages)
+    envelopes = ",".join(_matched_envelope(m, matched.get(m.channel)) for m in messages)
     return f'{{"t":{{"t":"{cursor}","r":1}},"m":[{envelopes}]}}'
 
 
-def _with_match(envelope: str, group: str | None) -> str:
-    # The shared envelope is one JSON object: the group goes in before its closing brace.
+def _matched_envelope(message: LoggedMessage, group: str | None) -> str:
     if group is None:
-        return envelope
-    return f'{envelope[:-1]},"b":{json.dumps(group)}}}'
+        return message.envelope
+    return with_match(message.envelope, message.channel, group)
 
 
 def _release(waiter: asyncio.Future[None]) -> None:

@@ -126,6 +126,7 @@ QUERY_KEYS: tuple[bytes, ...] = (
     b"ttl",
     b"norep",
     b"custom_message_type",
+    b"seqn",
     b"count",
     b"start",
     b"end",

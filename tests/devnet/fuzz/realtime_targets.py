@@ -186,7 +186,13 @@ def realtime_templates(
             ("GET", "/publish/{tail}"),
             "GET",
             f"/publish/{pub}/{sub}/0/{CHANNEL}/0/%22hi%22",
-            ((b"meta", meta), (b"store", b"1"), (b"ttl", b"1"), (b"custom_message_type", b"fz-t")),
+            (
+                (b"meta", meta),
+                (b"store", b"1"),
+                (b"ttl", b"1"),
+                (b"custom_message_type", b"fz-t"),
+                (b"seqn", b"1"),
+            ),
         ),
         t(
             ("POST", "/publish/{tail}"),

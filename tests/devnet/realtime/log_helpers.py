@@ -14,7 +14,7 @@ def append_text(
     text: str,
     *,
     store: bool = True,
-    persist: bool = True,
+    presence: bool = False,
 ) -> int:
     """Append ``text`` as a JSON string from publisher ``u``; returns its timetoken."""
     return log.append(
@@ -24,5 +24,5 @@ def append_text(
         message=text,
         message_json=json.dumps(text),
         store=store,
-        persist=persist,
+        presence=presence,
     )

@@ -169,6 +169,10 @@ def test_get_file_url_is_a_307_to_a_signed_expiring_link(
     path = f"/v1/files/{OPEN_KEYSET.subscribe_key}/channels/room/files/{sent.file_id}/{quote('a b ü.txt')}"
     status, headers, _ = raw(realtime_server, "GET", path + "?uuid=x")
     assert status == 307 and headers["Location"].startswith(realtime_server.url)
+    # The real service's 307 (pubnub/python tests/integrational/fixtures/native_sync/
+    # file_upload/download_file.yaml): cacheable until shortly before the link expires.
+    assert headers["Cache-Control"] == "public, max-age=3540, immutable"
+    assert headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_list_files_pages_with_limit_and_next(pubnub_factory: PubNubFactory) -> None:

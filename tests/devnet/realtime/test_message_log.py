@@ -26,8 +26,8 @@ def db() -> Iterator[Database]:
     database.close()
 
 
-def publish(log: MessageLog, channel: str, text: str, *, persist: bool = True) -> int:
-    return append_text(log, SUB, channel, text, persist=persist)
+def publish(log: MessageLog, channel: str, text: str, *, presence: bool = False) -> int:
+    return append_text(log, SUB, channel, text, presence=presence)
 
 
 def envelopes(log: MessageLog, channel: str) -> list[str]:
@@ -41,7 +41,7 @@ def test_idle_logs_are_evicted_and_reload_from_sqlite(db: Database) -> None:
     for n in range(3):
         publish(log, "task.a", f"m{n}")
     before = envelopes(log, "task.a")
-    publish(log, "task.a-pnpres", "join", persist=False)
+    publish(log, "task.a-pnpres", "join", presence=True)
 
     clock.now += IDLE_LOG_SECONDS + 1
     assert log.evict_idle() == 2

@@ -157,6 +157,7 @@ def test_envelopes_match_the_reference_builder(tmp_path: Path) -> None:
         meta={"m": 2},
         message_type=4,
         custom_message_type="kind-x",
+        seqn=7,
     )
     entry = log.collect(SUB, ['we"ird'], 0)[0][0]
     assert entry.envelope == build_envelope(
@@ -168,8 +169,16 @@ def test_envelopes_match_the_reference_builder(tmp_path: Path) -> None:
         meta_json='{"m":2}',
         message_type=4,
         custom_message_type="kind-x",
+        seqn=7,
     )
     parsed = json.loads(entry.envelope)
     assert (parsed["c"], parsed["i"], parsed["e"], parsed["cmt"]) == ('we"ird', "ü", 4, "kind-x")
+    assert parsed["s"] == 7
+    log.close()
+    db.close()
+    # Reloaded from disk (a restart), the envelope is the same, sequence number included.
+    db = Database(tmp_path / "log.sqlite3")
+    log = MessageLog(db)
+    assert log.collect(SUB, ['we"ird'], 0)[0][0].envelope == entry.envelope
     log.close()
     db.close()

@@ -356,6 +356,33 @@ def test_set_state_announces_and_get_state_reads_back(pubnub_factory: PubNubFact
     assert many.channels == {"room": {"mood": "ok", "n": [1, 2]}, "hall": {}}
 
 
+def test_get_state_answers_carry_the_real_keys(realtime_server: RealtimeServer) -> None:
+    # The real service's answers (pubnub/python tests/integrational/fixtures/native_sync/
+    # state/state_of_single_channel.yaml and state_of_multiple_channels.yaml).
+    key = OPEN_KEYSET.subscribe_key
+    state = quote(json.dumps({"n": 5}))
+    get(realtime_server, f"/v2/presence/sub-key/{key}/channel/c1,c2/uuid/u/data?state={state}")
+    status, one = get(realtime_server, f"/v2/presence/sub-key/{key}/channel/c1/uuid/u")
+    assert status == 200
+    assert one == {
+        "status": 200,
+        "message": "OK",
+        "payload": {"n": 5},
+        "uuid": "u",
+        "channel": "c1",
+        "service": "Presence",
+    }
+    status, many = get(realtime_server, f"/v2/presence/sub-key/{key}/channel/c1,c2/uuid/u")
+    assert status == 200
+    assert many == {
+        "status": 200,
+        "message": "OK",
+        "payload": {"channels": {"c1": {"n": 5}, "c2": {"n": 5}}},
+        "uuid": "u",
+        "service": "Presence",
+    }
+
+
 def test_here_now_single_multi_and_global(pubnub_factory: PubNubFactory) -> None:
     alice, _ = watch(pubnub_factory, "alice", ["room", "hall"])
     watch(pubnub_factory, "bob", ["room"])
