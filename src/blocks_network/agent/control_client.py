@@ -131,9 +131,9 @@ class ControlClient:
                 unbounded_reconnect=True,
                 filter_expression=control_filter_expression(instance_id),
                 subscribe_timeout=SUBSCRIBE_TIMEOUT_S,
+                # The instance sends its own synchronous leave on stop (see close()).
+                suppress_leave_events=True,
             )
-            # The instance sends its own synchronous leave on stop (see close()).
-            pubnub.config.suppress_leave_events = True
             use_pooled_requests(pubnub, http)
         else:
             pubnub.config.filter_expression = control_filter_expression(instance_id)

@@ -66,10 +66,17 @@ def create_pubnub(
     unbounded_reconnect: bool = False,
     filter_expression: str | None = None,
     subscribe_timeout: int | None = None,
+    suppress_leave_events: bool = False,
 ) -> PubNub:
-    """A configured client; it makes no request until used. ``stop()`` it when done."""
+    """A configured client; it makes no request until used. ``stop()`` it when done.
+
+    Its configuration is locked (``PubNub`` keeps a frozen copy), as the client's
+    deprecation of mutable configs asks: every setting is made here, before it is built.
+    """
     install_pubnub_workarounds()
     config = PNConfiguration()
+    # Opt in to the locked config now: the mutable default warns in every user's project.
+    config.disable_config_locking = False
     config.subscribe_key = subscribe_key
     config.publish_key = publish_key
     config.user_id = user_id
@@ -88,6 +95,7 @@ def create_pubnub(
         config.filter_expression = filter_expression
     if subscribe_timeout is not None:
         config.subscribe_request_timeout = subscribe_timeout
+    config.suppress_leave_events = suppress_leave_events
     client = PubNub(config)
     if token:
         client.set_token(token)
