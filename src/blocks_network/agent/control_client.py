@@ -221,16 +221,23 @@ class ControlClient:
     def _on_connected(self, reconnected: bool) -> None:
         self._connected.set()
         self._lost = False
-        if reconnected:
+        reach = self._realtime.reachability
+        if reach is not None:
+            reach.answered()
+        elif reconnected:
             logger.info("control channel reconnected")
         self._events.on_reconnected()
 
     def _on_failed(self, why: PollFailure, description: str) -> None:
-        if self._lost:
+        reach = self._realtime.reachability
+        if reach is not None:
+            # One warning per outage for the whole instance (presence fails alongside).
+            reach.failed("control channel", description)
+        elif self._lost:
             logger.debug("control channel poll failed again (%s)", description)
         else:
-            self._lost = True
             logger.warning("control channel connection lost (%s); reconnecting", description)
+        self._lost = True
         # Every time: a state announced to a network that was going down is lost with it.
         if self._events.on_connection_lost is not None:
             self._events.on_connection_lost()

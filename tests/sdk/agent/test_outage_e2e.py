@@ -159,6 +159,7 @@ def test_the_builtin_echo_gets_work_again_after_the_network_restarts(
     env = devnet.start()
     agent = AgentProcess(["--handler", "echo"], cwd=tmp_path, env=clean_env(**env))
     client = TaskClient.create("free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"])
+    host = env["BLOCKS_CDM_URL"].split("//", 1)[1].split("/", 1)[0]
     try:
         agent.wait_line("running (press Ctrl+C to stop)")
         assert _echo(client, "before", 20) == "Echoed request: before"
@@ -167,8 +168,18 @@ def test_the_builtin_echo_gets_work_again_after_the_network_restarts(
         devnet.start()
         # Nothing is sent to the control channel meanwhile, so its long-poll is not answered:
         # the instance must announce its state on its own, or it never gets work again.
-        agent.wait_line("reconnected: presence state announced again", timeout=30)
+        line = agent.wait_line("reconnected to the network", timeout=30)
+        assert f"reconnected to the network at {host} after " in line
         assert _echo(client, "after", 30) == "Echoed request: after"
     finally:
         client.close()
         agent.close()
+    # The outage is told once (presence, heartbeats and the control poll all failed, each
+    # retried for seconds), naming the host; never a request path or a credential.
+    output = agent.lines + agent.stderr_lines
+    warnings = [x for x in agent.stderr_lines if " WARN " in x]
+    assert len(warnings) == 1, agent.stderr_lines
+    assert f"lost the connection to the network at {host} (" in warnings[0]
+    assert sum("reconnected" in x for x in output) == 1, output
+    secrets = ("/v2/", "auth=", "token=", env["BLOCKS_API_KEY"])
+    assert not [x for x in output for s in secrets if s in x]
