@@ -8,7 +8,8 @@ Two formats, one setup (:func:`install_agent_logging`):
   ``{"time": "2026-12-07T18:04:05.123Z", "ts": <epoch ms>, "level": "info", "logger": ...,
   "message": ..., "agent": ..., "taskId": ...}``, for a log collector.
 
-Error and warning lines go to stderr, the rest to stdout. ``LOG_LEVEL`` (``error`` < ``warn``
+Error and warning lines go to stderr, the rest to stdout. Credentials (``auth=``/``token=``
+query parameters, bearer keys) are replaced by ``[redacted]`` in every line. ``LOG_LEVEL`` (``error`` < ``warn``
 < ``info`` < ``debug``, default ``info``) picks the threshold. Library modules log through
 ``logging.getLogger(__name__)`` and attach fields with ``extra=fields(taskId=...)``; the
 handler is added to the ``blocks_network`` logger when an instance starts (unless the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -31,6 +33,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "ENV_LOG_FORMAT",
     "LOG_FORMATS",
+    "REDACTED",
     "AgentLogFormatter",
     "AgentLogHandler",
     "LogFormat",
@@ -39,6 +42,7 @@ __all__ = [
     "format_from_env",
     "install_agent_logging",
     "level_from_env",
+    "redact",
 ]
 
 ENV_LOG_FORMAT: Final = "LOG_FORMAT"
@@ -63,6 +67,18 @@ _NAMES: Final[Mapping[int, str]] = {
 }
 
 _install_lock = threading.Lock()
+
+#: Credentials a line might carry in a URL or header (a DEBUG line of a failed request):
+#: PubNub's ``auth``/``token``/``signature`` query parameters, a bearer API key.
+_SECRETS: Final = re.compile(
+    r"(?P<key>\b(?:auth|token|signature|api_key|apiKey)=)[^&\s\"']+|(?P<bearer>Bearer )[^\s\"']+"
+)
+REDACTED: Final = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials replaced by ``[redacted]`` (every log line goes through it)."""
+    return _SECRETS.sub(lambda m: f"{m.group('key') or m.group('bearer')}{REDACTED}", text)
 
 
 def fields(**values: Any) -> dict[str, Any]:
@@ -133,7 +149,7 @@ class AgentLogFormatter(_BaseFormatter):
             trace = self._traceback(record)
             if trace is not None:
                 body["traceback"] = trace
-        return json.dumps(body, default=str, ensure_ascii=False)
+        return redact(json.dumps(body, default=str, ensure_ascii=False))
 
 
 class TextLogFormatter(_BaseFormatter):
@@ -162,7 +178,7 @@ class TextLogFormatter(_BaseFormatter):
                 line = f"{line}\n{trace.rstrip()}"
             elif error not in message:
                 line = f"{line} ({error})"
-        return line
+        return redact(line)
 
 
 class AgentLogHandler(logging.Handler):

@@ -294,6 +294,15 @@ def test_text_exception_type_on_the_line_and_traceback_below_on_errors() -> None
     assert quiet.endswith("WARN  retrying (KeyError: 'txt')") and "\n" not in quiet
 
 
+def test_credentials_are_redacted_in_every_format() -> None:
+    url = "http://h/v2/presence?uuid=AG-x&auth=qEF2+a/b==&pnsdk=P"
+    record = _record(logging.DEBUG, "request to %s failed", url, extra=fields(h="Bearer bk_1"))
+    for formatter in (AgentLogFormatter(), TextLogFormatter()):
+        line = formatter.format(record)
+        assert "qEF2" not in line and "bk_1" not in line
+        assert "auth=[redacted]&pnsdk=P" in line and "Bearer [redacted]" in line
+
+
 def test_format_from_env() -> None:
     assert format_from_env({}) == "text"
     assert format_from_env({"LOG_FORMAT": " JSON "}) == "json"
