@@ -101,12 +101,13 @@ def drain(
         runner.cancel_all()
     forced = runner.force_end_all()
     if forced:
-        logger.warning("ended %s as canceled on shutdown", _tasks(forced))
+        # Running ones and pipes whose handler returned: "open", not "running".
+        logger.warning("ended %s as canceled on shutdown", _tasks(forced, "open"))
     return DrainReport(finished_in_grace=finished, cancelled=cancelled, forced=forced)
 
 
-def _tasks(count: int) -> str:
-    return f"{count} running task" if count == 1 else f"{count} running tasks"
+def _tasks(count: int, kind: str = "running") -> str:
+    return f"{count} {kind} task" if count == 1 else f"{count} {kind} tasks"
 
 
 def _is_set(event: threading.Event | None) -> bool:

@@ -63,7 +63,7 @@ def test_drain_says_what_it_waits_for_then_cancels_and_ends(
         "stopping: waiting up to 0.05 s for 2 running tasks (t_1, t_2) — press Ctrl+C again",
         "2 running tasks still running after 0.05 s: cancelled, waiting up to 0.02 s for them "
         "to return",
-        "ended 2 running tasks as canceled on shutdown",
+        "ended 2 open tasks as canceled on shutdown",
     ]
 
 
