@@ -139,7 +139,7 @@ def test_quickstart_by_hand_as_printed(terminals: list[Terminal], tmp_path: Path
     terminals.append(Terminal(network, tmp_path, env))
     terminals[0].wait_for("# export these lines")
     terminals.append(Terminal(agent, tmp_path, env))
-    terminals[1].wait_for("[agent] running")
+    terminals[1].wait_for("running (press Ctrl+C to stop)")
 
     sent = subprocess.run(
         ["bash", "-c", task],

@@ -31,7 +31,11 @@ from blocks_network.protocol.constants import PRESENCE_TIMEOUT_S
 from blocks_network.protocol.control import control_filter_expression
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.poll_threads import PollThreads
-from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
+from blocks_network.transport.pubnub_factory import (
+    RealtimeEndpoint,
+    create_pubnub,
+    set_client_config,
+)
 from blocks_network.transport.pubnub_http import use_pooled_requests
 from blocks_network.transport.subscription import (
     ChannelSubscription,
@@ -131,15 +135,19 @@ class ControlClient:
                 unbounded_reconnect=True,
                 filter_expression=control_filter_expression(instance_id),
                 subscribe_timeout=SUBSCRIBE_TIMEOUT_S,
+                # The instance sends its own synchronous leave on stop (see close()).
+                suppress_leave_events=True,
             )
-            # The instance sends its own synchronous leave on stop (see close()).
-            pubnub.config.suppress_leave_events = True
             use_pooled_requests(pubnub, http)
         else:
-            pubnub.config.filter_expression = control_filter_expression(instance_id)
+            set_client_config(pubnub, filter_expression=control_filter_expression(instance_id))
             if heartbeat_ms is not None:
-                pubnub.config.set_presence_timeout_with_custom_interval(
-                    PRESENCE_TIMEOUT_S, interval
+                # What PNConfiguration.set_presence_timeout_with_custom_interval sets.
+                set_client_config(
+                    pubnub,
+                    heartbeat_default_values=False,
+                    _presence_timeout=PRESENCE_TIMEOUT_S,
+                    _heartbeat_interval=interval,
                 )
         self.pubnub = pubnub
         self.keyset = keyset
@@ -221,16 +229,23 @@ class ControlClient:
     def _on_connected(self, reconnected: bool) -> None:
         self._connected.set()
         self._lost = False
-        if reconnected:
+        reach = self._realtime.reachability
+        if reach is not None:
+            reach.answered()
+        elif reconnected:
             logger.info("control channel reconnected")
         self._events.on_reconnected()
 
     def _on_failed(self, why: PollFailure, description: str) -> None:
-        if self._lost:
+        reach = self._realtime.reachability
+        if reach is not None:
+            # One warning per outage for the whole instance (presence fails alongside).
+            reach.failed("control channel", description)
+        elif self._lost:
             logger.debug("control channel poll failed again (%s)", description)
         else:
-            self._lost = True
             logger.warning("control channel connection lost (%s); reconnecting", description)
+        self._lost = True
         # Every time: a state announced to a network that was going down is lost with it.
         if self._events.on_connection_lost is not None:
             self._events.on_connection_lost()

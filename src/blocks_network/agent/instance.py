@@ -31,6 +31,7 @@ from blocks_network.agent.credentials import TaskCredentials
 from blocks_network.agent.handle import AgentInstanceHandle
 from blocks_network.agent.logging import fields, install_agent_logging
 from blocks_network.agent.presence import PresenceReporter, PresenceTarget
+from blocks_network.agent.reachability import Reachability
 from blocks_network.agent.realtime_http import ENV_PIPELINE_EVENTS, RealtimeHttp, pipelining_for
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.shutdown import drain, grace_from_env
@@ -72,6 +73,12 @@ logger = logging.getLogger(__name__)
 
 #: How long start-up waits for the control subscription to connect.
 SUBSCRIBE_WAIT_S: Final = 15.0
+#: After a drain, how long each worker thread still in a handler is waited for: the
+#: handler ignored cancellation, its task is ended, and the (daemon) thread dies with the
+#: process.
+ABANDON_JOIN_S: Final = 0.1
+#: How long each worker thread is waited for otherwise.
+POOL_JOIN_S: Final = 5.0
 
 
 class AgentInstance:
@@ -84,6 +91,8 @@ class AgentInstance:
         self._environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._stop_now = threading.Event()
+        self._abandoned = False
         self._stopping = False
         self._accepting = False
         self.instance_id = ""
@@ -196,6 +205,7 @@ class AgentInstance:
             self.instance_id,
             publish_http=self._publish_http,
             pipelining=pipelining_for(network.endpoint, self._environ.get(ENV_PIPELINE_EVENTS)),
+            reachability=Reachability(network.endpoint.origin),
         )
         self._realtime = realtime
         self._scheduler = Scheduler()
@@ -442,16 +452,22 @@ class AgentInstance:
         if self._stopped.is_set():
             raise ClosedError("the agent instance is stopped; start a new one")
 
+    def running_task_ids(self) -> list[str]:
+        """The ids of the tasks whose handlers run now (empty before start)."""
+        return self._runner.in_flight() if self._runner is not None else []
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the instance stops (``stop()`` or a fatal error); True if it did."""
         return self._stopped.wait(timeout)
 
     # --- stop -----------------------------------------------------------------------------
 
-    def stop(self, grace_s: float | None = None) -> None:
+    def stop(self, grace_s: float | None = None, *, hint: str = "") -> None:
         """Stop taking tasks, drain (``grace_s``, default ``AGENT_SHUTDOWN_GRACE_SEC``), end
         what is left as ``canceled``, leave presence and release everything. Blocks for at
-        most the grace period plus a second or two. Safe to call twice and from any thread."""
+        most the grace period plus a second or two; :meth:`stop_now` from another thread
+        cuts the wait short. ``hint`` ends the line that announces the wait. Safe to call
+        twice and from any thread."""
         with self._lock:
             if self._stopping:
                 already = True
@@ -464,9 +480,24 @@ class AgentInstance:
         self._accepting = False
         if self._runner is not None:
             grace = grace_from_env(self._environ) if grace_s is None else max(0.0, grace_s)
-            drain(self._runner, grace)
+            report = drain(self._runner, grace, now=self._stop_now, hint=hint)
+            self._abandoned = report.cancelled + report.forced > 0
         self._teardown()
         logger.info("agent instance stopped", extra=fields(instanceId=self.instance_id))
+
+    def stop_now(self) -> None:
+        """Make a running (or the next) :meth:`stop` skip the rest of its grace period:
+        running handlers are cancelled and their tasks end ``canceled`` at once. Returns
+        immediately; thread-safe."""
+        if not self._stop_now.is_set() and self._runner is not None:
+            running = self._runner.in_flight()
+            if running:
+                logger.warning(
+                    "stopping now: ending %d running task(s) as canceled (%s)",
+                    len(running),
+                    ", ".join(running),
+                )
+        self._stop_now.set()
 
     def _teardown(self) -> None:
         control, self._control = self._control, None
@@ -483,7 +514,7 @@ class AgentInstance:
         if self._runner is not None:
             self._runner.close()
         if self._pool is not None:
-            self._pool.close()
+            self._pool.close(timeout=ABANDON_JOIN_S if self._abandoned else POOL_JOIN_S)
         if self._scheduler is not None:
             self._scheduler.close()
         if self._task_client is not None:

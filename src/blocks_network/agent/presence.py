@@ -179,7 +179,7 @@ class PresenceReporter:
             self._sending = True
             covered = self._changes
         if self._send(covered):
-            logger.info("reconnected: presence state announced again")
+            logger.debug("presence state announced again after a reconnect")
             return True
         self._resync.set()
         return False

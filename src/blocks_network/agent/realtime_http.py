@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
+from blocks_network.agent.reachability import Reachability
 from blocks_network.errors import ConfigError, NetworkError
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport.connections import split_origin
@@ -123,8 +124,11 @@ class RealtimeHttp:
         publish_http: HttpClient | None = None,
         *,
         pipelining: bool = False,
+        reachability: Reachability | None = None,
     ) -> None:
         self._http = http
+        #: Where presence and heartbeat failures are reported (one warning per outage).
+        self.reachability = reachability
         # Publishes get connections of their own when given: a connection that carries
         # nothing else stays on the local network's fast publish path.
         self._publish_http = publish_http or http
@@ -289,6 +293,7 @@ class RealtimeHttp:
                 method, url, body=body, headers=headers, timeout=_REQUEST_TIMEOUT_S
             ),
             what,
+            self.reachability,
         )
 
 
@@ -352,18 +357,27 @@ class PendingPublish:
         return self.outcome().status == "accepted"
 
 
-def _accepted(respond: Callable[[], HttpResponse], what: str) -> bool:
+def _accepted(
+    respond: Callable[[], HttpResponse], what: str, reach: Reachability | None = None
+) -> bool:
     try:
         response = respond()
     except NetworkError as exc:
-        logger.warning("%s failed: %s", what, exc)
+        if reach is not None:
+            reach.failed(what, str(exc))
+        else:
+            logger.warning("%s failed: %s", what, exc)
         return False
     if response.status == 200:
+        if reach is not None:
+            reach.answered()
         return True
     if response.status == 403:
         logger.warning(
             "%s refused (HTTP 403): the task's access token expired or was revoked", what
         )
+    elif response.status >= 500 and reach is not None:
+        reach.failed(what, f"HTTP {response.status}")
     else:
         logger.warning("%s failed: HTTP %s %s", what, response.status, response.text[:200])
     return False

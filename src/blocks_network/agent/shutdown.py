@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: After the grace period, how long cancelled handlers get to return on their own.
 CANCEL_WAIT_S: Final = 1.0
+#: How often a drain looks whether it was asked to stop at once (a second Ctrl+C).
+_NOW_POLL_S: Final = 0.1
 
 
 def grace_from_env(environ: Mapping[str, str]) -> float:
@@ -59,26 +62,70 @@ class DrainReport:
 
 
 def drain(
-    runner: TaskRunner, grace_s: float, *, cancel_wait_s: float = CANCEL_WAIT_S
+    runner: TaskRunner,
+    grace_s: float,
+    *,
+    cancel_wait_s: float = CANCEL_WAIT_S,
+    now: threading.Event | None = None,
+    hint: str = "",
 ) -> DrainReport:
     """Wait for handlers, then cancel and force-end the rest. Blocks at most
-    ``grace_s + cancel_wait_s``. The caller has already stopped accepting tasks."""
-    in_flight = runner.active_count
-    if in_flight:
-        logger.info("waiting up to %.1f s for %d running task(s)", grace_s, in_flight)
-    finished = runner.wait_idle(grace_s)
+    ``grace_s + cancel_wait_s``; at once once ``now`` is set (every open task then ends
+    ``canceled``). The caller has already stopped accepting tasks. ``hint`` is appended to
+    the line announcing the wait (``blocks-run``: how to stop at once)."""
+    running = runner.in_flight()
+    if running:
+        logger.info(
+            "stopping: waiting up to %s s for %s (%s)%s",
+            f"{grace_s:g}",
+            _tasks(len(running)),
+            ", ".join(running),
+            f" — {hint}" if hint else "",
+        )
+    finished = _wait_idle(runner, grace_s, now)
     cancelled = 0
-    if not finished:
+    if not finished and not _is_set(now):
         cancelled = len(runner.cancel_all())
         if cancelled:
-            logger.warning("cancelling %d task(s) still running after the grace period", cancelled)
+            logger.warning(
+                "%s still running after %s s: cancelled, waiting up to %s s for %s to return",
+                _tasks(cancelled),
+                f"{grace_s:g}",
+                f"{cancel_wait_s:g}",
+                "it" if cancelled == 1 else "them",
+            )
         else:
             logger.warning("task events still wait for the network after the grace period")
-        runner.wait_idle(cancel_wait_s)
+        _wait_idle(runner, cancel_wait_s, now)
+    if _is_set(now):
+        runner.cancel_all()
     forced = runner.force_end_all()
     if forced:
-        logger.warning("ended %d task(s) as canceled on shutdown", forced)
+        # Running ones and pipes whose handler returned: "open", not "running".
+        logger.warning("ended %s as canceled on shutdown", _tasks(forced, "open"))
     return DrainReport(finished_in_grace=finished, cancelled=cancelled, forced=forced)
+
+
+def _tasks(count: int, kind: str = "running") -> str:
+    return f"{count} {kind} task" if count == 1 else f"{count} {kind} tasks"
+
+
+def _is_set(event: threading.Event | None) -> bool:
+    return event is not None and event.is_set()
+
+
+def _wait_idle(runner: TaskRunner, timeout: float, now: threading.Event | None) -> bool:
+    """``runner.wait_idle(timeout)``, cut short (False) when ``now`` is set."""
+    if now is None:
+        return runner.wait_idle(timeout)
+    deadline = time.monotonic() + timeout
+    while not now.is_set():
+        remaining = deadline - time.monotonic()
+        if runner.wait_idle(min(max(0.0, remaining), _NOW_POLL_S)):
+            return True
+        if remaining <= 0:
+            return False
+    return False
 
 
 _Handler = Callable[[int, FrameType | None], object] | int | None

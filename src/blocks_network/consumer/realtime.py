@@ -132,9 +132,9 @@ class SessionRealtime:
             publish_key=self.publish_key,
             user_id=self._user_id,
             endpoint=self.endpoint,
+            # Sessions never need presence: don't send a leave call when they stop.
+            suppress_leave_events=True,
         )
-        # Sessions never need presence: don't send a leave call when they stop.
-        pubnub.config.suppress_leave_events = True
         use_pooled_requests(pubnub, self._http)
         return pubnub
 

@@ -66,10 +66,17 @@ def create_pubnub(
     unbounded_reconnect: bool = False,
     filter_expression: str | None = None,
     subscribe_timeout: int | None = None,
+    suppress_leave_events: bool = False,
 ) -> PubNub:
-    """A configured client; it makes no request until used. ``stop()`` it when done."""
+    """A configured client; it makes no request until used. ``stop()`` it when done.
+
+    Its configuration is locked (``PubNub`` keeps a frozen copy), as the client's
+    deprecation of mutable configs asks: every setting is made here, before it is built.
+    """
     install_pubnub_workarounds()
     config = PNConfiguration()
+    # Opt in to the locked config now: the mutable default warns in every user's project.
+    config.disable_config_locking = False
     config.subscribe_key = subscribe_key
     config.publish_key = publish_key
     config.user_id = user_id
@@ -88,7 +95,24 @@ def create_pubnub(
         config.filter_expression = filter_expression
     if subscribe_timeout is not None:
         config.subscribe_request_timeout = subscribe_timeout
+    config.suppress_leave_events = suppress_leave_events
     client = PubNub(config)
     if token:
         client.set_token(token)
     return client
+
+
+def set_client_config(pubnub: PubNub, **settings: Any) -> None:
+    """Set attributes of a built client's configuration, whether it is locked or not.
+
+    A locked configuration (what the client asks users to opt in to) ignores assignments
+    with a UserWarning; the agent must still give a client the user passes in its
+    instance filter and presence timing, so those are written past the lock.
+    """
+    config = pubnub.config
+    locked = bool(getattr(config, "_locked", False))
+    for name, value in settings.items():
+        if locked:
+            vars(config)[name] = value
+        else:
+            setattr(config, name, value)

@@ -98,7 +98,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("BLOCKS_") and k not in ("LOG_LEVEL", "AGENT_SHUTDOWN_GRACE_SEC")
+        if not k.startswith("BLOCKS_")
+        and k not in ("LOG_LEVEL", "LOG_FORMAT", "AGENT_SHUTDOWN_GRACE_SEC")
     }
     env.update(extra)
     return env

@@ -1,5 +1,6 @@
 """A handler's exception as a user of ``blocks-run`` meets it: the consumer reads its type and
-message, the agent's stderr has one ERROR line with the traceback (at the default LOG_LEVEL)."""
+message, the agent's stderr has one ERROR line with the traceback (at the default LOG_LEVEL;
+JSON lines, ``LOG_FORMAT=json``, so the test reads the fields)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from blocks_devnet.network import LocalNetwork
-from blocks_network.agent.logging import LOG_PREFIX
 from blocks_network.consumer import TaskClient, text_part
 from tests.sdk.agent.agent_process import AgentProcess, clean_env, write_card_project
 
@@ -23,11 +23,7 @@ TYPO = """
 
 
 def _error_lines(proc: AgentProcess, task_id: str) -> list[dict[str, Any]]:
-    lines = [
-        json.loads(line[len(LOG_PREFIX) :])
-        for line in proc.stderr_lines
-        if line.startswith(LOG_PREFIX)
-    ]
+    lines = [json.loads(line) for line in proc.stderr_lines]
     return [line for line in lines if line["level"] == "error" and line.get("taskId") == task_id]
 
 
@@ -35,7 +31,7 @@ def test_the_consumer_reads_the_type_and_the_log_has_the_traceback(
     network: LocalNetwork, tmp_path: Path
 ) -> None:
     write_card_project(tmp_path, TYPO)
-    proc = AgentProcess([], cwd=tmp_path, env=clean_env(**network.env()))
+    proc = AgentProcess([], cwd=tmp_path, env=clean_env(**network.env(), LOG_FORMAT="json"))
     try:
         proc.wait_line("running")
         client = TaskClient.create("free", api_key=network.api_key, cdm_url=network.cdm_url)
@@ -47,6 +43,7 @@ def test_the_consumer_reads_the_type_and_the_log_has_the_traceback(
             time.sleep(0.05)  # the stderr reader thread trails the terminal
         [line] = _error_lines(proc, terminal.task_id)
         assert line["message"] == f"task {terminal.task_id} failed: KeyError: 'txt'"
+        assert (line["agent"], line["logger"]) == ("card_agent", "blocks_network.agent.task_runner")
         assert line["error"] == "KeyError: 'txt'"
         assert line["traceback"].startswith("Traceback (most recent call last):")
         assert 'task.request_parts[0]["txt"]' in line["traceback"]

@@ -211,7 +211,7 @@ def test_handler_exception_reaches_the_consumer_typed_and_the_log_with_its_trace
     # The agent log: one ERROR record carrying the exception, rendered with its traceback.
     failed = [r for r in caplog.records if r.exc_info and terminal.task_id in r.getMessage()]
     assert len(failed) == 1 and failed[0].levelno == logging.ERROR
-    line = json.loads(AgentLogFormatter().format(failed[0]).split(" ", 1)[1])
+    line = json.loads(AgentLogFormatter().format(failed[0]))
     assert line["error"] == "KeyError: 'txt'"
     assert "Traceback" in line["traceback"] and 'request_parts[0]["txt"]' in line["traceback"]
 

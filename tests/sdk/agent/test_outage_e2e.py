@@ -24,7 +24,7 @@ from blocks_network.consumer.task_session import TaskSession
 from blocks_network.errors import RpcError
 from tests.sdk.agent.agent_process import AgentProcess
 from tests.sdk.agent.devnet_process import DevnetProcess
-from tests.sdk.agent.test_run_agent_cli import clean_env, write_card_project
+from tests.sdk.agent.test_run_agent_cli import UNREDACTED, clean_env, write_card_project
 
 TASKS = 20
 CONCURRENCY = 5
@@ -157,8 +157,12 @@ def test_the_builtin_echo_gets_work_again_after_the_network_restarts(
     tmp_path: Path, devnet: DevnetProcess
 ) -> None:
     env = devnet.start()
-    agent = AgentProcess(["--handler", "echo"], cwd=tmp_path, env=clean_env(**env))
+    # At DEBUG, so the retries' lines (with their request URLs) are checked for credentials too.
+    agent = AgentProcess(
+        ["--handler", "echo"], cwd=tmp_path, env=clean_env(**env, LOG_LEVEL="debug")
+    )
     client = TaskClient.create("free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"])
+    host = env["BLOCKS_CDM_URL"].split("//", 1)[1].split("/", 1)[0]
     try:
         agent.wait_line("running (press Ctrl+C to stop)")
         assert _echo(client, "before", 20) == "Echoed request: before"
@@ -167,8 +171,19 @@ def test_the_builtin_echo_gets_work_again_after_the_network_restarts(
         devnet.start()
         # Nothing is sent to the control channel meanwhile, so its long-poll is not answered:
         # the instance must announce its state on its own, or it never gets work again.
-        agent.wait_line("reconnected: presence state announced again", timeout=30)
+        line = agent.wait_line("reconnected to the network", timeout=30)
+        assert f"reconnected to the network at {host} after " in line
         assert _echo(client, "after", 30) == "Echoed request: after"
     finally:
         client.close()
         agent.close()
+    # The outage is told once (presence, heartbeats and the control poll all failed, each
+    # retried for seconds), naming the host; a request path only at DEBUG, a credential never.
+    output = agent.lines + agent.stderr_lines
+    warnings = [x for x in agent.stderr_lines if " WARN " in x]
+    assert len(warnings) == 1, agent.stderr_lines
+    assert f"lost the connection to the network at {host} (" in warnings[0]
+    assert sum(" INFO  reconnected" in x for x in output) == 1, output
+    assert any(" DEBUG " in x and "failed while the network is down" in x for x in output)
+    assert not [x for x in output if "/v2/" in x and " DEBUG " not in x]
+    assert not [x for x in output if env["BLOCKS_API_KEY"] in x or UNREDACTED.search(x)]

@@ -240,7 +240,7 @@ def test_resync_announces_at_once_and_retries_until_the_network_takes_it(
     realtime = DownThenUp(failures=3)
     reporter = _reporter(realtime, [2])
     try:
-        with caplog.at_level(logging.INFO, logger="blocks_network.agent.presence"):
+        with caplog.at_level(logging.DEBUG, logger="blocks_network.agent.presence"):
             reporter.resync()
             deadline = time.monotonic() + 10
             while not realtime.sent:
@@ -249,4 +249,4 @@ def test_resync_announces_at_once_and_retries_until_the_network_takes_it(
     finally:
         reporter.close()
     assert realtime.attempts == 4 and realtime.sent == [{"activeTasks": 2}]
-    assert "reconnected: presence state announced again" in caplog.text
+    assert "presence state announced again after a reconnect" in caplog.text

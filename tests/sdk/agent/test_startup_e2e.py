@@ -124,22 +124,30 @@ def test_card_name_must_match(agent_env: LocalNetwork) -> None:
         start_agent_instance(_options(card=card))
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["mutable-config", "locked-config"])
 def test_external_pubnub_client_skips_the_cdm(
-    agent_env: LocalNetwork, monkeypatch: pytest.MonkeyPatch
+    agent_env: LocalNetwork, monkeypatch: pytest.MonkeyPatch, locked: bool
 ) -> None:
     from pubnub.pubnub import PubNub
 
     from blocks_network.consumer import TaskClient, text_part
+    from blocks_network.protocol.control import control_filter_expression
     from tests.support.pubnub_clients import make_config
 
     instance_id = "AG-echo-99999999-2222-4333-8444-555555555555"
-    client = PubNub(make_config(agent_env.origin, agent_env.keysets["playground"], instance_id))
+    config = make_config(agent_env.origin, agent_env.keysets["playground"], instance_id)
+    # Locked: the mode pubnub asks users to opt in to; assignments after PubNub() are ignored.
+    config.disable_config_locking = not locked
+    client = PubNub(config)
     monkeypatch.setenv("BLOCKS_CDM_URL", "http://127.0.0.1:9/config.json")  # never fetched
     handle = start_agent_instance(
-        _options(pubnub=client, base_url=agent_env.url, instance_id=instance_id)
+        _options(pubnub=client, base_url=agent_env.url, instance_id=instance_id, heartbeat_ms=3000)
     )
     try:
         assert handle.cdm_config is None and handle.pubnub is client
+        # The instance filter and the presence timing reached the client either way.
+        assert client.config.filter_expression == control_filter_expression(instance_id)
+        assert (client.config.presence_timeout, client.config.heartbeat_interval) == (20, 3)
         with (
             TaskClient.create(
                 "free", api_key=agent_env.api_key, cdm_url=agent_env.cdm_url

@@ -16,7 +16,9 @@ from blocks_network.agent.artifacts import prepare_artifacts
 from blocks_network.agent.logging import (
     AgentLogFormatter,
     AgentLogHandler,
+    TextLogFormatter,
     fields,
+    format_from_env,
     level_from_env,
 )
 from blocks_network.agent.scheduler import Scheduler
@@ -230,36 +232,81 @@ def _record(
     return record
 
 
-def test_structured_line_shape() -> None:
+def test_json_line_shape() -> None:
     record = _record(logging.INFO, "task %s started", "t_1", extra=fields(taskId="t_1"))
-    line = AgentLogFormatter().format(record)
-    assert line.startswith("[AgentInstance] ")
-    body = json.loads(line[len("[AgentInstance] ") :])
+    body = json.loads(AgentLogFormatter(context={"agent": "echo"}).format(record))
+    millis = int(record.created * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
     assert body == {
+        "time": f"{stamp}.{millis % 1000:03d}Z",
+        "ts": millis,
         "level": "info",
+        "logger": "blocks_network.agent.x",
         "message": "task t_1 started",
-        "ts": int(record.created * 1000),
         "taskId": "t_1",
+        "agent": "echo",
     }
-    warn = json.loads(AgentLogFormatter().format(_record(logging.WARNING, "w"))[16:])
+    warn = json.loads(AgentLogFormatter().format(_record(logging.WARNING, "w")))
     assert warn["level"] == "warn"
 
 
-def test_exception_type_always_and_traceback_on_errors_or_in_debug() -> None:
+def test_text_line_shape() -> None:
+    record = _record(
+        logging.WARNING, "task %s refused", "t_1", extra=fields(taskId="t_1", error="full")
+    )
+    line = TextLogFormatter(context={"agent": "echo"}).format(record)
+    clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+    # Fields the message already shows are not repeated; the context is for JSON only.
+    assert (
+        line
+        == f"{clock}.{int(record.created * 1000) % 1000:03d} WARN  task t_1 refused  error=full"
+    )
+
+
+def _exc_info() -> Any:
     try:
         {"text": "x"}["txt"]
     except KeyError:
-        exc_info = sys.exc_info()
-    error = json.loads(
-        AgentLogFormatter().format(_record(logging.ERROR, "failed", exc=exc_info))[16:]
-    )
+        return sys.exc_info()
+    raise AssertionError("unreachable")
+
+
+def test_exception_type_always_and_traceback_on_errors_or_in_debug() -> None:
+    exc_info = _exc_info()
+    error = json.loads(AgentLogFormatter().format(_record(logging.ERROR, "failed", exc=exc_info)))
     assert error["error"] == "KeyError: 'txt'"
     assert "Traceback" in error["traceback"] and "KeyError: 'txt'" in error["traceback"]
     warning = _record(logging.WARNING, "retrying", exc=exc_info)
-    quiet = json.loads(AgentLogFormatter().format(warning)[16:])
+    quiet = json.loads(AgentLogFormatter().format(warning))
     assert quiet["error"] == "KeyError: 'txt'" and "traceback" not in quiet
-    loud = json.loads(AgentLogFormatter(include_traceback=True).format(warning)[16:])
+    loud = json.loads(AgentLogFormatter(include_traceback=True).format(warning))
     assert "KeyError: 'txt'" in loud["traceback"]
+
+
+def test_text_exception_type_on_the_line_and_traceback_below_on_errors() -> None:
+    exc_info = _exc_info()
+    first, *rest = (
+        TextLogFormatter().format(_record(logging.ERROR, "failed", exc=exc_info)).split("\n")
+    )
+    assert first.endswith("ERROR failed")
+    assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "KeyError: 'txt'"
+    quiet = TextLogFormatter().format(_record(logging.WARNING, "retrying", exc=exc_info))
+    assert quiet.endswith("WARN  retrying (KeyError: 'txt')") and "\n" not in quiet
+
+
+def test_credentials_are_redacted_in_every_format() -> None:
+    url = "http://h/v2/presence?uuid=AG-x&auth=qEF2+a/b==&pnsdk=P"
+    record = _record(logging.DEBUG, "request to %s failed", url, extra=fields(h="Bearer bk_1"))
+    for formatter in (AgentLogFormatter(), TextLogFormatter()):
+        line = formatter.format(record)
+        assert "qEF2" not in line and "bk_1" not in line
+        assert "auth=[redacted]&pnsdk=P" in line and "Bearer [redacted]" in line
+
+
+def test_format_from_env() -> None:
+    assert format_from_env({}) == "text"
+    assert format_from_env({"LOG_FORMAT": " JSON "}) == "json"
+    assert format_from_env({"LOG_FORMAT": "yaml"}) == "text"
 
 
 def test_handler_routes_warnings_to_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,8 +317,8 @@ def test_handler_routes_warnings_to_stderr(monkeypatch: pytest.MonkeyPatch) -> N
     handler.setFormatter(AgentLogFormatter())
     for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
         handler.emit(_record(level, logging.getLevelName(level)))
-    assert [json.loads(x[16:])["level"] for x in out.getvalue().splitlines()] == ["debug", "info"]
-    assert [json.loads(x[16:])["level"] for x in err.getvalue().splitlines()] == ["warn", "error"]
+    assert [json.loads(x)["level"] for x in out.getvalue().splitlines()] == ["debug", "info"]
+    assert [json.loads(x)["level"] for x in err.getvalue().splitlines()] == ["warn", "error"]
 
 
 def test_public_surface_is_pinned() -> None:

@@ -25,8 +25,9 @@ def clean_env() -> dict[str, str]:
 
 def test_the_documented_example_passes_in_a_fresh_project(tmp_path: Path) -> None:
     (tmp_path / "test_my_agent.py").write_text(doc_test_file())
+    # A user's project with warnings as errors and none of our pyproject's ignores.
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -35,6 +36,7 @@ def test_the_documented_example_passes_in_a_fresh_project(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+    assert "warning" not in result.stdout, result.stdout
 
 
 def test_the_plugin_can_be_disabled(tmp_path: Path) -> None:
