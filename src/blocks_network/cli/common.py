@@ -23,6 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from dotenv import dotenv_values
 
+from blocks_network.cli.exit_codes import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 from blocks_network.errors import (
     ApiKeyInvalidError,
     BillingModeMismatchError,
@@ -54,12 +61,6 @@ __all__ = [
     "require_api_key",
 ]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-#: What shells report for Ctrl+C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
 
 _DEVNET_HINT = (
     "start a local network with `blocks devnet` and export the two lines it prints "

@@ -1,6 +1,6 @@
 """Exit codes shared by the command-line tools (one table in the README covers them all).
 
-``blocks`` (src/blocks_devnet/cli/common.py) uses the same numbers; ``blocks-run`` maps its
+``blocks`` (``blocks_network.cli.common``) re-exports them; ``blocks-run`` maps its
 start-up errors onto them so a supervisor can tell "fix the setup" (2) from "try again
 later" (3).
 """
