@@ -14,8 +14,9 @@ it plugs this handler in through the client's public ``set_request_handler`` hoo
 - everything above the socket (URLs, signing, envelopes, status categories, listeners)
   stays the client's own code: only ``_invoke_request`` and the thread hand-off change.
 
-File uploads (multipart ``files=``) still go through the default httpx path, which reads
-``SSL_CERT_FILE``/``SSL_CERT_DIR`` and the proxy variables by the same rules.
+File uploads (the client's multipart ``files=``) are encoded here (``form_data.py``) and
+sent like any other short request; a ``files=`` of another shape than ``send_file``'s
+(form fields, then one ``file``) would still take the default httpx path.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import http.client
 import json
 import logging
+import mimetypes
 import queue
 import socket
 import threading
@@ -39,6 +41,7 @@ from pubnub.request_handlers.httpx import HttpxRequestHandler
 from blocks_network.errors import CertificateError, ClosedError, ConfigError, NetworkError
 from blocks_network.transport.base import Abort, Request
 from blocks_network.transport.connections import format_headers
+from blocks_network.transport.form_data import FORM_FILE_FIELD, encode_form_data
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pool import origin_key
 
@@ -202,7 +205,8 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
     # --- requests -----------------------------------------------------------------------------
 
     def _invoke_request(self, p_options: Any, e_options: Any, base_origin: str | None) -> Any:
-        if e_options.files:
+        upload = _multipart(e_options.files) if e_options.files else None
+        if e_options.files and upload is None:
             return super()._invoke_request(p_options, e_options, base_origin)
         if base_origin:
             url = f"{p_options.pn_config.scheme()}://{base_origin}{e_options.path}"
@@ -215,6 +219,9 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         body = e_options.data if (e_options.is_post() or e_options.is_patch()) else None
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if upload is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            body, headers["Content-Type"] = upload
         method = e_options.method_string
         timeout = float(e_options.request_timeout)
         for _ in range(_MAX_REDIRECTS + 1):
@@ -273,6 +280,34 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             super().close()
         else:
             self._watchdog.stop()
+
+
+def _multipart(files: Any) -> tuple[bytes, str] | None:
+    """``send_file``'s ``files=`` (``{field: (None, value), ..., "file": (name, data,
+    type)}``) as a ``multipart/form-data`` body and its Content-Type; None for any other
+    shape. The file's type, when None, is guessed from its name as httpx does."""
+    if not isinstance(files, dict) or FORM_FILE_FIELD not in files:
+        return None
+    fields = []
+    for name, part in files.items():
+        if name != FORM_FILE_FIELD:
+            if not (isinstance(part, tuple) and len(part) == 2 and part[0] is None):
+                return None
+            fields.append((str(name), str(part[1])))
+    file_part = files[FORM_FILE_FIELD]
+    if not (isinstance(file_part, tuple) and len(file_part) == 3):
+        return None
+    file_name, data, content_type = file_part
+    if hasattr(data, "read"):
+        data = data.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, bytes):
+        return None
+    file_name = str(file_name or "upload")
+    if content_type is None:
+        content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    return encode_form_data(fields, file_name=file_name, content_type=content_type, data=data)
 
 
 def _pubnub_error(exc: BaseException) -> PubNubException:
