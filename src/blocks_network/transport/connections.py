@@ -191,6 +191,8 @@ class PlainConnection:
             raise
 
     def set_timeout(self, timeout: float) -> None:
+        if timeout == self.timeout:
+            return  # settimeout() is a system call; the socket already has this one
         self.timeout = timeout
         if self.sock is not None:
             self.sock.settimeout(timeout)

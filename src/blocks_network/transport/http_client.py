@@ -128,7 +128,7 @@ class HttpClient:
         try:
             # An idle connection the server closed is dropped by checkout: sent on it, the
             # request's fate would be unknown, and this request is never resent blind.
-            conn, _ = self._pool.checkout(key, timeout=timeout)
+            conn, _ = self._pool.checkout(key, timeout=timeout, probe=True)
             conn.request(method, path, send_headers, body)
         except ClosedError:
             pass  # result() raises it again

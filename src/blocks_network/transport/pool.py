@@ -56,43 +56,46 @@ class ConnectionPool:
         self._ssl_context: ssl.SSLContext | None = None
         #: Set by :meth:`close`; retry back-offs of this pool's users wait on it.
         self.closing = threading.Event()
+        self._closed = False  # the same, cheaper to read on every checkout/checkin
 
     @property
     def closed(self) -> bool:
-        return self.closing.is_set()
+        return self._closed
 
     def closed_error(self) -> ClosedError:
         return ClosedError(self._closed_message)
 
     def checkout(
-        self, origin: Origin, *, fresh: bool = False, timeout: float | None = None
+        self,
+        origin: Origin,
+        *,
+        fresh: bool = False,
+        timeout: float | None = None,
+        probe: bool = False,
     ) -> tuple[PlainConnection, bool]:
         """An idle connection to ``origin`` (or, with ``fresh`` or none idle, a new one not
-        yet connected), set to ``timeout``, and whether it was reused. Idle connections the
-        server closed meanwhile are dropped on the way. Raises ClosedError after close()."""
+        yet connected), set to ``timeout``, and whether it was reused. ``probe``: first
+        drop idle connections the server closed meanwhile (a syscall each; for requests
+        never resent blind). Raises ClosedError after close()."""
         scheme, host, port = origin
         while True:
             with self._lock:
-                if self.closing.is_set():
+                if self._closed:
                     raise self.closed_error()
                 idle = None if fresh else self._idle.get(origin)
-                conn = idle.pop() if idle else None
-                if conn is None and scheme == "https" and self._ssl_context is None:
-                    self._ssl_context = client_ssl_context()
-                tls = self._ssl_context if scheme == "https" else None
-            if conn is not None and _dropped(conn):
-                conn.close()
+                if idle:
+                    conn = idle.pop()
+                    reused = True
+                else:
+                    if scheme == "https" and self._ssl_context is None:
+                        self._ssl_context = client_ssl_context()
+                    tls = self._ssl_context if scheme == "https" else None
+                    conn = PlainConnection(host, port, timeout=self._timeout, tls=tls)
+                    reused = False
+                self._busy[conn] = origin
+            if reused and probe and _dropped(conn):
+                self.discard(conn)
                 continue
-            reused = conn is not None
-            if conn is None:
-                conn = PlainConnection(host, port, timeout=self._timeout, tls=tls)
-            with self._lock:
-                closed = self.closing.is_set()
-                if not closed:
-                    self._busy[conn] = origin
-            if closed:
-                conn.close()
-                raise self.closed_error()
             conn.set_timeout(timeout or self._timeout)
             return conn, reused
 
@@ -101,7 +104,7 @@ class ConnectionPool:
         open and the origin's idle list has room; closed otherwise."""
         with self._lock:
             origin = self._busy.pop(conn, None)
-            if origin is not None and conn.idle and not self.closing.is_set():
+            if origin is not None and not self._closed and conn.idle:
                 idle = self._idle.setdefault(origin, [])
                 if len(idle) < self._max_idle:
                     idle.append(conn)
@@ -122,6 +125,7 @@ class ConnectionPool:
         """Close idle connections and abort checked-out ones (they close, never back into
         the pool); every later checkout raises ClosedError. Idempotent."""
         with self._lock:
+            self._closed = True
             self.closing.set()
             pools, self._idle = self._idle, {}
             busy = list(self._busy)
