@@ -3,7 +3,6 @@ exchange that failed midway; timeouts of a server that never answers."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from blocks_network.transport.base import Request, Transport
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pool import ConnectionPool, Origin
 from tests.sdk.stub_server import StubServer, stub_server
+from tests.support.tcp_server import AcceptLoop
 from tests.support.threads import start_call
 
 WAIT = 10.0
@@ -122,25 +122,12 @@ class _SilentServer:
     """Accepts connections and reads, but never answers."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self._held.append(conn)
+        self._loop = AcceptLoop(self._held.append)
+        self.url = f"http://127.0.0.1:{self._loop.port}"
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
-        self.listener.close()
-        self._thread.join(WAIT)
+        self._loop.close()
         for conn in self._held:
             conn.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from blocks_network.errors import CertificateError, ConfigError
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.retry import RetryPolicy
 from blocks_network.transport.tls import client_ssl_context
+from tests.support.tcp_server import AcceptLoop
 
 
 def test_ssl_cert_file_replaces_the_system_store(tmp_path: Path) -> None:
@@ -41,30 +41,20 @@ class _TlsServer:
     def __init__(self, files: TlsFiles) -> None:
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(files.server_cert, files.server_key)
-        self.listener = socket.create_server(("0.0.0.0", 0))
-        self.port = self.listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._loop = AcceptLoop(self._serve, host="0.0.0.0")
+        self.port = self._loop.port
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self.listener.accept()
-            except OSError:
-                return
-            with (
-                raw,
-                contextlib.suppress(OSError),
-                self._context.wrap_socket(raw, server_side=True) as conn,
-            ):
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    def _serve(self, raw: socket.socket) -> None:
+        with (
+            raw,
+            contextlib.suppress(OSError),
+            self._context.wrap_socket(raw, server_side=True) as conn,
+        ):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        self._thread.join(10)
+        self._loop.close()
 
 
 def test_the_certificate_must_name_the_host(

@@ -15,6 +15,7 @@ from blocks_network.transport.base import Request, Transport
 from blocks_network.transport.connections import HttpResponse, format_headers, split_origin
 from blocks_network.transport.publisher import TokenPublisher
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from tests.support.tcp_server import AcceptLoop
 
 
 class Poster:
@@ -47,21 +48,12 @@ class RawServer:
         self.close_after = close_after
         self.requests: list[bytes] = []
         self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.origin = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.loop = AcceptLoop(self._accepted)
+        self.origin = f"127.0.0.1:{self.loop.port}"
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+    def _accepted(self, conn: socket.socket) -> None:
+        self.connections += 1
+        threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         served = 0
@@ -85,7 +77,7 @@ class RawServer:
                     return
 
     def close(self) -> None:
-        self.sock.close()
+        self.loop.close()
 
 
 @pytest.fixture
