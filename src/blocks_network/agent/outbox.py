@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from blocks_network.agent.logging import fields
 from blocks_network.agent.realtime_http import PublishOutcome
+from blocks_network.transport.retry import RECONNECT
 
 if TYPE_CHECKING:
     from blocks_network.agent.credentials import TaskCredentials
@@ -43,8 +43,8 @@ __all__ = ["MAX_BYTES", "MAX_EVENTS_PER_TASK", "Backlog", "EventOutbox"]
 
 logger = logging.getLogger(__name__)
 
-#: Retry back-off: from the first value, doubling up to the second (then jittered).
-RETRY_DELAYS_S: Final = (0.5, 5.0)
+#: Retry back-off: from 0.5 s doubling to 5 s, jittered down (until the task's deadline).
+RETRY: Final = RECONNECT
 MAX_EVENTS_PER_TASK: Final = 1000
 MAX_BYTES: Final = 64 * 1024 * 1024
 _JOIN_TIMEOUT_S: Final = 2.0
@@ -239,8 +239,8 @@ class EventOutbox:
                 event = backlog.events[0]
             if not self._attempt(creds, event):
                 backlog.failures += 1
-                delay = min(RETRY_DELAYS_S[0] * 2 ** (backlog.failures - 1), RETRY_DELAYS_S[1])
-                backlog.next_attempt = self._clock() + delay * random.uniform(0.5, 1.0)
+                # The wait is the retry thread's, on a condition close() notifies.
+                backlog.next_attempt = self._clock() + (RETRY.delay(backlog.failures) or 0.0)
                 return
             backlog.failures = 0
             backlog.delivered += 1

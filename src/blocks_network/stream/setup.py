@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from typing import Final
 
 from blocks_network.errors import NetworkError
 from blocks_network.protocol.channels import setup_channel
-from blocks_network.protocol.constants import STREAM_PUBLISH_ATTEMPTS, STREAM_PUBLISH_BACKOFF_MS
 from blocks_network.protocol.errors import ProtocolError
 from blocks_network.protocol.stream_setup import (
     STREAM_SETUP_REJECTION_STATUS,
@@ -32,8 +29,6 @@ from .errors import StreamSetupError
 __all__ = ["request_stream_setup"]
 
 logger = logging.getLogger(__name__)
-
-_RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
 
 def request_stream_setup(
@@ -86,15 +81,8 @@ def request_stream_setup(
 def _publish_with_retries(
     publisher: TokenPublisher, channel: str, body: bytes, token: str | None, user_id: str
 ) -> HttpResponse:
-    last: Exception | None = None
-    for attempt in range(STREAM_PUBLISH_ATTEMPTS):
-        if attempt:
-            time.sleep(STREAM_PUBLISH_BACKOFF_MS[attempt - 1] / 1000)
-        try:
-            response = publisher.publish(channel, body, user_id=user_id, token=token, store=False)
-        except NetworkError as exc:
-            last = exc
-            continue
-        if response.status not in _RETRYABLE_STATUS or attempt + 1 == STREAM_PUBLISH_ATTEMPTS:
-            return response
-    raise StreamSetupError(f"stream setup could not reach the realtime server: {last}") from last
+    path = publisher.publish_path(channel, user_id=user_id, token=token, store=False)
+    try:
+        return publisher.post_with_retries(path, body)
+    except NetworkError as exc:
+        raise StreamSetupError(f"stream setup could not reach the realtime server: {exc}") from exc

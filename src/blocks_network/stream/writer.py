@@ -21,12 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
-from blocks_network.errors import NetworkError
-from blocks_network.protocol.constants import (
-    STREAM_PUBLISH_ATTEMPTS,
-    STREAM_PUBLISH_BACKOFF_MS,
-    StreamFormat,
-)
+from blocks_network.errors import ClosedError, NetworkError
+from blocks_network.protocol.constants import StreamFormat
 from blocks_network.protocol.streams import stream_frame_meta
 from blocks_network.transport.publisher import TokenPublisher, encode_meta
 
@@ -46,7 +42,6 @@ _MAX_QUEUED_FRAMES: Final = 64
 _DRAIN_TIMEOUT_S: Final = 60.0
 #: Longest single wait slice, so every wait re-checks for close().
 _WAIT_SLICE_S: Final = 0.5
-_RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
 
 class StreamWriter:
@@ -274,28 +269,19 @@ class StreamWriter:
 
     def _publish(self, body: bytes, seq: int) -> bool:
         """Publish one body with retries; never raises (the pool would swallow it anyway)."""
-        reason = "unknown"
-        for attempt in range(STREAM_PUBLISH_ATTEMPTS):
-            if attempt:
-                delay_ms = STREAM_PUBLISH_BACKOFF_MS[
-                    min(attempt, len(STREAM_PUBLISH_BACKOFF_MS)) - 1
-                ]
-                if self._abort.wait(delay_ms / 1000):
-                    reason = "stream aborted"
-                    break
-            try:
-                response = self._publisher.post(self._url, body)
-            except NetworkError as exc:
-                reason = str(exc)
-                continue
+        try:
+            response = self._publisher.post_with_retries(self._url, body, stop=self._abort)
+        except ClosedError:
+            reason = "stream aborted"
+        except NetworkError as exc:
+            reason = str(exc)
+        else:
             if response.status == 200:
                 with self._cond:
                     self.frames_sent += 1
                     self.bytes_sent += len(body)
                 return True
             reason = f"HTTP {response.status} {response.text[:200]}"
-            if response.status not in _RETRYABLE_STATUS:
-                break
         self._report_failure(seq, reason)
         return False
 

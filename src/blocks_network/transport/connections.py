@@ -116,6 +116,7 @@ class PlainConnection:
     __slots__ = (
         "_buffer",
         "_host_line",
+        "_open_requests",
         "_proxy_head",
         "_target_prefix",
         "_tls",
@@ -143,6 +144,8 @@ class PlainConnection:
         self._buffer = b""
         # Requests written with defer=True, sent with the next request or read.
         self._unsent = b""
+        # Requests sent (or begun) whose answers were not read whole: not reusable while >0.
+        self._open_requests = 0
         # Through a proxy, plain HTTP requests name the origin and carry the proxy's auth.
         self._target_prefix = ""
         self._proxy_head = ""
@@ -163,6 +166,7 @@ class PlainConnection:
             self._target_prefix = f"http://{host_header(self.host, self.port, 80)}"
             self._proxy_head = proxy.auth_line
         self._buffer = b""
+        self._open_requests = 0
         try:
             # Small requests and pushes must not wait for Nagle's algorithm.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -187,14 +191,27 @@ class PlainConnection:
             raise
 
     def set_timeout(self, timeout: float) -> None:
+        if timeout == self.timeout:
+            return  # settimeout() is a system call; the socket already has this one
         self.timeout = timeout
         if self.sock is not None:
             self.sock.settimeout(timeout)
+
+    @property
+    def idle(self) -> bool:
+        """Open, with every answer read whole and nothing left over: safe to reuse."""
+        return (
+            self.sock is not None
+            and self._open_requests == 0
+            and not self._buffer
+            and not self._unsent
+        )
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
         self._buffer = b""
         self._unsent = b""
+        self._open_requests = 0
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -218,6 +235,7 @@ class PlainConnection:
             head += f"Content-Length: {len(body or b'')}\r\n"
         if self.sock is None:
             self.connect()
+        self._open_requests += 1
         data = (
             f"{method} {self._target_prefix}{target} HTTP/1.1\r\n"
             f"{self._host_line}{self._proxy_head}{head}\r\n"
@@ -275,6 +293,8 @@ class PlainConnection:
             keep = False  # bytes nobody asked for: the framing is off, don't reuse
         if not keep:
             self.close()
+        else:
+            self._open_requests -= 1
         return HttpResponse(status, headers, body), keep
 
     # --- reading ------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """A small keep-alive JSON-over-HTTP client for the Blocks backend and token endpoints.
 
-A pool of persistent :class:`~blocks_network.transport.connections.PlainConnection` s:
-one request on loopback costs about a tenth of a millisecond of CPU, a third of what
-``http.client`` costs and a fraction of a general-purpose client, and every task makes
-several.
+Requests go through the SDK's one :class:`~blocks_network.transport.base.Transport` (its
+pool of persistent connections): one request on loopback costs about a tenth of a
+millisecond of CPU, a third of what ``http.client`` costs and a fraction of a
+general-purpose client, and every task makes several (docs/transport.md). On top of it this
+adds JSON bodies, the transient-failure retries of :data:`~blocks_network.transport.retry.
+TRANSIENT`, and :meth:`HttpClient.start` for requests whose answers are read later, or
+pipelined behind each other on one connection.
 """
 
 from __future__ import annotations
@@ -12,26 +15,22 @@ import contextlib
 import http.client
 import json
 import logging
-import select
-import socket
-import ssl
-import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from blocks_network.errors import ClosedError, ConfigError, NetworkError
+from blocks_network.transport.base import Request, Transport
 from blocks_network.transport.connections import HttpResponse as HttpResponse
 from blocks_network.transport.connections import PlainConnection, format_headers
-from blocks_network.transport.retry import TRANSIENT, RetryPolicy, wait
-from blocks_network.transport.tls import client_ssl_context
+from blocks_network.transport.pool import DEFAULT_MAX_IDLE, ConnectionPool, Origin, origin_key
+from blocks_network.transport.retry import TRANSIENT, RetryPolicy, pause
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: Idle keep-alive connections kept per origin (more in flight are opened, then closed).
-DEFAULT_POOL_SIZE = 64
-_CLOSED = "this SDK client was closed; its requests stop here (create a new client)"
+DEFAULT_POOL_SIZE = DEFAULT_MAX_IDLE
 
 
 class RequestNotSent(NetworkError):
@@ -43,7 +42,11 @@ class AnswerLost(NetworkError):
 
 
 class HttpClient:
-    """Thread-safe; connections to each origin are pooled and reused."""
+    """Thread-safe; connections to each origin are pooled and reused.
+
+    ``transport``: share another client's transport (and so its pool); by default the
+    client has its own, which :meth:`close` closes.
+    """
 
     def __init__(
         self,
@@ -52,19 +55,13 @@ class HttpClient:
         user_agent: str = "blocks-network-python",
         pool_size: int = DEFAULT_POOL_SIZE,
         retry: RetryPolicy = TRANSIENT,
+        transport: Transport | None = None,
     ) -> None:
         self._timeout = timeout
         self._retry = retry
-        # Set by close(): ends a retry back-off at once.
-        self._stopping = threading.Event()
-        self._pool_size = pool_size
         self._user_agent = user_agent
-        self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str, int], list[PlainConnection]] = {}
-        self._ssl_context: ssl.SSLContext | None = None
-        # Connections checked out (requests in flight), so close() can abort them.
-        self._busy: set[PlainConnection] = set()
-        self._closed = False
+        self.transport = transport or Transport(ConnectionPool(timeout=timeout, max_idle=pool_size))
+        self._pool = self.transport.pool
 
     def request(
         self,
@@ -84,28 +81,27 @@ class HttpClient:
         also during a retry's back-off.
         """
         parts, path, body, send_headers = self._prepare(url, json_body, body, headers)
+        request = Request(
+            method,
+            origin_key(parts.scheme, parts.hostname or "", parts.port),
+            path,
+            send_headers,
+            body,
+            timeout,
+        )
         failures = 0
         while True:
             try:
-                return self._send(
-                    parts.scheme,
-                    parts.hostname or "",
-                    parts.port,
-                    method,
-                    path,
-                    body,
-                    send_headers,
-                    timeout,
-                )
+                return self.transport.handle_request(request)
             except self._retry.transient as exc:
                 failures += 1
                 delay = self._retry.delay(failures) if retry_transient else None
                 if delay is not None:
                     logger.debug("request to %s failed (%s); retrying in %.2f s", url, exc, delay)
-                    if wait(delay, self._stopping):
-                        continue
-                if self._stopping.is_set():
-                    raise ClosedError(_CLOSED) from exc
+                    pause(delay, self._pool.closing, self._pool.closed_error)
+                    continue
+                if self._pool.closed:
+                    raise self._pool.closed_error() from exc
                 raise NetworkError(
                     f"could not reach {parts.scheme}://{parts.netloc}: {exc}"
                 ) from exc
@@ -127,35 +123,22 @@ class HttpClient:
         send is retried, as :meth:`request` would, when the result is asked for.
         """
         parts, path, body, send_headers = self._prepare(url, None, body, headers)
-        key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
+        key = origin_key(parts.scheme, parts.hostname or "", parts.port)
         conn: PlainConnection | None = None
-        for fresh in (False, True):
-            try:
-                conn = self._connection(key, fresh, timeout)
-            except ClosedError:
-                break  # result() raises it again
-            if not fresh and _dropped(conn):
-                # Closed by the server while idle: sent on it, the request's fate would be
-                # unknown, and this is the one request that is never resent blind.
-                self._drop(conn)
-                continue
-            try:
-                conn.request(method, path, send_headers, body)
-                break
-            # A ConfigError (untrusted certificate, bad proxy) recurs, and raises, in result().
-            except (OSError, http.client.HTTPException, ConfigError) as exc:
-                self._drop(conn)
+        try:
+            # An idle connection the server closed is dropped by checkout: sent on it, the
+            # request's fate would be unknown, and this request is never resent blind.
+            conn, _ = self._pool.checkout(key, timeout=timeout, probe=True)
+            conn.request(method, path, send_headers, body)
+        except ClosedError:
+            pass  # result() raises it again
+        # A ConfigError (untrusted certificate, bad proxy) recurs, and raises, in result().
+        except (OSError, http.client.HTTPException, ConfigError) as exc:
+            if conn is not None:
+                self._pool.discard(conn)
                 conn = None
-                logger.debug("sending to %s failed (%s)", url, exc)
+            logger.debug("sending to %s failed (%s)", url, exc)
         return PendingResponse(self, key, conn, (method, url, body, headers, timeout))
-
-    def _connection(
-        self, key: tuple[str, str, int], fresh: bool, timeout: float | None
-    ) -> PlainConnection:
-        """A pooled (or, with ``fresh``, a new) connection set to ``timeout``."""
-        conn = self._checkout(key, fresh)
-        conn.set_timeout(timeout or self._timeout)
-        return conn
 
     def _prepare(
         self,
@@ -185,126 +168,11 @@ class HttpClient:
             send_headers.update(headers)
         return parts, path, body, format_headers(send_headers)
 
-    def _send(
-        self,
-        scheme: str,
-        host: str,
-        port: int | None,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: str,
-        timeout: float | None,
-    ) -> HttpResponse:
-        key = _origin_key(scheme, host, port)
-        # A pooled connection may have been closed by the server: retry once on a fresh one.
-        for fresh in (False, True):
-            conn = self._connection(key, fresh, timeout)
-            try:
-                conn.request(method, path, headers, body)
-                response, keep = conn.read_response()
-            except (
-                ConnectionResetError,
-                BrokenPipeError,
-                http.client.RemoteDisconnected,
-                http.client.BadStatusLine,
-            ):
-                self._drop(conn)
-                if fresh:
-                    raise
-                continue
-            except BaseException:
-                self._drop(conn)
-                raise
-            return self._finish(key, conn, response, keep)
-        raise http.client.HTTPException("unreachable")  # pragma: no cover
-
-    def _finish(
-        self, key: tuple[str, str, int], conn: PlainConnection, response: HttpResponse, keep: bool
-    ) -> HttpResponse:
-        if keep:
-            self._checkin(key, conn)
-        else:
-            self._drop(conn)
-        return response
-
-    def _checkout(self, key: tuple[str, str, int], fresh: bool) -> PlainConnection:
-        """A pooled or new connection, marked busy; raises ClosedError after close()."""
-        scheme, host, port = key
-        with self._lock:
-            if self._closed:
-                raise ClosedError(_CLOSED)
-            idle = None if fresh else self._idle.get(key)
-            if idle:
-                conn = idle.pop()
-            else:
-                if scheme == "https" and self._ssl_context is None:
-                    self._ssl_context = client_ssl_context()
-                conn = PlainConnection(
-                    host,
-                    port,
-                    timeout=self._timeout,
-                    tls=self._ssl_context if scheme == "https" else None,
-                )
-            self._busy.add(conn)
-        return conn
-
-    def _checkin(self, key: tuple[str, str, int], conn: PlainConnection) -> None:
-        """Return a busy connection to the pool (closed if the pool is closed or full)."""
-        with self._lock:
-            self._busy.discard(conn)
-            idle = self._idle.setdefault(key, [])
-            if not self._closed and len(idle) < self._pool_size:
-                idle.append(conn)
-                return
-        conn.close()
-
-    def _drop(self, conn: PlainConnection) -> None:
-        """Close a busy connection (failed, or not reusable)."""
-        with self._lock:
-            self._busy.discard(conn)
-        conn.close()
-
     def close(self) -> None:
         """Close the pool: idle connections close, requests in flight are aborted (their
         sockets close, never back into the pool), and every later request raises
         :class:`~blocks_network.errors.ClosedError`. Idempotent."""
-        self._stopping.set()
-        with self._lock:
-            self._closed = True
-            pools, self._idle = self._idle, {}
-            busy = list(self._busy)
-        for idle in pools.values():
-            for conn in idle:
-                conn.close()
-        for conn in busy:
-            sock = conn.sock
-            if sock is not None:
-                # shutdown() wakes the thread blocked in recv(), which then closes the
-                # socket itself; closing it from here could close a reused descriptor.
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-def _dropped(conn: PlainConnection) -> bool:
-    """Whether an idle pooled connection was closed (or spoken on) by the server: an idle
-    keep-alive connection has nothing to read."""
-    sock = conn.sock
-    if sock is None or isinstance(sock, ssl.SSLSocket):
-        # TLS may leave records (session tickets) unread on a healthy connection; a publish
-        # lost on a dropped one is found by the outbox's history check instead.
-        return False
-    # poll(), not recv(MSG_PEEK): a socket with a timeout waits in recv() whatever the flags.
-    poller = select.poll()
-    try:
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
-
-
-def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
-    return (scheme, host, port or (443 if scheme == "https" else 80))
+        self.transport.close()
 
 
 class PendingResponse:
@@ -317,7 +185,7 @@ class PendingResponse:
     def __init__(
         self,
         client: HttpClient,
-        key: tuple[str, str, int],
+        key: Origin,
         conn: PlainConnection | None,
         request: tuple[str, str, bytes | None, Mapping[str, str] | None, float | None],
         leader: PendingResponse | None = None,
@@ -357,7 +225,7 @@ class PendingResponse:
         if conn is None or self._follower is not None or self._send_failed:
             return None
         parts, path, body, send_headers = self._client._prepare(url, None, body, headers)
-        key = _origin_key(parts.scheme, parts.hostname or "", parts.port)
+        key = origin_key(parts.scheme, parts.hostname or "", parts.port)
         if key != self._key:
             return None
         # It shares the connection, and reads from it once this answer is read.
@@ -407,13 +275,14 @@ class PendingResponse:
         except (OSError, http.client.HTTPException) as exc:
             if follower is not None:
                 follower._conn = None  # its answer will not come on this connection
-            self._client._drop(conn)
+            self._client._pool.discard(conn)
             raise AnswerLost(f"no answer to {what}: {exc or type(exc).__name__}") from exc
         if follower is None:
-            return self._client._finish(self._key, conn, response, keep)
+            self._client._pool.checkin(conn)
+            return response
         if not keep or follower._send_failed:
             follower._conn = None  # its answer will not come on this connection
-            self._client._drop(conn)
+            self._client._pool.discard(conn)
         return response
 
     def result(self) -> HttpResponse:

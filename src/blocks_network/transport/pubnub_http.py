@@ -6,16 +6,17 @@ loopback, and starts a thread for every subscribe long-poll. The SDK creates a P
 client per task session (task read tokens are per task, and a client holds one token), so
 it plugs this handler in through the client's public ``set_request_handler`` hook:
 
-- short requests (publish, history, files, time) share the owner's :class:`HttpClient` pool;
+- short requests (publish, history, files, time) go through the owner's :class:`HttpClient`;
 - each client's long-polls run one after another on one thread of its own
-  (``blocks-pubnub-poll``) over one :class:`PlainConnection` of its own (so the same TLS
-  trust and proxy as every other request), which :meth:`close` shuts down, so a stopped
+  (``blocks-pubnub-poll``), through the same transport and pool (so the same TLS trust and
+  proxy as every other request); :meth:`close` aborts the one in flight, so a stopped
   client leaves no request blocked for minutes;
 - everything above the socket (URLs, signing, envelopes, status categories, listeners)
   stays the client's own code: only ``_invoke_request`` and the thread hand-off change.
 
-File uploads (multipart ``files=``) still go through the default httpx path, which reads
-``SSL_CERT_FILE``/``SSL_CERT_DIR`` and the proxy variables by the same rules.
+File uploads (the client's multipart ``files=``) are encoded here (``form_data.py``) and
+sent like any other short request; a ``files=`` of another shape than ``send_file``'s
+(form fields, then one ``file``) would still take the default httpx path.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import http.client
 import json
 import logging
+import mimetypes
 import queue
 import socket
 import threading
@@ -36,10 +38,12 @@ from pubnub.exceptions import PubNubException
 from pubnub.pubnub import PubNub
 from pubnub.request_handlers.httpx import HttpxRequestHandler
 
-from blocks_network.errors import CertificateError, ClosedError, NetworkError
-from blocks_network.transport.connections import PlainConnection, format_headers
+from blocks_network.errors import CertificateError, ClosedError, ConfigError, NetworkError
+from blocks_network.transport.base import Abort, Request
+from blocks_network.transport.connections import format_headers
+from blocks_network.transport.form_data import FORM_FILE_FIELD, encode_form_data
 from blocks_network.transport.http_client import HttpClient
-from blocks_network.transport.tls import client_ssl_context
+from blocks_network.transport.pool import origin_key
 
 __all__ = ["PooledRequestHandler", "use_pooled_requests"]
 
@@ -56,10 +60,6 @@ _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 #: error would make the client log it and start its reconnection timer, which can restart
 #: the subscribe loop of a client that was stopped on purpose.
 _EMPTY_POLL: Final = (200, {"content-type": "application/json"}, b'{"t":{"t":"0","r":0},"m":[]}')
-
-
-class _ClientStopped(Exception):
-    """The handler was closed: no new long-poll connection."""
 
 
 class _Headers(dict[str, str]):
@@ -157,7 +157,7 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         super().__init__(pubnub)
         self._http = pool
         self._poll_lock = threading.Lock()
-        self._poll_conn: PlainConnection | None = None
+        self._abort = Abort()
         self._poller: _Poller | None = None
         self._closed = False
 
@@ -192,16 +192,21 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         (so a client built in advance costs nothing on the caller's critical path)."""
         parts = urlsplit(f"{scheme}://{origin}")
         with self._poll_lock:
-            if self._poller is None and not self._closed:
+            if self._closed:
+                return
+            if self._poller is None:
                 self._poller = _Poller()
         # Best effort: the first poll connects (and reports failures) if this cannot.
-        with contextlib.suppress(_ClientStopped, OSError, CertificateError):
-            self._poll_connection(scheme, parts.hostname or "", parts.port, False)
+        with contextlib.suppress(OSError, ConfigError, ClosedError):
+            self._http.transport.open_ahead(
+                origin_key(parts.scheme, parts.hostname or "", parts.port)
+            )
 
     # --- requests -----------------------------------------------------------------------------
 
     def _invoke_request(self, p_options: Any, e_options: Any, base_origin: str | None) -> Any:
-        if e_options.files:
+        upload = _multipart(e_options.files) if e_options.files else None
+        if e_options.files and upload is None:
             return super()._invoke_request(p_options, e_options, base_origin)
         if base_origin:
             url = f"{p_options.pn_config.scheme()}://{base_origin}{e_options.path}"
@@ -214,6 +219,9 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         body = e_options.data if (e_options.is_post() or e_options.is_patch()) else None
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if upload is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            body, headers["Content-Type"] = upload
         method = e_options.method_string
         timeout = float(e_options.request_timeout)
         for _ in range(_MAX_REDIRECTS + 1):
@@ -246,62 +254,25 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
         self, method: str, url: str, headers: dict[str, str], timeout: float
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        for fresh in (False, True):
-            try:
-                conn = self._poll_connection(parts.scheme, parts.hostname or "", parts.port, fresh)
-            except _ClientStopped:
-                return _EMPTY_POLL
-            try:
-                conn.set_timeout(timeout)
-                conn.request(method, path, format_headers(headers))
-                response, keep = conn.read_response()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-                conn.close()
-                # A kept-alive connection the server closed while idle: retry once on a new one.
-                if self._closed:
-                    return _EMPTY_POLL
-                if fresh:
-                    raise _pubnub_error(exc) from exc
-                continue
-            except (OSError, http.client.HTTPException, CertificateError) as exc:
-                conn.close()
-                if self._closed:
-                    return _EMPTY_POLL
-                raise _pubnub_error(exc) from exc
-            if not keep:
-                conn.close()
-            return response.status, dict(response.headers), response.body
-        raise PubNubException(pn_error=PNERR_CONNECTION_ERROR, errormsg="unreachable")
-
-    def _poll_connection(
-        self, scheme: str, host: str, port: int | None, fresh: bool
-    ) -> PlainConnection:
-        with self._poll_lock:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin = origin_key(parts.scheme, parts.hostname or "", parts.port)
+        request = Request(
+            method, origin, target, format_headers(headers), None, timeout, self._abort
+        )
+        try:
+            response = self._http.transport.handle_request(request)
+        except (OSError, http.client.HTTPException, ConfigError, ClosedError) as exc:
             if self._closed:
-                raise _ClientStopped
-            conn = self._poll_conn
-            key = (host, port or (443 if scheme == "https" else 80))
-            if fresh or conn is None or (conn.host, conn.port) != key or conn.sock is None:
-                if conn is not None:
-                    conn.close()
-                tls = client_ssl_context() if scheme == "https" else None
-                conn = PlainConnection(host, key[1], timeout=LONG_POLL_MIN_TIMEOUT_S, tls=tls)
-                conn.connect()
-                self._poll_conn = conn
-            return conn
+                return _EMPTY_POLL
+            raise _pubnub_error(exc) from exc
+        return response.status, dict(response.headers), response.body
 
     def close(self) -> None:
         """Abort the in-flight long-poll (if any) and end the poll thread; idempotent."""
         with self._poll_lock:
             self._closed = True
-            conn, self._poll_conn = self._poll_conn, None
             poller, self._poller = self._poller, None
-        if conn is not None and conn.sock is not None:
-            # shutdown() wakes a thread blocked in recv(); close() alone does not.
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
-            conn.close()
+        self._abort.abort()
         if poller is not None:
             poller.close()
         # The httpx session exists only if a file upload went through the default path.
@@ -309,6 +280,34 @@ class PooledRequestHandler(HttpxRequestHandler):  # type: ignore[misc]
             super().close()
         else:
             self._watchdog.stop()
+
+
+def _multipart(files: Any) -> tuple[bytes, str] | None:
+    """``send_file``'s ``files=`` (``{field: (None, value), ..., "file": (name, data,
+    type)}``) as a ``multipart/form-data`` body and its Content-Type; None for any other
+    shape. The file's type, when None, is guessed from its name as httpx does."""
+    if not isinstance(files, dict) or FORM_FILE_FIELD not in files:
+        return None
+    fields = []
+    for name, part in files.items():
+        if name != FORM_FILE_FIELD:
+            if not (isinstance(part, tuple) and len(part) == 2 and part[0] is None):
+                return None
+            fields.append((str(name), str(part[1])))
+    file_part = files[FORM_FILE_FIELD]
+    if not (isinstance(file_part, tuple) and len(file_part) == 3):
+        return None
+    file_name, data, content_type = file_part
+    if hasattr(data, "read"):
+        data = data.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, bytes):
+        return None
+    file_name = str(file_name or "upload")
+    if content_type is None:
+        content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    return encode_form_data(fields, file_name=file_name, content_type=content_type, data=data)
 
 
 def _pubnub_error(exc: BaseException) -> PubNubException:

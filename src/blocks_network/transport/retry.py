@@ -10,10 +10,15 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["RECONNECT", "TRANSIENT", "RetryPolicy", "wait"]
+from blocks_network.errors import ClosedError
+
+__all__ = ["RECONNECT", "TRANSIENT", "RetryPolicy", "pause", "wait"]
+
+_STOPPED: Final = "stopped while waiting to retry; create a new client to send again"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,8 @@ class RetryPolicy:
     ``min(base_s · 2^(n-1), cap_s)`` times a uniform draw from ``jitter``.
 
     ``attempts`` counts tries in all (the first included); None retries until stopped.
+    ``schedule``, when given, lists the waits instead (the n-th failure waits
+    ``schedule[n-1]``, the last repeating), for protocols that fix them.
     ``transient`` are the exceptions worth another try (network failures; a certificate
     that does not verify is a ``ConfigError`` and fails the same way again).
     """
@@ -31,12 +38,16 @@ class RetryPolicy:
     cap_s: float = 5.0
     jitter: tuple[float, float] = (1.0, 1.0)
     transient: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+    schedule: tuple[float, ...] | None = None
 
     def delay(self, failures: int) -> float | None:
         """Seconds to wait after ``failures`` consecutive failures, or None to give up."""
         if failures < 1 or (self.attempts is not None and failures >= self.attempts):
             return None
-        base = min(self.base_s * 2.0 ** (failures - 1), self.cap_s)
+        if self.schedule:
+            base = self.schedule[min(failures, len(self.schedule)) - 1]
+        else:
+            base = min(self.base_s * 2.0 ** (failures - 1), self.cap_s)
         low, high = self.jitter
         return base if low == high == 1.0 else base * random.uniform(low, high)
 
@@ -45,6 +56,23 @@ class RetryPolicy:
         used up, or as soon as ``stop`` is set: then the caller stops retrying."""
         delay = self.delay(failures)
         return delay is not None and wait(delay, stop)
+
+    def retry_after(
+        self,
+        failures: int,
+        stop: threading.Event,
+        closed: Callable[[], ClosedError] = lambda: ClosedError(_STOPPED),
+    ) -> bool:
+        """Wait the delay after ``failures`` failures and return True (try again), or False
+        at once when the attempts are used up. Raises ``closed()`` when ``stop`` is set,
+        before or during the wait: closing a client ends its retries at once."""
+        if stop.is_set():
+            raise closed()
+        delay = self.delay(failures)
+        if delay is None:
+            return False
+        pause(delay, stop, closed)
+        return True
 
 
 #: One request's transient failures (protocol.md §4.1, §10.2): 3 tries, 0.5 s then 1 s apart.
@@ -57,3 +85,13 @@ RECONNECT: Final = RetryPolicy(attempts=None, base_s=0.5, cap_s=5.0, jitter=(0.5
 def wait(seconds: float, stop: threading.Event) -> bool:
     """Sleep ``seconds`` unless ``stop`` is set first; True when the whole time passed."""
     return not stop.wait(seconds)
+
+
+def pause(
+    seconds: float,
+    stop: threading.Event,
+    closed: Callable[[], ClosedError] = lambda: ClosedError(_STOPPED),
+) -> None:
+    """Sleep ``seconds``; raises ``closed()`` as soon as ``stop`` is set (at once if it is)."""
+    if stop.wait(seconds):
+        raise closed()

@@ -4,9 +4,10 @@ Why not the official client: consumer sessions and the agent's control channel n
 "deliver each message of one channel, in order, with its timetoken and meta", and the
 official client hands every response and message through two more threads and a queue
 (~2 ms per hop), and costs a TCP connection and ~3 ms of CPU to set up per task. Here a
-loop runs on a thread borrowed from :class:`PollThreads` over a connection borrowed from
-:class:`PollConnections`; a loop that ends by itself (e.g. after a task's terminal) hands
-both back for the next subscription.
+loop runs on a thread borrowed from :class:`PollThreads`, each poll a request through the
+SDK's one :class:`~blocks_network.transport.base.Transport` (:class:`PollConnections`
+holds it, with a long read timeout), whose pool keeps the connection for the next poll or
+the next subscription.
 
 The requests are exactly the official client's: ``GET /v2/subscribe/{sub}/{ch}/0`` with
 ``tt``/``tr``, ``uuid``, ``pnsdk``, the token in ``auth`` and, when asked for,
@@ -15,24 +16,22 @@ The requests are exactly the official client's: ``GET /v2/subscribe/{sub}/{ch}/0
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
 from blocks_network.errors import CertificateError, ClosedError
-from blocks_network.transport.connections import PlainConnection, split_origin
+from blocks_network.transport.base import Abort, Request, Transport
+from blocks_network.transport.connections import split_origin
 from blocks_network.transport.poll_threads import PollThreads
+from blocks_network.transport.pool import ConnectionPool, Origin
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.pubnub_query import encode_params, identity_query
 from blocks_network.transport.retry import RECONNECT
-from blocks_network.transport.tls import client_ssl_context
 
 __all__ = ["ChannelSubscription", "PollConnections", "PollFailure", "SubscriptionSink"]
 
@@ -94,47 +93,40 @@ class SubscriptionSink:
 
 
 class PollConnections:
-    """Idle keep-alive connections to the realtime origin, shared by subscriptions."""
+    """The transport subscriptions poll the realtime origin through: keep-alive connections
+    with the subscribe read timeout, shared by subscriptions (``transport``: another
+    transport to share; :meth:`close` then leaves it to its owner)."""
 
-    def __init__(self, endpoint: RealtimeEndpoint, timeout_s: float = SUBSCRIBE_TIMEOUT_S) -> None:
-        self._endpoint = endpoint
-        self._timeout_s = timeout_s
-        self._lock = threading.Lock()
-        self._idle: list[PlainConnection] = []
-        self._tls: ssl.SSLContext | None = None
-        self._closed = False
+    def __init__(
+        self,
+        endpoint: RealtimeEndpoint,
+        timeout_s: float = SUBSCRIBE_TIMEOUT_S,
+        transport: Transport | None = None,
+    ) -> None:
+        scheme = "https" if endpoint.ssl else "http"
+        host, port = split_origin(endpoint.origin, 443 if endpoint.ssl else 80)
+        self.origin: Origin = (scheme, host, port)
+        self.timeout_s = timeout_s
+        self._owned = transport is None
+        self.transport = transport or Transport(
+            ConnectionPool(
+                timeout=timeout_s,
+                max_idle=_MAX_IDLE_CONNECTIONS,
+                closed_message="the subscriptions were closed; create a new client",
+            )
+        )
 
-    def take(self) -> PlainConnection:
-        """An idle connection, or a new (not yet connected) one; ClosedError after close()."""
-        with self._lock:
-            if self._closed:
-                raise ClosedError("the subscriptions were closed; create a new client")
-            if self._idle:
-                return self._idle.pop()
-            if self._endpoint.ssl and self._tls is None:
-                self._tls = client_ssl_context()
-            tls = self._tls
-        host, port = split_origin(self._endpoint.origin, 443 if tls else 80)
-        return PlainConnection(host, port, timeout=self._timeout_s, tls=tls)
-
-    def give_back(self, conn: PlainConnection) -> None:
-        """Keep ``conn`` for reuse (closed instead if the pool is closed or full)."""
-        with self._lock:
-            if (
-                not self._closed
-                and conn.sock is not None
-                and len(self._idle) < _MAX_IDLE_CONNECTIONS
-            ):
-                self._idle.append(conn)
-                return
-        conn.close()
+    def poll(self, target: str, abort: Abort) -> tuple[int, bytes]:
+        """One long-poll of ``target``: status and body. Raises as
+        :meth:`Transport.handle_request` does (ClosedError once closed or aborted)."""
+        response = self.transport.handle_request(
+            Request("GET", self.origin, target, _POLL_HEADERS, None, self.timeout_s, abort)
+        )
+        return response.status, response.body
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        if self._owned:
+            self.transport.close()
 
 
 class ChannelSubscription:
@@ -178,11 +170,8 @@ class ChannelSubscription:
         self._sink = sink
         self._threads = threads
         self._connections = connections
-        self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._conn: PlainConnection | None = None
-        self._in_flight = False
-        self._aborted = False
+        self._abort = Abort()
 
     def set_token(self, token: str | None) -> None:
         """Send ``token`` from the next poll on."""
@@ -194,17 +183,11 @@ class ChannelSubscription:
 
     def stop(self) -> None:
         """End the loop; an in-flight poll is aborted (unless called from the loop itself)."""
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            self._stopped.set()
-            conn = self._conn if self._in_flight else None
-            self._aborted = conn is not None
-        sock = None if conn is None else conn.sock
-        if sock is not None:
-            # shutdown() wakes the poll thread blocked in recv(); close() alone does not.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        # Between polls (e.g. called from the loop's own sink) there is nothing to abort.
+        self._abort.abort()
 
     @property
     def stopped(self) -> bool:
@@ -213,13 +196,6 @@ class ChannelSubscription:
     # --- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            try:
-                self._conn = self._connections.take()
-            except ClosedError:
-                return  # closed before this loop's first poll: nothing to follow
         failures = 0
         answered = False
         try:
@@ -246,16 +222,6 @@ class ChannelSubscription:
                 RETRY.backoff(failures, self._stopped)
         except Exception:
             logger.exception("subscription loop for %s failed", self._path)
-        finally:
-            with self._lock:
-                conn, self._conn = self._conn, None
-                aborted = self._aborted
-            if conn is not None:
-                # Only a loop that ended between polls leaves a clean keep-alive connection.
-                if aborted:
-                    conn.close()
-                else:
-                    self._connections.give_back(conn)
 
     def _report_failure(self, answer: _Answer, *, first: bool) -> None:
         why, description = _describe_failure(answer)
@@ -277,40 +243,21 @@ class ChannelSubscription:
 
     def _poll(self) -> _Answer | None:
         """One long-poll's answer (a network error is ``status == 0``), :data:`_TIMED_OUT`,
-        or None once stopped."""
-        for attempt in (0, 1):
-            conn = self._conn
-            if conn is None:
+        or None once stopped (or the connections were closed)."""
+        if self._stopped.is_set():
+            return None
+        try:
+            status, body = self._connections.poll(f"{self._path}?{self._query()}", self._abort)
+        except ClosedError:
+            return None
+        except (http.client.HTTPException, OSError, CertificateError) as exc:
+            if self._stopped.is_set():
                 return None
-            with self._lock:
-                if self._stopped.is_set():
-                    return None
-                self._in_flight = True
-            try:
-                if conn.sock is None:
-                    conn.connect()
-                    if self._stopped.is_set():
-                        return None  # stopped while connecting: nothing was there to abort
-                conn.request("GET", f"{self._path}?{self._query()}", _POLL_HEADERS)
-                response, _ = conn.read_response()
-            except (http.client.HTTPException, OSError, CertificateError) as exc:
-                conn.close()
-                if self._stopped.is_set():
-                    return None
-                if isinstance(exc, TimeoutError):
-                    logger.debug("subscribe on %s timed out; polling again", self._path)
-                    return _TIMED_OUT
-                # A kept-alive connection the server closed while idle: retry once at once.
-                if attempt == 0 and isinstance(
-                    exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-                ):
-                    continue
-                return _Answer(0, b"", str(exc) or type(exc).__name__)
-            finally:
-                with self._lock:
-                    self._in_flight = False
-            return _Answer(response.status, response.body)
-        return None
+            if isinstance(exc, TimeoutError):
+                logger.debug("subscribe on %s timed out; polling again", self._path)
+                return _TIMED_OUT
+            return _Answer(0, b"", str(exc) or type(exc).__name__)
+        return _Answer(status, body)
 
     def _deliver(self, body: bytes) -> bool:
         """Hand the envelope's messages to the sink; False if the body is not an envelope."""

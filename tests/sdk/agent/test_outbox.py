@@ -26,6 +26,7 @@ from blocks_network.agent.task_runner import RunnerConfig, TaskRunner
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from blocks_network.transport.retry import RetryPolicy
 from tests.sdk.stub_server import DROP, Recorded, stub_server
 
 KEYSET = Keyset("pub", "sub")
@@ -34,7 +35,7 @@ WAIT = 10.0
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "RETRY_DELAYS_S", (0.01, 0.05))
+    monkeypatch.setattr(outbox, "RETRY", RetryPolicy(None, 0.01, 0.05, (0.5, 1.0)))
 
 
 @dataclass

@@ -14,10 +14,12 @@ from contextlib import contextmanager
 import pytest
 
 from blocks_network.errors import ClosedError
+from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport import subscription
+from blocks_network.transport.base import Abort
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.poll_threads import PollThreads
-from blocks_network.transport.post_pool import PostPool
+from blocks_network.transport.publisher import TokenPublisher
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.retry import RetryPolicy
 from blocks_network.transport.subscription import (
@@ -26,9 +28,9 @@ from blocks_network.transport.subscription import (
     SubscriptionSink,
 )
 from tests.sdk.stub_server import dead_url
+from tests.support.threads import start_call
 
 WAIT = 10.0
-_OK = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
 
 def _open_fds() -> int:
@@ -76,18 +78,11 @@ def holding_server() -> Iterator[HoldingServer]:
 
 def test_close_aborts_a_request_in_flight_and_leaks_no_socket() -> None:
     client = HttpClient()
-    errors: list[BaseException] = []
     with holding_server() as server:
         baseline = _open_fds()
-
-        def call() -> None:
-            try:
-                client.request("GET", f"{server.url}/slow", timeout=60.0)
-            except BaseException as exc:
-                errors.append(exc)
-
-        caller = threading.Thread(target=call, daemon=True)
-        caller.start()
+        caller, errors = start_call(
+            lambda: client.request("GET", f"{server.url}/slow", timeout=60.0)
+        )
         assert server.got_request.wait(WAIT)
         client.close()
         # The answer would take 60 s: only the abort ends the call this soon.
@@ -102,10 +97,9 @@ def test_close_aborts_a_request_in_flight_and_leaks_no_socket() -> None:
         client.start("GET", f"{server.url}/after").result()
 
 
-def test_a_post_finishing_after_close_closes_its_socket() -> None:
+def test_close_aborts_a_publish_in_flight_and_closes_its_socket() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     got = threading.Event()
-    release = threading.Event()
     hung_up = threading.Event()
 
     def serve() -> None:
@@ -113,40 +107,35 @@ def test_a_post_finishing_after_close_closes_its_socket() -> None:
         with conn:
             conn.recv(65536)
             got.set()
-            release.wait(WAIT)
-            conn.sendall(_OK)
             conn.settimeout(WAIT)
-            if conn.recv(1) == b"":
+            if conn.recv(1) == b"":  # never answered: only the client's abort ends this
                 hung_up.set()
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    pool = PostPool(f"127.0.0.1:{listener.getsockname()[1]}", tls=False, user_agent="test")
+    endpoint = RealtimeEndpoint(origin=f"127.0.0.1:{listener.getsockname()[1]}", ssl=False)
+    pool = TokenPublisher(endpoint, Keyset("pub", "sub"))
     baseline = _open_fds()
-    answers: list[int] = []
-    poster = threading.Thread(
-        target=lambda: answers.append(pool.post("/publish", b"{}", WAIT).status), daemon=True
-    )
-    poster.start()
+    poster, errors = start_call(lambda: pool.post("/publish", b"{}", timeout=60.0))
     assert got.wait(WAIT)
     pool.close()
-    release.set()
+    # No answer ever comes: only the abort ends the post.
     poster.join(WAIT)
-    assert answers == [200]
+    assert not poster.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], ClosedError)
     assert hung_up.wait(WAIT)  # not kept for reuse: the pool was closed
     server.join(WAIT)
     listener.close()
     assert _open_fds() < baseline
     with pytest.raises(ClosedError):
-        pool.post("/publish", b"{}", WAIT)
+        pool.post("/publish", b"{}", timeout=WAIT)
 
 
 def test_poll_connections_refuse_after_close() -> None:
     connections = PollConnections(RealtimeEndpoint(origin="127.0.0.1:9", ssl=False))
-    connections.give_back(connections.take())
     connections.close()
     with pytest.raises(ClosedError):
-        connections.take()
+        connections.poll("/v2/subscribe/s/c/0?tt=0", Abort())
 
 
 def test_close_during_a_retry_back_off_ends_the_request_at_once(

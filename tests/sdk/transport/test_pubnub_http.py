@@ -84,3 +84,31 @@ def test_stop_aborts_the_long_poll_at_once(realtime_server: RealtimeServer) -> N
     assert time.monotonic() - started < 2
     # A stopped client can still make ordinary requests (artifact downloads do).
     assert int(client.time().sync().result) > 0  # type: ignore[attr-defined]
+
+
+def test_send_file_uploads_through_the_pool_not_httpx(realtime_server: RealtimeServer) -> None:
+    http = HttpClient()
+    client = _client(realtime_server, "uploader", http)
+    handler = client.get_request_handler()  # type: ignore[attr-defined]
+    data = bytes(range(256)) * 40
+    try:
+        sent = (
+            client.send_file()  # type: ignore[attr-defined]
+            .channel("files")
+            .file_name("blob.bin")
+            .file_object(data)
+            .sync()
+            .result
+        )
+        got = (
+            client.download_file()  # type: ignore[attr-defined]
+            .channel("files")
+            .file_id(sent.file_id)
+            .file_name("blob.bin")
+            .sync()
+        )
+        assert got.result.data == data
+        assert handler._session is None  # the default httpx path was never taken
+    finally:
+        client.stop()  # type: ignore[attr-defined]
+        http.close()

@@ -1,4 +1,5 @@
-"""PostPool: keep-alive reuse, Content-Length and chunked answers, stale connections, errors."""
+"""Transport.handle_request (and TokenPublisher over it): keep-alive reuse, Content-Length
+and chunked answers, stale connections, errors."""
 
 from __future__ import annotations
 
@@ -9,8 +10,34 @@ from collections.abc import Iterator
 import pytest
 
 from blocks_network.errors import NetworkError
-from blocks_network.transport.connections import split_origin
-from blocks_network.transport.post_pool import PostPool
+from blocks_network.protocol.cdm import Keyset
+from blocks_network.transport.base import Request, Transport
+from blocks_network.transport.connections import HttpResponse, format_headers, split_origin
+from blocks_network.transport.publisher import TokenPublisher
+from blocks_network.transport.pubnub_factory import RealtimeEndpoint
+from tests.support.tcp_server import AcceptLoop
+
+
+class Poster:
+    """POSTs through a :class:`Transport` of its own, as the stream publisher sends them."""
+
+    def __init__(self, origin: str, *, user_agent: str) -> None:
+        host, port = split_origin(origin, 80)
+        self.origin = ("http", host, port)
+        self.head = format_headers({"User-Agent": user_agent, "Content-Type": "application/json"})
+        self.transport = Transport()
+
+    def post(self, path: str, body: bytes, timeout: float) -> HttpResponse:
+        return self.transport.handle_request(
+            Request("POST", self.origin, path, self.head, body, timeout)
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _publisher(origin: str) -> TokenPublisher:
+    return TokenPublisher(RealtimeEndpoint(origin=origin, ssl=False), Keyset("pub", "sub"))
 
 
 class RawServer:
@@ -21,21 +48,12 @@ class RawServer:
         self.close_after = close_after
         self.requests: list[bytes] = []
         self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.origin = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.loop = AcceptLoop(self._accepted)
+        self.origin = f"127.0.0.1:{self.loop.port}"
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+    def _accepted(self, conn: socket.socket) -> None:
+        self.connections += 1
+        threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         served = 0
@@ -59,7 +77,7 @@ class RawServer:
                     return
 
     def close(self) -> None:
-        self.sock.close()
+        self.loop.close()
 
 
 @pytest.fixture
@@ -71,7 +89,7 @@ def ok_server() -> Iterator[RawServer]:
 
 
 def test_posts_reuse_one_connection(ok_server: RawServer) -> None:
-    pool = PostPool(ok_server.origin, tls=False, user_agent="ua/1")
+    pool = Poster(ok_server.origin, user_agent="ua/1")
     for i in range(5):
         reply = pool.post(f"/publish/p/s/0/ch/0?n={i}", b'{"a":1}', 5)
         assert reply.status == 200 and reply.json() == [1, "Sent", "17000000000000000"]
@@ -92,7 +110,7 @@ def test_chunked_answers_and_error_statuses() -> None:
         ]
     )
     try:
-        pool = PostPool(server.origin, tls=False, user_agent="ua")
+        pool = Poster(server.origin, user_agent="ua")
         first = pool.post("/x", b"{}", 5)
         assert first.status == 403 and first.json() == {"a": 1}
         second = pool.post("/x", b"{}", 5)
@@ -107,7 +125,7 @@ def test_a_connection_the_server_closed_is_replaced_once() -> None:
     body = b"[]"
     server = RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + body], close_after=1)
     try:
-        pool = PostPool(server.origin, tls=False, user_agent="ua")
+        pool = Poster(server.origin, user_agent="ua")
         assert pool.post("/a", b"{}", 5).status == 200
         assert pool.post("/b", b"{}", 5).status == 200  # the idle one was closed: reconnect
         assert server.connections == 2
@@ -119,7 +137,7 @@ def test_a_connection_the_server_closed_is_replaced_once() -> None:
 def test_connection_close_header_is_honoured() -> None:
     server = RawServer([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n[]"])
     try:
-        pool = PostPool(server.origin, tls=False, user_agent="ua")
+        pool = Poster(server.origin, user_agent="ua")
         pool.post("/a", b"{}", 5)
         pool.post("/b", b"{}", 5)
         assert server.connections == 2
@@ -133,11 +151,11 @@ def test_unreachable_and_garbage_raise_network_error() -> None:
     port = sock.getsockname()[1]
     sock.close()
     with pytest.raises(NetworkError, match="could not publish"):
-        PostPool(f"127.0.0.1:{port}", tls=False, user_agent="ua").post("/a", b"{}", 2)
+        _publisher(f"127.0.0.1:{port}").post("/a", b"{}", timeout=2)
     server = RawServer([b"SSH-2.0-nope\r\n\r\n"])
     try:
         with pytest.raises(NetworkError, match="not an HTTP response"):
-            PostPool(server.origin, tls=False, user_agent="ua").post("/a", b"{}", 2)
+            _publisher(server.origin).post("/a", b"{}", timeout=2)
     finally:
         server.close()
 
