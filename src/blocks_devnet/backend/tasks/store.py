@@ -164,6 +164,13 @@ class TaskPage:
 _COLUMNS = list(TaskRecord.__dataclass_fields__)
 
 
+def visible_clause(user_id: str, org_id: str) -> tuple[str, list[object]]:
+    """The SQL condition (with its parameters) for the tasks ``user_id`` of ``org_id`` may
+    see: those they own and those run by an agent of their organisation. ListTasks and the
+    dashboard's summaries both use it, so they cannot disagree."""
+    return "(owner_id=? OR agent_org_id=?)", [user_id, org_id]
+
+
 def _to_row(record: TaskRecord) -> list[object]:
     values: list[object] = []
     for name in _COLUMNS:
@@ -396,8 +403,8 @@ class TaskStore:
 
         Raises :class:`InvalidCursor` for a cursor not produced by this method.
         """
-        where = ["(owner_id=? OR agent_org_id=?)"]
-        params: list[object] = [user_id, org_id]
+        visible, params = visible_clause(user_id, org_id)
+        where = [visible]
         for column, value in (
             ("owner_id", filters.owner_id),
             ("agent_name", filters.agent_name),
