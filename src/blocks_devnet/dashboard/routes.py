@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: How often a live page's regions are rendered again (seconds).
 LIVE_INTERVAL_SECONDS: Final = 0.5
+#: A live page waits at least this many times its render time between renders.
+LIVE_SLOWDOWN: Final = 10
 #: A live connection ends after this long; the browser's EventSource reconnects.
 LIVE_MAX_SECONDS: Final = 300.0
 #: Longest accepted query value (a cursor is far shorter) and sign-in form.
@@ -344,8 +346,8 @@ def _sse(event: str, data: str) -> bytes:
 
 
 async def live(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream`` of ``region`` events (``{id}\\n{html}``) for one view."""
-    ctx = context_of(request)
+    """``text/event-stream`` of ``region`` events (JSON ``{id, html}``) for one view, then
+    ``signed-out`` or ``gone`` when the session or the page's subject is no more."""
     if _signed_in(request) is None:
         raise web.HTTPUnauthorized(text="Sign in first.")
     try:
@@ -359,6 +361,18 @@ async def live(request: web.Request) -> web.StreamResponse:
         headers={**_SECURITY_HEADERS, "Content-Type": "text/event-stream"}
     )
     await response.prepare(request)
+    # The browser going away ends the feed quietly (it reconnects if it still wants it).
+    with contextlib.suppress(ConnectionError):
+        await _feed(request, response, regions_of, query)
+    return response
+
+
+async def _feed(
+    request: web.Request, response: web.StreamResponse, regions_of: RegionsFn, query: dict[str, str]
+) -> None:
+    """Send the view's changed regions every interval until the session, the view, the
+    connection's lifetime or the server ends."""
+    ctx = context_of(request)
     stopping = request.app[STOPPING_KEY]
     sent: dict[str, str] = {}
     loop = asyncio.get_running_loop()
@@ -367,20 +381,23 @@ async def live(request: web.Request) -> web.StreamResponse:
         found = _signed_in(request)
         if found is None:
             await response.write(_sse("signed-out", "{}"))
-            break
+            return
+        began = loop.time()
         try:
             regions = regions_of(ctx, found[1], query)
         except (DashboardError, BackendError):
             # The page itself showed the error: tell the browser not to reconnect.
             await response.write(_sse("gone", "{}"))
-            break
+            return
         for region_id, html in regions.items():
             if sent.get(region_id) != html:
                 sent[region_id] = html
                 await response.write(_sse("region", json.dumps({"id": region_id, "html": html})))
+        # A page that is slow to render (a huge history) is rendered less often, so one
+        # open page never takes more than 1/LIVE_SLOWDOWN of the server's time.
+        pause = max(LIVE_INTERVAL_SECONDS, (loop.time() - began) * LIVE_SLOWDOWN)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stopping.wait(), LIVE_INTERVAL_SECONDS)
-    return response
+            await asyncio.wait_for(stopping.wait(), pause)
 
 
 # --- sign-in and actions ---------------------------------------------------------------------

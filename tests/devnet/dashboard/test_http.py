@@ -248,3 +248,22 @@ def test_the_dashboard_is_served_behind_fast_path_requests(
         assert script.status == 200 and "EventSource" in script.read().decode()
     finally:
         connection.close()
+
+
+def test_terminate_acts_through_the_task_api(
+    blocks_network: BlocksTestNetwork, dev: Visitor, dev_task: str
+) -> None:
+    """A second task waits behind ``dev_task`` (the agent runs one at a time); Terminate from
+    the dashboard ends it the way TerminateTask does."""
+    with blocks_network.client() as client:
+        session = client.send_message("dash_holder", [text_part("second")])
+        answer = dev.request(
+            f"/dashboard/tasks/{session.task_id}/terminate",
+            method="POST",
+            headers={CSRF_HEADER: dev.csrf_token()},
+        )
+        assert answer.status == 200 and '"ok": true' in answer.body
+        terminal = session.wait_for_terminal(timeout=TIMEOUT_S)
+    assert terminal.data["state"] == "canceled"
+    record = _record(blocks_network, session.task_id)
+    assert record is not None and record.state == "canceled" and record.reason == "terminated"
