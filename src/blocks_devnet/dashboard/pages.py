@@ -22,7 +22,6 @@ from blocks_devnet.dashboard.queries import (
     AgentView,
     Artifact,
     Bucket,
-    InstanceView,
     StreamView,
     TaskEvent,
 )
@@ -132,7 +131,13 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, empty: str)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def instances_table(instances: list[InstanceView]) -> str:
+def instances_table(view: AgentView) -> str:
+    if not view.own:
+        return (
+            f'<p class="empty">{view.online} instance(s) online; another organisation runs '
+            "this agent, so its instances are not listed.</p>"
+        )
+    instances = view.instances
     rows = (
         [
             f'<code class="instance">{e(i.instance_id)}</code>',
@@ -231,13 +236,12 @@ def failures(tasks: list[dict[str, Any]]) -> str:
 def agent_summary(views: list[AgentView]) -> str:
     parts = []
     for view in views:
-        online = sum(1 for i in view.instances if i.live)
         name = view.record.agent_name
         parts.append(
             f'<article class="agent" data-agent="{e(name)}">'
             f'<h3><a href="/dashboard/agents/{e(name)}">{e(name)}</a> '
-            f'<span class="online">{online} online</span></h3>'
-            f"{instances_table(view.instances)}</article>"
+            f'<span class="online">{view.online} online</span></h3>'
+            f"{instances_table(view)}</article>"
         )
     return "".join(parts) or '<p class="empty">No agents registered.</p>'
 
@@ -280,7 +284,9 @@ def agent_card(view: AgentView) -> str:
     )
 
 
-def task_summary(record: TaskRecord) -> str:
+def task_summary(record: TaskRecord, *, show_instance: bool) -> str:
+    """The task's facts; the instance only for the agent's own organisation (GetTask does
+    not name it)."""
     took = None
     if record.ended_ms is not None:
         took = (record.ended_ms - record.created_ms) / 1000
@@ -292,8 +298,9 @@ def task_summary(record: TaskRecord) -> str:
         ("Started (UTC)", e(when(record.started_ms))),
         ("Ended (UTC)", e(when(record.ended_ms))),
         ("Duration", e(duration_text(took))),
-        ("Instance", f"<code>{e(record.instance_id or '')}</code>"),
     ]
+    if show_instance:
+        facts.append(("Instance", f"<code>{e(record.instance_id or '')}</code>"))
     for label, value in (("Error", record.error), ("Reason", record.reason)):
         if value:
             facts.append((label, f'<span class="reason">{e(value)}</span>'))

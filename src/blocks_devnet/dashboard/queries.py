@@ -45,8 +45,14 @@ class InstanceView:
 
 @dataclass(frozen=True)
 class AgentView:
+    """An agent and its instances. Instances are listed for agents of the viewer's own
+    organisation only (presence on an agent's control channel is theirs); for another
+    organisation's public agent only the count the registry also reports is known."""
+
     record: AgentRecord
+    online: int
     instances: list[InstanceView]
+    own: bool
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,11 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _instances(ctx: BackendContext, agent: AgentRecord) -> list[InstanceView]:
+def _view(ctx: BackendContext, principal: Principal, agent: AgentRecord) -> AgentView:
     live, dead = ctx.tasks.instance_liveness(agent.environment, agent.agent_id)
+    online = 0 if agent.forced_offline else len(live)
+    if agent.org_id != principal.org_id:
+        return AgentView(agent, online, [], own=False)
     views = []
     for instance_id in sorted(live | dead):
         state = ctx.tasks.instance_state(agent.environment, agent.agent_id, instance_id)
@@ -117,7 +126,7 @@ def _instances(ctx: BackendContext, agent: AgentRecord) -> list[InstanceView]:
                 started_at_ms=_int_or_none(state.get("startedAt")),
             )
         )
-    return views
+    return AgentView(agent, online, views, own=True)
 
 
 def agents(ctx: BackendContext, principal: Principal) -> list[AgentView]:
@@ -130,14 +139,14 @@ def agents(ctx: BackendContext, principal: Principal) -> list[AgentView]:
         cursor = page.next
         if cursor is None:
             break
-    return [AgentView(record, _instances(ctx, record)) for record in found[:MAX_AGENTS]]
+    return [_view(ctx, principal, record) for record in found[:MAX_AGENTS]]
 
 
 def agent(ctx: BackendContext, principal: Principal, agent_name: str) -> AgentView | None:
     record = ctx.registry.get(agent_name)
     if record is None or not ctx.registry.visible_to(record, principal):
         return None
-    return AgentView(record, _instances(ctx, record))
+    return _view(ctx, principal, record)
 
 
 def tasks_page(

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
 
@@ -198,7 +198,9 @@ def task_regions(ctx: BackendContext, principal: Principal, query: dict[str, str
     record = queries.task(ctx, principal, query.get("task", ""))
     events = queries.timeline(ctx, record)
     return {
-        "summary": pages.task_summary(record),
+        "summary": pages.task_summary(
+            record, show_instance=record.agent_org_id == principal.org_id
+        ),
         "artifacts": "<h2>Artifacts</h2>"
         + pages.artifact_list(record.task_id, queries.artifacts(events)),
         "streams": "<h2>Streams</h2>" + pages.stream_list(queries.streams(ctx, record, events)),
@@ -215,7 +217,7 @@ def agents_regions(ctx: BackendContext, principal: Principal, query: dict[str, s
         raise DashboardError(404, "Agent not found", f"No agent {name[:80]!r} visible to you.")
     recent = queries.tasks_page(ctx, principal, agent_name=name, limit=10)["tasks"]
     return {
-        "instances": "<h2>Instances</h2>" + pages.instances_table(view.instances),
+        "instances": "<h2>Instances</h2>" + pages.instances_table(view),
         "recent": "<h2>Recent tasks</h2>" + pages.task_rows(recent),
     }
 
@@ -412,21 +414,24 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+    """``POST /dashboard/login`` (form ``api_key``): a session cookie and ``303 /``."""
+    # Read at most a small form, whatever Content-Length says (or a chunked body).
+    raw = b""
+    while len(raw) <= MAX_FORM_BYTES:
+        chunk = await request.content.read(MAX_FORM_BYTES + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > MAX_FORM_BYTES:
         return _html(pages.login("The sign-in form is too large."), status=413)
-    try:
-        form = await request.post()
-    except ValueError:
-        return _html(pages.login("The sign-in form could not be read."), status=400)
-    api_key = form.get("api_key")
-    session = None
-    if isinstance(api_key, str):
-        session = request.app[SESSIONS_KEY].sign_in(api_key.strip())
+    fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=8)
+    api_key = (fields.get("api_key") or [""])[0].strip()
+    session = request.app[SESSIONS_KEY].sign_in(api_key) if api_key else None
     if session is None:
         # The key itself is never logged or echoed back.
         return _html(pages.login("API key invalid or revoked: check it and try again."), 401)
     response = _see_other("/")
-    request.app[SESSIONS_KEY].set_cookie(response, session)
+    request.app[SESSIONS_KEY].set_cookie(response, session, secure=request.secure)
     return response
 
 

@@ -96,7 +96,8 @@ class SessionStore:
         sent = request.headers.get(CSRF_HEADER, "")
         return hmac.compare_digest(sent.encode(), session.csrf_token.encode())
 
-    def set_cookie(self, response: web.StreamResponse, session: Session) -> None:
+    def set_cookie(self, response: web.StreamResponse, session: Session, *, secure: bool) -> None:
+        """The session cookie (``Secure`` too when the network is served over HTTPS)."""
         response.set_cookie(
             COOKIE_NAME,
             session.session_id,
@@ -104,6 +105,7 @@ class SessionStore:
             path="/",
             httponly=True,
             samesite="Strict",
+            secure=secure,
         )
 
     @staticmethod

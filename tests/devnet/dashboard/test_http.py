@@ -267,3 +267,26 @@ def test_terminate_acts_through_the_task_api(
     assert terminal.data["state"] == "canceled"
     record = _record(blocks_network, session.task_id)
     assert record is not None and record.state == "canceled" and record.reason == "terminated"
+
+
+def test_another_organisations_instances_are_counted_not_listed(
+    blocks_network: BlocksTestNetwork, dev: Visitor, other: Visitor, dev_task: str
+) -> None:
+    """The registry tells anyone how many instances a public agent has; presence details
+    (instance ids, load) stay with the agent's organisation, and so does the task's
+    instance."""
+    record = _record(blocks_network, dev_task)
+    assert record is not None and record.instance_id is not None
+    assert record.instance_id in dev.request("/dashboard/agents/dash_holder").body
+    assert record.instance_id in dev.request(f"/dashboard/tasks/{dev_task}").body
+    seen = other.request("/dashboard/agents/dash_holder")
+    assert seen.status == 200
+    assert "1 instance(s) online" in seen.body and record.instance_id not in seen.body
+    assert record.instance_id not in other.request("/").body
+
+
+def test_an_oversized_sign_in_form_is_refused(blocks_network: BlocksTestNetwork) -> None:
+    answer = Visitor(blocks_network.url).request(
+        "/dashboard/login", form={"api_key": blocks_network.api_key, "pad": "x" * 10_000}
+    )
+    assert answer.status == 413 and "too large" in answer.body
