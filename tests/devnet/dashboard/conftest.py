@@ -51,12 +51,13 @@ def dash_agents(blocks_network: BlocksTestNetwork) -> Iterator[AgentRunner]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium shared by the module (skips when none is installed)."""
+    """A headless Chromium shared by the module (browser modules skip, in one line, where
+    there is none: see test_browser.py)."""
+    from playwright.sync_api import sync_playwright
+
     executable = chromium_path()
-    if executable is None:
-        pytest.skip(INSTALL_HINT)
-    sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
-    with sync_api.sync_playwright() as playwright:
+    assert executable is not None, INSTALL_HINT
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True)
         try:
             yield browser

@@ -19,9 +19,15 @@ import pytest
 from blocks_network.consumer.parts import text_part
 from blocks_network.testing import AgentRunner, BlocksTestNetwork, send_and_wait
 from blocks_network.types import StartTaskMessage, TaskContext
+from tests.devnet.dashboard.conftest import INSTALL_HINT, chromium_path
 from tests.support.backend_client import make_card
 
 pytestmark = pytest.mark.browser
+
+# One skip line for the whole module where no browser can be driven.
+if chromium_path() is None:
+    pytest.skip(INSTALL_HINT, allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
 
 #: Generous deadline for anything the page should show (milliseconds, Playwright's unit).
 SHOW_MS = 15_000
