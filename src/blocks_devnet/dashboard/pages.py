@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from blocks_devnet.backend.tasks.params import ALL_STATES
 from blocks_devnet.backend.tasks.store import TaskRecord
-from blocks_devnet.backend.tasks.views import iso_ms
+from blocks_devnet.backend.tasks.views import iso_ms, status_channel
 from blocks_devnet.dashboard.queries import (
     AgentView,
     Artifact,
@@ -26,6 +26,8 @@ from blocks_devnet.dashboard.queries import (
     TaskEvent,
 )
 
+#: Events listed on a task's page (its latest).
+SHOWN_EVENTS: Final = 200
 #: Artifacts previewed as text up to this many bytes.
 PREVIEW_BYTES: Final = 4096
 #: Images the browser may show inline (no SVG: it can carry script).
@@ -339,32 +341,50 @@ def _event_text(event: TaskEvent) -> str:
 
 
 def timeline(events: list[TaskEvent]) -> str:
+    """The latest :data:`SHOWN_EVENTS` events, with how many earlier ones are left out."""
+    earlier = max(len(events) - SHOWN_EVENTS, 0)
+    note = f'<p class="empty">{earlier} earlier event(s) not shown.</p>' if earlier else ""
+    events = events[earlier:]
     items = "".join(
         f'<li class="event event-{e(ev.type)}"><time>{e(when(ev.time_ms))}</time> '
         f'<b class="event-type">{e(ev.type)}</b> <span class="event-text">{e(_event_text(ev))}</span>'
         f"<details><summary>raw JSON</summary>{_json_block(ev.message)}</details></li>"
         for ev in events
     )
-    return f'<ol class="timeline">{items}</ol>' if items else '<p class="empty">No events yet.</p>'
+
+    if not items:
+        return '<p class="empty">No events yet.</p>'
+    return f'{note}<ol class="timeline">{items}</ol>'
 
 
-def artifact_list(task_id: str, found: list[Artifact]) -> str:
+def artifact_list(record: TaskRecord, found: list[Artifact]) -> str:
+    """Each artifact with a download link and a preview: inline ones in full, files on the
+    task's channel by link (their bytes are read only when downloaded)."""
+    channel = status_channel(record)
     parts = []
     for index, artifact in enumerate(found):
-        href = f"/dashboard/tasks/{e(task_id)}/artifacts/{artifact.timetoken}"
+        href = f"/dashboard/tasks/{e(record.task_id)}/artifacts/{artifact.timetoken}"
         name = artifact.file_name or f"artifact-{index}"
         data = artifact.inline_bytes()
-        if data is None:
-            preview = '<p class="empty">Stored as a file: download it with the SDK.</p>'
-            link = ""
-        else:
-            link = f' <a href="{href}" download class="download">Download</a>'
+        stored_file = artifact.task_file(channel) is not None
+        link = f' <a href="{href}" download class="download">Download</a>'
+        if data is not None:
             preview = _preview(artifact.mime_type, data, href)
+        elif stored_file:
+            preview = _preview(artifact.mime_type, b"", href) if _is_image(artifact) else ""
+        else:
+            link = ""
+            preview = '<p class="empty">Not stored on this network: nothing to download.</p>'
+        size = artifact.ref.get("size", len(data or b""))
         parts.append(
             f'<article class="artifact"><h3>{e(name)} <small>{e(artifact.mime_type)}, '
-            f"{e(artifact.ref.get('size', len(data or b'')))} bytes</small>{link}</h3>{preview}</article>"
+            f"{e(size)} bytes</small>{link}</h3>{preview}</article>"
         )
     return "".join(parts) or '<p class="empty">No artifacts.</p>'
+
+
+def _is_image(artifact: Artifact) -> bool:
+    return artifact.mime_type in IMAGE_TYPES
 
 
 def _preview(mime: str, data: bytes, href: str) -> str:

@@ -29,6 +29,8 @@ MAX_AGENTS: Final = 500
 #: The throughput chart: this many buckets of this many seconds.
 CHART_BUCKETS: Final = 20
 CHART_BUCKET_SECONDS: Final = 30
+#: Events of one task read for its page (the page shows the latest of them).
+MAX_TIMELINE_EVENTS: Final = 2000
 #: Failures listed on the overview.
 RECENT_FAILURES: Final = 5
 
@@ -91,6 +93,20 @@ class Artifact:
     def file_name(self) -> str | None:
         name = self.ref.get("fileName")
         return name if isinstance(name, str) else None
+
+    def task_file(self, task_channel: str) -> tuple[str, str] | None:
+        """``(fileId, fileName)`` of a file artifact stored on the task's own channel (where
+        the network stores them); None otherwise: a ref naming another channel is never
+        followed, so an agent cannot point a viewer at someone else's file."""
+        file_id, name = self.ref.get("fileId"), self.ref.get("fileName")
+        if (
+            self.ref.get("kind") != "file"
+            or self.ref.get("channel") != task_channel
+            or not isinstance(file_id, str)
+            or not isinstance(name, str)
+        ):
+            return None
+        return file_id, name
 
     def inline_bytes(self) -> bytes | None:
         """The artifact's bytes when it is inline and well formed, else None."""
@@ -211,14 +227,35 @@ def throughput(ctx: BackendContext, principal: Principal, now_ms: int) -> list[B
 
 
 def timeline(ctx: BackendContext, record: TaskRecord) -> list[TaskEvent]:
-    """The task channel's stored events, oldest first (what a consumer's history sees)."""
+    """The task channel's events, oldest first (what a consumer's history sees), at most
+    :data:`MAX_TIMELINE_EVENTS` (a chatty task's first ones; its terminal is in the record)."""
     subscribe_key = ctx.tasks.subscribe_key_of(record.environment)
-    messages, _ = ctx.realtime.messages.collect(subscribe_key, [status_channel(record)], 0)
-    events = []
-    for logged in messages:
-        envelope = json.loads(logged.envelope)
-        events.append(TaskEvent(timetoken=logged.timetoken, message=envelope.get("d")))
-    return events
+    channels = [status_channel(record)]
+    events: list[TaskEvent] = []
+    after = 0
+    while len(events) < MAX_TIMELINE_EVENTS:
+        messages, truncated = ctx.realtime.messages.collect(subscribe_key, channels, after)
+        for logged in messages:
+            envelope = json.loads(logged.envelope)
+            events.append(TaskEvent(timetoken=logged.timetoken, message=envelope.get("d")))
+        if not truncated or not messages:
+            break
+        after = messages[-1].timetoken
+    return events[:MAX_TIMELINE_EVENTS]
+
+
+def artifact_bytes(ctx: BackendContext, record: TaskRecord, artifact: Artifact) -> bytes | None:
+    """The artifact's bytes: inline, or the file on the task's channel (None if gone)."""
+    inline = artifact.inline_bytes()
+    if inline is not None:
+        return inline
+    channel = status_channel(record)
+    found = artifact.task_file(channel)
+    if found is None:
+        return None
+    subscribe_key = ctx.tasks.subscribe_key_of(record.environment)
+    stored = ctx.realtime.file_store.get_file(subscribe_key, channel, *found)
+    return None if stored is None else stored.data
 
 
 def artifacts(events: list[TaskEvent]) -> list[Artifact]:

@@ -201,8 +201,7 @@ def task_regions(ctx: BackendContext, principal: Principal, query: dict[str, str
         "summary": pages.task_summary(
             record, show_instance=record.agent_org_id == principal.org_id
         ),
-        "artifacts": "<h2>Artifacts</h2>"
-        + pages.artifact_list(record.task_id, queries.artifacts(events)),
+        "artifacts": "<h2>Artifacts</h2>" + pages.artifact_list(record, queries.artifacts(events)),
         "streams": "<h2>Streams</h2>" + pages.stream_list(queries.streams(ctx, record, events)),
         "timeline": "<h2>Events</h2>" + pages.timeline(events),
     }
@@ -328,15 +327,17 @@ async def artifact(
     record = queries.task(ctx, principal, task_id)
     wanted = request.match_info["timetoken"]
     for index, found in enumerate(queries.artifacts(queries.timeline(ctx, record))):
-        data = found.inline_bytes()
-        if str(found.timetoken) == wanted and data is not None:
+        if str(found.timetoken) != wanted:
+            continue
+        data = queries.artifact_bytes(ctx, record, found)
+        if data is not None:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", found.file_name or f"artifact-{index}")
             inline = request.query.get("inline") == "1" and found.mime_type in pages.IMAGE_TYPES
             content_type = found.mime_type if inline else "application/octet-stream"
             disposition = "inline" if inline else f'attachment; filename="{name}"'
             headers = {**_SECURITY_HEADERS, "Content-Disposition": disposition}
             return web.Response(body=data, content_type=content_type, headers=headers)
-    raise DashboardError(404, "Artifact not found", "This task has no such inline artifact.")
+    raise DashboardError(404, "Artifact not found", "This task has no such stored artifact.")
 
 
 # --- live updates ----------------------------------------------------------------------------

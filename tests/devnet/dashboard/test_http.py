@@ -24,6 +24,7 @@ import pytest
 from blocks_devnet.backend.tasks.store import TaskRecord
 from blocks_devnet.dashboard.session import COOKIE_NAME, CSRF_HEADER
 from blocks_network.consumer.parts import text_part
+from blocks_network.protocol.artifacts import FileArtifactRef
 from blocks_network.testing import AgentRunner, BlocksTestNetwork
 from blocks_network.types import StartTaskMessage, TaskContext
 from tests.support.backend_client import make_card
@@ -290,3 +291,47 @@ def test_an_oversized_sign_in_form_is_refused(blocks_network: BlocksTestNetwork)
         "/dashboard/login", form={"api_key": blocks_network.api_key, "pad": "x" * 10_000}
     )
     assert answer.status == 413 and "too large" in answer.body
+
+
+BIG_TEXT = "0123456789abcdef" * 1500  # 24,000 bytes: over the inline limit, stored as a file
+
+
+def big(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
+    return {"artifacts": [{"data": BIG_TEXT, "mimeType": "text/plain", "fileName": "big.txt"}]}
+
+
+@pytest.fixture(scope="module")
+def big_task(blocks_network: BlocksTestNetwork, dash_agents: AgentRunner) -> str:
+    """A finished task whose artifact is a file (its agent and threads live with the module)."""
+    dash_agents.start(big, agent_name="dash_big", card=make_card("dash_big"))
+    with blocks_network.client() as client:
+        session = client.send_message("dash_big", [text_part("go")])
+        session.wait_for_terminal(timeout=TIMEOUT_S)
+        (ref,) = session.list_artifacts()
+        assert isinstance(ref, FileArtifactRef)
+        return session.task_id
+
+
+def test_a_file_artifact_downloads_and_a_long_history_shows_its_latest(
+    blocks_network: BlocksTestNetwork, dev: Visitor, other: Visitor, big_task: str
+) -> None:
+    page = dev.request(f"/dashboard/tasks/{big_task}")
+    (link,) = re.findall(r'href="(/dashboard/tasks/[^"]+/artifacts/\d+)" download', page.body)
+    download = dev.request(link)
+    assert download.status == 200 and download.body == BIG_TEXT
+    assert download.headers["Content-Disposition"] == 'attachment; filename="big.txt"'
+    assert other.request(link).status == 404
+    network = blocks_network.network
+
+    def publish_many() -> None:
+        service = network.context.tasks
+        record = service.store.get(big_task)
+        assert record is not None
+        for i in range(250):
+            service.publish_event(record, {"type": "log", "taskId": big_task, "message": f"n{i}"})
+
+    network.call(publish_many)
+    page = dev.request(f"/dashboard/tasks/{big_task}")
+    assert page.body.count('<li class="event ') == 200
+    assert "event(s) not shown" in page.body and "n249" in page.body
+    assert dev.request(link).body == BIG_TEXT  # the artifact event is older than the 200 shown
