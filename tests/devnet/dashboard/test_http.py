@@ -335,3 +335,16 @@ def test_a_file_artifact_downloads_and_a_long_history_shows_its_latest(
     assert page.body.count('<li class="event ') == 200
     assert "event(s) not shown" in page.body and "n249" in page.body
     assert dev.request(link).body == BIG_TEXT  # the artifact event is older than the 200 shown
+
+
+def test_the_overview_counts_and_charts_finished_tasks(
+    dev: Visitor, other: Visitor, big_task: str
+) -> None:
+    overview = dev.request("/").body
+    assert re.search(r"Round-trip latency, created → ended \(latest \d+ ms\)", overview)
+    completed = re.search(r"state-completed\">completed</span> <b>(\d+)</b>", overview)
+    assert completed is not None and int(completed.group(1)) >= 1
+    bars = re.findall(r'class="rate"><title>([\d.]+) tasks/s', overview)
+    assert len(bars) == 20 and sum(map(float, bars)) > 0
+    stranger = other.request("/").body
+    assert "(latest n/a)" in stranger and big_task not in stranger
