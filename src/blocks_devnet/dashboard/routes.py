@@ -360,9 +360,10 @@ async def live(request: web.Request) -> web.StreamResponse:
             raise DashboardError(400, "Bad request", "Unknown live view.")
     except DashboardError as exc:
         return web.json_response({"error": exc.message}, status=exc.status)
-    response = web.StreamResponse(
-        headers={**_SECURITY_HEADERS, "Content-Type": "text/event-stream"}
-    )
+    headers = {**_SECURITY_HEADERS, "Content-Type": "text/event-stream"}
+    if request.method == "HEAD":
+        return web.Response(headers=headers)  # no feed to hold open for a bodiless answer
+    response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     # The browser going away ends the feed quietly (it reconnects if it still wants it).
     with contextlib.suppress(ConnectionError):

@@ -348,3 +348,8 @@ def test_the_overview_counts_and_charts_finished_tasks(
     assert len(bars) == 20 and sum(map(float, bars)) > 0
     stranger = other.request("/").body
     assert "(latest n/a)" in stranger and big_task not in stranger
+
+
+def test_a_head_request_for_the_live_feed_answers_at_once(dev: Visitor) -> None:
+    answer = dev.request("/dashboard/live?view=overview", method="HEAD")
+    assert answer.status == 200 and answer.headers["Content-Type"] == "text/event-stream"
