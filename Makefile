@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lint test demo bench clean
+.PHONY: setup lint browser test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-test: lint
+# Debian's chromium for the dashboard's browser tests (tests/devnet/dashboard), installed
+# only where it can be (root with apt); elsewhere those tests skip with one line saying how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get install -y -qq chromium >/dev/null 2>&1 \
+	      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } \
+	      || echo "make browser: could not install chromium; the dashboard browser tests will skip"; \
+	  else \
+	    echo "make browser: no chromium (apt-get install chromium); the dashboard browser tests will skip"; \
+	  fi; }
+
+test: lint browser
 	$(BIN)/pytest -q
 
 demo: $(STAMP)

@@ -33,6 +33,9 @@ def test_devnet_serves_writes_env_file_accepts_new_keys_and_stops_on_sigint(
     printed = devnet.ready_lines()
     written = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     assert written == printed
+    dashboard_url = printed["BLOCKS_CDM_URL"].removesuffix("config.json")
+    assert devnet.lines.get(timeout=START_TIMEOUT) == f"# dashboard: {dashboard_url}"
+    assert 'name="api_key"' in httpx.get(dashboard_url, timeout=5).text
     assert printed["BLOCKS_API_KEY"].startswith("bk_")
     config = httpx.get(printed["BLOCKS_CDM_URL"], timeout=5).json()
     base_url = config["api"]["baseUrl"]

@@ -38,6 +38,7 @@ from blocks_network.protocol.control import StartTask
 from blocks_network.protocol.stream_setup import StreamSetup
 from tests.devnet.fuzz.backend_targets import BackendIdentity, backend_templates
 from tests.devnet.fuzz.checks import Fuzzer, Snapshot, healthy_publish, realtime_rows_ok, refused
+from tests.devnet.fuzz.dashboard_targets import dashboard_session
 from tests.devnet.fuzz.mutator import Mutator
 from tests.devnet.fuzz.raw_http import (
     RawRequest,
@@ -317,6 +318,7 @@ def backend_identity(
         metadata={"k": "v"},
     ).to_wire()
     assert start.write_token is not None
+    cookie, csrf = dashboard_session(network.port, network.api_key)
     return BackendIdentity(
         api_key=network.api_key,
         consumer_jwt=jwt_token,
@@ -330,6 +332,8 @@ def backend_identity(
         ),
         setup_query=((b"uuid", agent.instance_id.encode()), (b"auth", q(start.write_token))),
         setup_message={k: v for k, v in setup.items() if v is not None},
+        dashboard_cookie=cookie,
+        dashboard_csrf=csrf,
     )
 
 

@@ -21,6 +21,7 @@ from blocks_devnet.backend.keyset_store import load_or_create_keysets
 from blocks_devnet.backend.registry import AgentRegistry
 from blocks_devnet.backend.tasks import rpc
 from blocks_devnet.backend.tasks.service import TaskService
+from blocks_devnet.dashboard import routes as dashboard_routes
 from blocks_devnet.fast_path import FastRoute
 from blocks_devnet.realtime.app import (
     add_realtime_routes,
@@ -87,6 +88,7 @@ def create_devnet_app(ctx: BackendContext) -> web.Application:
     registry_routes.add_routes(app)
     rpc.add_routes(app)
     files_routes.add_routes(app)
+    dashboard_routes.add_routes(app, ctx)
     stream_setup.install(ctx)
 
     async def on_startup(_app: web.Application) -> None:

@@ -144,6 +144,8 @@ def run_devnet(args: argparse.Namespace) -> int:
                 return 1
         for key, value in env.items():
             print(f"{key}={value}")
+        # A comment, so the output stays safe to source as shell (docs/dashboard.md).
+        print(f"# dashboard: {network.url}/")
         hint = f"(also in {args.env_file})" if args.env_file else "(or pass --env-file .env)"
         print(f"# export these lines in your shell {hint}; Ctrl+C stops the network", flush=True)
         stop.wait()

@@ -22,6 +22,7 @@ from blocks_network.protocol.constants import (
     API_PATH_TASK_READ_TOKEN,
     PROTOCOL_VERSION,
 )
+from tests.devnet.fuzz.dashboard_targets import dashboard_templates
 from tests.devnet.fuzz.mutator import Template
 from tests.devnet.fuzz.raw_http import RawRequest, segments
 from tests.support.backend_client import make_card
@@ -41,6 +42,9 @@ class BackendIdentity:
     setup_path: str = "/publish/pub/sub/0/setup.org.task/0"
     setup_query: tuple[tuple[bytes, bytes | None], ...] = ()
     setup_message: object = None
+    #: A dashboard session of the development user: its cookie and CSRF token.
+    dashboard_cookie: str = ""
+    dashboard_csrf: str = ""
 
 
 def backend_templates(ids: BackendIdentity, credentials: tuple[bytes, ...]) -> list[Template]:
@@ -253,6 +257,9 @@ def backend_templates(ids: BackendIdentity, credentials: tuple[bytes, ...]) -> l
             API_PATH_FILES_CONFIRM_UPLOAD,
             token=ids.consumer_jwt,
             json_body={"uploadId": ids.upload_id},
+        ),
+        *dashboard_templates(
+            ids.dashboard_cookie, ids.dashboard_csrf, ids.api_key, ids.task_id, "fuzz_agent"
         ),
         # Last: they move the task along, and the states after a cancel refuse some.
         rpc("CancelTask", {"taskId": ids.task_id, "reason": "fuzz"}),

@@ -13,6 +13,7 @@ from blocks_devnet.realtime.keysets import Keyset
 from blocks_devnet.store.database import Database
 from blocks_network.protocol.constants import API_PATH_RPC
 from blocks_network.protocol.errors import RPC_INTERNAL_ERROR
+from tests.devnet.fuzz.dashboard_targets import is_dashboard
 from tests.devnet.fuzz.mutator import Mutator, Template
 from tests.devnet.fuzz.raw_http import RawRequest, RawResponse, segments, send
 from tests.devnet.fuzz.realtime_targets import make_signer
@@ -36,8 +37,9 @@ def breaks_http_grammar(request: RawRequest) -> bool:
 
 
 def expects_json(request: RawRequest, response: RawResponse) -> bool:
-    """Every answer is JSON except 204/307, bodiless HEADs and the file bytes themselves."""
-    if response.status in (204, 307) or request.method == b"HEAD":
+    """Every answer is JSON except 204/307, bodiless HEADs, the file bytes themselves and
+    the dashboard's pages."""
+    if response.status in (204, 307) or request.method == b"HEAD" or is_dashboard(request):
         return False
     is_download = request.segments[:3] == (b"v1", b"files", b"download")
     return not (is_download and response.status == 200)

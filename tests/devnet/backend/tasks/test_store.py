@@ -50,6 +50,31 @@ def test_listing_pages_newest_first_with_visibility(store: TaskStore) -> None:
     assert [r.task_id for r in by_org.tasks] == ["hidden"]
 
 
+def test_paging_merges_owned_and_org_tasks_once_each_in_order(store: TaskStore) -> None:
+    """Owned tasks, tasks of the org's agents, tasks that are both, equal creation times:
+    every page walk sees each visible task once, newest first (ties by task id)."""
+    expected = []
+    for i in range(12):
+        owner, org = [("me", "org_other"), ("someone", "org_me"), ("me", "org_me")][i % 3]
+        task_id = f"t_{i:02d}"
+        store.insert(record(task_id=task_id, owner_id=owner, agent_org_id=org, created_ms=i // 2))
+        expected.append(task_id)
+    store.insert(record(task_id="t_hidden", owner_id="x", agent_org_id="org_x", created_ms=3))
+    expected.sort(key=lambda t: (int(t[2:]) // 2, t), reverse=True)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.list_visible("me", "org_me", TaskFilter(), limit=5, cursor=cursor)
+        assert page.total_count == 12
+        seen += [r.task_id for r in page.tasks]
+        if page.next is None:
+            break
+        cursor = page.next
+    assert seen == expected
+    mine = store.list_visible("me", "org_me", TaskFilter(owner_id="someone"), limit=20, cursor=None)
+    assert [r.task_id for r in mine.tasks] == [t for t in expected if int(t[2:]) % 3 == 1]
+
+
 def test_bad_cursor_is_refused() -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor("not-a-cursor")
