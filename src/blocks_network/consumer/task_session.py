@@ -1,14 +1,15 @@
 """TaskSession: one task's events, state and artifacts, as a consumer sees them (§4.2-§4.5, §7).
 
-A session follows its task channel with the task's read token (a subscription of its own,
-see :mod:`.subscription`). It is fed either live
+A session follows its task channel with the task's read token (a long-poll of its own on
+the client's shared poll loop, see :mod:`.poll_loop`). It is fed either live
 (a new task: subscribed from a timetoken taken before SendMessage, so the server's cache
 replays every event) or by a history catch-up followed by a subscription from the newest
 event seen (``connect`` and idempotent re-sends). Events are de-duplicated by timetoken,
 the first terminal wins, and callbacks registered late get the past replayed in order.
 
 After the terminal the subscription stops by itself; the session stays usable for artifact
-downloads until :meth:`TaskSession.close`. Callbacks run on the subscription's poll thread.
+downloads until :meth:`TaskSession.close`. Callbacks run on a poll pool thread, one event
+at a time per session.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from blocks_network.protocol.constants import (
 from blocks_network.stream import StreamClient, StreamRef
 from blocks_network.stream.link import StreamLink
 from blocks_network.stream.session_streams import SessionStreams
-from blocks_network.transport.subscription import ChannelSubscription, SubscriptionSink
+from blocks_network.transport.poll_loop import MultiplexedSubscription
+from blocks_network.transport.subscription import SubscriptionSink
 
 __all__ = ["TaskSession"]
 
@@ -95,7 +97,7 @@ class TaskSession:
         self._done = threading.Event()
         self._failure: BlocksError | None = None
         self._closed = False
-        self._subscription: ChannelSubscription | None = None
+        self._subscription: MultiplexedSubscription | None = None
         self._token_retries = 1
         # Built only for history and file downloads; the subscription needs none.
         self._pubnub: PubNub | None = None

@@ -186,6 +186,11 @@ class PlainConnection:
             self.close()
             raise
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data``, received by the caller on :attr:`sock`, back before what the next
+        read receives (a caller that polled the socket without blocking)."""
+        self._buffer = data + self._buffer
+
     def set_timeout(self, timeout: float) -> None:
         self.timeout = timeout
         if self.sock is not None:
