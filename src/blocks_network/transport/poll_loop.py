@@ -128,11 +128,12 @@ class PollLoop:
                 raise ClosedError("the subscriptions were closed; create a new client")
             if self._thread is None:
                 self._start()
+            # Commands already waiting mean the loop was woken for them: one wake-up serves all.
+            wake = None if self._commands else self._wake_w
             self._commands.append(command)
-            wake = self._wake_w
-        assert wake is not None
-        with contextlib.suppress(BlockingIOError):
-            wake.send(b"x")  # a full buffer means a wake-up is pending anyway
+        if wake is not None:
+            with contextlib.suppress(BlockingIOError):
+                wake.send(b"x")  # a full buffer means a wake-up is pending anyway
 
     def _start(self) -> None:
         self._selector = selectors.DefaultSelector()
