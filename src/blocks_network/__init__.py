@@ -9,6 +9,9 @@ Consumers::
             print(session.wait_for_terminal(timeout=30).state)
 """
 
+from typing import TYPE_CHECKING, Any
+
+import blocks_network.consumer as _consumer
 from blocks_network._version import __version__ as __version__
 from blocks_network.agent import AgentInstanceHandle, start_agent_instance
 from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
@@ -56,6 +59,8 @@ __all__ = [
     "ArtifactError",
     "ArtifactRef",
     "ArtifactSaveError",
+    "AsyncTaskClient",
+    "AsyncTaskSession",
     "AuthError",
     "AuthRefreshFailedError",
     "BackendError",
@@ -93,3 +98,13 @@ __all__ = [
     "start_agent_instance",
     "text_part",
 ]
+
+if TYPE_CHECKING:
+    from blocks_network.consumer.async_task_client import AsyncTaskClient, AsyncTaskSession
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncTaskClient and AsyncTaskSession import aiohttp: only when asked for.
+    if name in _consumer._ASYNC_NAMES:
+        return getattr(_consumer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,6 +51,12 @@ class _ServerClock:
         self._lock = threading.Lock()
         self._offset: int | None = None
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether :meth:`now` answers without a request."""
+        with self._lock:
+            return self._offset is not None
+
     def now(self) -> int | None:
         with self._lock:
             if self._offset is None:
@@ -170,6 +176,11 @@ class SessionRealtime:
         self._loop.close()
         threads.close()
         connections.close()
+
+    @property
+    def clock_calibrated(self) -> bool:
+        """Whether :meth:`cursor` answers without a request (the first call sends one)."""
+        return self._clock.calibrated
 
     def cursor(self) -> int:
         """A timetoken safely before any event published from now on (for a new channel)."""

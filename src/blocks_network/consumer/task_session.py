@@ -95,6 +95,9 @@ class TaskSession:
         self._log = EventLog()
         self._initial_state = state
         self._done = threading.Event()
+        # Called once when waiting ends (terminal, refused subscription or close): the async
+        # session's futures; none block.
+        self._done_callbacks: list[Callable[[], None]] = []
         self._failure: BlocksError | None = None
         self._closed = False
         self._subscription: MultiplexedSubscription | None = None
@@ -219,7 +222,7 @@ class TaskSession:
             elif kind is not None:
                 self._callbacks.deliver(kind, event)
         if event.is_terminal:
-            self._done.set()
+            self._mark_done()
             self._after_terminal()
 
     def _after_terminal(self) -> None:
@@ -269,7 +272,7 @@ class TaskSession:
             "revoked); connect to the task again with client.connect(task_id)",
             status=403,
         )
-        self._done.set()
+        self._mark_done()
 
     # --- callbacks ------------------------------------------------------------------------------
 
@@ -357,6 +360,22 @@ class TaskSession:
 
     # --- waiting ----------------------------------------------------------------------------------
 
+    def _mark_done(self) -> None:
+        with self._state_lock:
+            callbacks, self._done_callbacks = self._done_callbacks, []
+            self._done.set()
+        for callback in callbacks:
+            callback()
+
+    def _when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (no arguments, must not block) once waiting for the terminal
+        ends; at once if it already has."""
+        with self._state_lock:
+            if not self._done.is_set():
+                self._done_callbacks.append(callback)
+                return
+        callback()
+
     def wait_for_terminal(self, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S) -> TaskEvent:
         """Block until the task ends and return its terminal event (immediately if over).
 
@@ -442,7 +461,7 @@ class TaskSession:
         if pubnub is not None:
             pubnub.stop()
         self._streams.close()
-        self._done.set()
+        self._mark_done()
         if self._on_close is not None:
             self._on_close(self)
 
