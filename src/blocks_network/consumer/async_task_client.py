@@ -108,10 +108,11 @@ class AsyncTaskSession:
         def wake() -> None:
             loop.call_soon_threadsafe(finish)
 
-        self.sync._when_done(wake)
+        forget = self.sync._when_done(wake)
         try:
             await asyncio.wait_for(done, timeout)
         except asyncio.TimeoutError:
+            forget()  # repeated timed-out waits must not pile up callbacks
             raise TimeoutError(
                 f"task {self.task_id} did not end within {timeout} s (state: {self.state}); "
                 "await wait_for_terminal() again, or cancel() it"
@@ -128,7 +129,7 @@ class AsyncTaskSession:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         unsubscribe = self.sync.on_event(push)
-        self.sync._when_done(lambda: push(None))
+        forget = self.sync._when_done(lambda: push(None))
         try:
             while True:
                 event = await queue.get()
@@ -139,6 +140,7 @@ class AsyncTaskSession:
                     return
         finally:
             unsubscribe()
+            forget()
 
     async def list_artifacts(self) -> list[ArtifactRef]:
         """Every artifact reference seen so far, in arrival order."""

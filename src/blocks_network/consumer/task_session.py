@@ -367,14 +367,21 @@ class TaskSession:
         for callback in callbacks:
             callback()
 
-    def _when_done(self, callback: Callable[[], None]) -> None:
+    def _when_done(self, callback: Callable[[], None]) -> Unsubscribe:
         """Call ``callback()`` (no arguments, must not block) once waiting for the terminal
-        ends; at once if it already has."""
+        ends; at once if it already has. Returns a function that forgets it."""
+
+        def forget() -> None:
+            with self._state_lock:
+                if callback in self._done_callbacks:
+                    self._done_callbacks.remove(callback)
+
         with self._state_lock:
             if not self._done.is_set():
                 self._done_callbacks.append(callback)
-                return
+                return forget
         callback()
+        return forget
 
     def wait_for_terminal(self, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S) -> TaskEvent:
         """Block until the task ends and return its terminal event (immediately if over).
