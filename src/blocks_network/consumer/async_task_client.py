@@ -11,13 +11,15 @@ the poll loop completes, not a blocked thread.
 
 Still blocking, so run on a worker thread (``asyncio.to_thread``): ``create`` (the CDM
 document and the first token), a token refresh, uploads of file parts above the inline
-limit, history catch-up (``connect``, idempotent re-sends) and file downloads. Streams are
-not in the async API yet: use ``session.sync`` (the underlying TaskSession).
+limit, history catch-up (``connect``, idempotent re-sends), file downloads and stream
+writes (the writer waits when publishing falls behind). Stream reads are awaited
+(:class:`AsyncStreamClient`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -50,6 +52,7 @@ from blocks_network.protocol.rpc import (
     METHOD_TERMINATE_TASK,
 )
 from blocks_network.protocol.task_api import TaskInfo, TaskReadTokenRequest
+from blocks_network.stream.async_client import AsyncStreamClient
 from blocks_network.transport.async_http import AsyncHttpClient
 
 __all__ = ["AsyncTaskClient", "AsyncTaskSession"]
@@ -141,6 +144,42 @@ class AsyncTaskSession:
         finally:
             unsubscribe()
             forget()
+
+    async def open_stream(
+        self, name: str | None = None, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S
+    ) -> AsyncStreamClient:
+        """Wait until stream ``name`` (declared name, else stream id; the first stream
+        without one) is announced and open it: as ``wait_for_stream(name).open()``, with the
+        same errors (TimeoutError, StreamUnavailableError when the task ended without it)."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake(*_: object) -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = self.sync.on_stream(wake)
+        forget = self.sync._when_done(wake)
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                changed.clear()
+                try:
+                    ref = self.sync.wait_for_stream(name, timeout=0)
+                    break
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        what = f"stream {name!r}" if name else "a stream"
+                        raise TimeoutError(
+                            f"task {self.task_id} announced no {what} within {timeout} s; was "
+                            "it sent with stream=True, and does its agent create that stream?"
+                        ) from None
+                remaining = None if deadline is None else deadline - loop.time()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            unsubscribe()
+            forget()
+        return AsyncStreamClient(ref.open())
 
     async def list_artifacts(self) -> list[ArtifactRef]:
         """Every artifact reference seen so far, in arrival order."""

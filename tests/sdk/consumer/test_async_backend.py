@@ -23,11 +23,6 @@ from tests.sdk.consumer.test_token_modes import exchange
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class _Tokens:
     """A token provider whose first token the backend refuses."""
 

@@ -25,11 +25,6 @@ WAIT = 10.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client(blocks_env: dict[str, str]) -> AsyncIterator[AsyncTaskClient]:
     async with await AsyncTaskClient.create("free") as made:
         yield made
