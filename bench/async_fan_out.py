@@ -52,9 +52,9 @@ async def run_async(network: BlocksTestNetwork, tasks: int, in_flight: int) -> i
     ) as client:
 
         async def one(i: int) -> str | None:
-            async with limit:
-                async with await client.send_message("shouter", [text_part(f"t{i}")]) as s:
-                    return (await s.wait_for_terminal(timeout=120)).state
+            # The semaphore is entered first: at most in_flight sends and waits at once.
+            async with limit, await client.send_message("shouter", [text_part(f"t{i}")]) as s:
+                return (await s.wait_for_terminal(timeout=120)).state
 
         states = await asyncio.gather(*(one(i) for i in range(tasks)))
     return states.count("completed")
