@@ -316,6 +316,8 @@ class MultiplexedSubscription(SubscribeRequests):
                 self._loop.forget(self, conn)
             except ClosedError:
                 conn.close()
+        elif state is _State.SLEEPING:
+            self._release()  # between polls: the connection is clean, and the loop may close
         elif in_flight:
             abort_poll(conn)  # wakes the pool thread blocked on it
 
@@ -323,18 +325,22 @@ class MultiplexedSubscription(SubscribeRequests):
 
     def _send(self, retry_stale: bool = True) -> None:
         """Send the next poll and hand it to the loop to wait for."""
-        if self._stopped.is_set():
+        with self._lock:
+            # Checked under the lock: stop() then either sees this poll in flight (and
+            # aborts it) or has already released the connection.
+            stopped = self._stopped.is_set()
+            if not stopped:
+                self._state = _State.IDLE
+                if self._conn is None:
+                    try:
+                        self._conn = self._connections.take()
+                    except ClosedError:
+                        return  # the client closed: nothing to follow
+                conn = self._conn
+                self._in_flight = True
+        if stopped:
             self._release()
             return
-        with self._lock:
-            self._state = _State.IDLE
-            if self._conn is None:
-                try:
-                    self._conn = self._connections.take()
-                except ClosedError:
-                    return  # the client closed: nothing to follow
-            conn = self._conn
-            self._in_flight = True
         try:
             failure = send_poll(conn, self._target(), self._stopped)
         finally:
