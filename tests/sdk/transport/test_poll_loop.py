@@ -109,3 +109,39 @@ def test_polls_waiting_on_fresh_tls_connections_hold_no_worker(
             sub.stop()
         loop.close()
         connections.close()
+
+
+def test_stop_during_a_back_off_needs_no_timer_and_close_ends_every_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from blocks_network.transport import subscription as module
+    from blocks_network.transport.retry import RetryPolicy
+
+    # A minute between polls: only stop() and close() can end this soon.
+    monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 60.0, 60.0))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens once closed
+    endpoint = RealtimeEndpoint(origin=f"127.0.0.1:{port}", ssl=False)
+    failed = threading.Event()
+    loop = PollLoop()
+    connections = PollConnections(endpoint)
+    sub = MultiplexedSubscription(
+        endpoint=endpoint,
+        subscribe_key="sub-c-1",
+        channel="u.o.t",
+        token=None,
+        user_id="u",
+        cursor=0,
+        sink=SubscriptionSink(lambda *_: None, lambda: None, failed=lambda *_: failed.set()),
+        loop=loop,
+        connections=connections,
+    )
+    sub.start()
+    assert failed.wait(WAIT)  # the back-off timer is set right after the report
+    sub.stop()
+    started = time.monotonic()
+    loop.close()
+    connections.close()
+    assert time.monotonic() - started < WAIT
+    assert not [t for t in threading.enumerate() if t.name.startswith("blocks-session-poll")]
