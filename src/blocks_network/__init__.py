@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         file_part,
         text_part,
     )
+    from blocks_network.consumer.async_task_client import AsyncTaskClient, AsyncTaskSession
     from blocks_network.errors import (
         AgentForcedOfflineError,
         ApiKeyInvalidError,
@@ -70,6 +71,8 @@ __all__ = [
     "ArtifactError",
     "ArtifactRef",
     "ArtifactSaveError",
+    "AsyncTaskClient",
+    "AsyncTaskSession",
     "AuthError",
     "AuthRefreshFailedError",
     "BackendError",
@@ -111,6 +114,8 @@ __all__ = [
 #: Where each public name is defined; ``__getattr__`` imports that module on first use.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "agent": ("AgentInstanceHandle", "start_agent_instance"),
+    # Imports aiohttp: only when asked for.
+    "consumer.async_task_client": ("AsyncTaskClient", "AsyncTaskSession"),
     "auth.token_types": ("TokenEndpointConfig", "TokenProvider", "TokenResult"),
     "consumer": (
         "CallbackErrorContext",

@@ -14,6 +14,8 @@ def test_top_level_all_is_pinned() -> None:
         "ArtifactError",
         "ArtifactRef",
         "ArtifactSaveError",
+        "AsyncTaskClient",
+        "AsyncTaskSession",
         "AuthError",
         "AuthRefreshFailedError",
         "BackendError",

@@ -24,7 +24,7 @@ from blocks_network.protocol.constants import (
 from blocks_network.transport.http_client import HttpClient, HttpResponse
 from blocks_network.transport.write_affinity import PROCESS_WRITE_AFFINITY, WriteAffinity
 
-__all__ = ["BackendClient"]
+__all__ = ["BackendClient", "BackendRequests"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,12 @@ _PROTECTED_HEADERS = frozenset(
 RejectionCheck = Callable[[HttpResponse], bool]
 
 
-class BackendClient:
-    """Sends JSON to ``base_url`` paths with the consumer's credentials; thread-safe."""
+class BackendRequests:
+    """What every backend request carries and how its answer is judged, for the sync
+    :class:`BackendClient` and the async client alike."""
 
     def __init__(
         self,
-        http: HttpClient,
         base_url: str,
         auth: ConsumerAuth | None,
         *,
@@ -49,7 +49,6 @@ class BackendClient:
         extra_headers: Mapping[str, str] | None = None,
         api_key: str | None = None,
     ) -> None:
-        self.http = http
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         # Without ``auth``, the raw API key is the bearer (registry calls, §5.7); never refreshed.
@@ -69,6 +68,38 @@ class BackendClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    def unreachable(self, exc: NetworkError) -> NetworkError:
+        """The error for a backend that could not be reached."""
+        return NetworkError(
+            f"could not reach the Blocks backend at {self.base_url} "
+            f"({exc.__cause__ or exc}); is the network running? check the CDM "
+            "document's api.baseUrl or BLOCKS_BACKEND_URL"
+        )
+
+    def refused(self, response: HttpResponse, rejected: RejectionCheck | None) -> bool:
+        """Record the answer's affinity hint; whether it refused the token (refresh once)."""
+        self._affinity.observe(response.headers.get(WRITE_AFFINITY_HEADER.lower()))
+        return response.status == 401 or (rejected is not None and rejected(response))
+
+
+class BackendClient(BackendRequests):
+    """Sends JSON to ``base_url`` paths with the consumer's credentials; thread-safe."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        base_url: str,
+        auth: ConsumerAuth | None,
+        *,
+        affinity: WriteAffinity = PROCESS_WRITE_AFFINITY,
+        extra_headers: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        super().__init__(
+            base_url, auth, affinity=affinity, extra_headers=extra_headers, api_key=api_key
+        )
+        self.http = http
 
     def request(
         self,
@@ -93,14 +124,8 @@ class BackendClient:
                     method, url, json_body=json_body, headers=self.headers(token), timeout=timeout
                 )
             except NetworkError as exc:
-                raise NetworkError(
-                    f"could not reach the Blocks backend at {self.base_url} "
-                    f"({exc.__cause__ or exc}); is the network running? check the CDM "
-                    "document's api.baseUrl or BLOCKS_BACKEND_URL"
-                ) from exc
-            self._affinity.observe(response.headers.get(WRITE_AFFINITY_HEADER.lower()))
-            refused = response.status == 401 or (rejected is not None and rejected(response))
-            if not refused or attempt == 2 or self.auth is None:
+                raise self.unreachable(exc) from exc
+            if not self.refused(response, rejected) or attempt == 2 or self.auth is None:
                 return response
             logger.info("backend refused the token on %s %s; refreshing once", method, path)
             self.auth.refresh_after_rejection(token)

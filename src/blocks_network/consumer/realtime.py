@@ -1,8 +1,9 @@
 """The realtime side of one TaskClient: sessions' subscriptions, PubNub clients, server clock.
 
 The backend grants a read token per task channel, and a request carries one token, so each
-session follows its channel with a long-poll loop of its own (:mod:`.subscription`): plain
-keep-alive HTTP on threads and connections reused from session to session. An official
+session follows its channel with a long-poll of its own over a keep-alive connection; the
+polls waiting for the server all sit in one selector thread (:mod:`.poll_loop`), and an
+answer borrows a pool thread only while it is read and delivered. An official
 PubNub client (sharing the TaskClient's HTTP pool) is built only for the rarer requests a
 session may make: history catch-up and file downloads.
 
@@ -24,14 +25,11 @@ from blocks_network.errors import BlocksError
 from blocks_network.protocol.constants import STREAM_REPLAY_TIMETOKEN
 from blocks_network.protocol.ids import new_session_client_id
 from blocks_network.transport.http_client import HttpClient
+from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
-from blocks_network.transport.subscription import (
-    ChannelSubscription,
-    PollConnections,
-    SubscriptionSink,
-)
+from blocks_network.transport.subscription import PollConnections, SubscriptionSink
 
 __all__ = ["SessionRealtime"]
 
@@ -52,6 +50,12 @@ class _ServerClock:
         self._http = http
         self._lock = threading.Lock()
         self._offset: int | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether :meth:`now` answers without a request."""
+        with self._lock:
+            return self._offset is not None
 
     def now(self) -> int | None:
         with self._lock:
@@ -89,6 +93,7 @@ class SessionRealtime:
         http: HttpClient,
         clock: _ServerClock | None = None,
         polls: tuple[PollThreads, PollConnections] | None = None,
+        loop: PollLoop | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.subscribe_key = subscribe_key
@@ -99,6 +104,7 @@ class SessionRealtime:
         # uuid's presence more cheaply (~0.4 ms per subscribe) than a new one's.
         self._user_id = new_session_client_id()
         self._polls = polls or (PollThreads(), PollConnections(endpoint))
+        self._loop = loop or PollLoop()
 
     @property
     def http(self) -> HttpClient:
@@ -124,6 +130,7 @@ class SessionRealtime:
             self._http,
             self._clock,
             self._polls,
+            self._loop,
         )
 
     def _build(self) -> PubNub:
@@ -147,11 +154,10 @@ class SessionRealtime:
 
     def subscription(
         self, channel: str, token: str | None, cursor: int, sink: SubscriptionSink
-    ) -> ChannelSubscription:
+    ) -> MultiplexedSubscription:
         """A subscription to ``channel`` after timetoken ``cursor``, not started yet: the
         caller ``start()``s it (ClosedError after :meth:`close`) and ``stop()``s it."""
-        threads, connections = self._polls
-        subscription = ChannelSubscription(
+        subscription = MultiplexedSubscription(
             endpoint=self.endpoint,
             subscribe_key=self.subscribe_key,
             channel=channel,
@@ -159,16 +165,22 @@ class SessionRealtime:
             user_id=self._user_id,
             cursor=cursor,
             sink=sink,
-            threads=threads,
-            connections=connections,
+            loop=self._loop,
+            connections=self._polls[1],
         )
         return subscription
 
     def close(self) -> None:
         """End idle poll threads and close idle connections; safe to call twice."""
         threads, connections = self._polls
+        self._loop.close()
         threads.close()
         connections.close()
+
+    @property
+    def clock_calibrated(self) -> bool:
+        """Whether :meth:`cursor` answers without a request (the first call sends one)."""
+        return self._clock.calibrated
 
     def cursor(self) -> int:
         """A timetoken safely before any event published from now on (for a new channel)."""

@@ -27,7 +27,7 @@ from blocks_network.protocol.rpc import (
 from blocks_network.protocol.task_api import parse_billing_mode_mismatch
 from blocks_network.transport.http_client import HttpResponse
 
-__all__ = ["RpcClient"]
+__all__ = ["RpcClient", "rpc_request", "rpc_result", "token_refused"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,67 @@ def _rpc_error(response: HttpResponse) -> RpcErrorObject | None:
     return parsed.error if isinstance(parsed, RpcFailure) else None
 
 
-def _token_refused(response: HttpResponse) -> bool:
+def token_refused(response: HttpResponse) -> bool:
+    """Whether an RPC answer says the embedded token was refused (refresh once, retry)."""
     error = _rpc_error(response)
     return error is not None and error.wire_code in AUTH_REFRESH_RETRYABLE_CODES
+
+
+def rpc_request(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-RPC 2.0 request body calling ``method`` (sync and async clients alike)."""
+    return {
+        "jsonrpc": JSONRPC_VERSION,
+        "id": new_rpc_id(),
+        "method": method,
+        "params": dict(params),
+    }
+
+
+def rpc_result(method: str, response: HttpResponse) -> Any:
+    """The ``result`` of ``method``'s answer, or the typed error it stands for: see
+    :meth:`RpcClient.call`."""
+    error = _rpc_error(response)
+    if error is not None:
+        raise _typed(method, error, response.status)
+    if response.status == 401:
+        raise AuthError(
+            f"{method}: the backend refused the consumer token even after a refresh "
+            f"(HTTP 401): {response.text[:_MAX_TEXT]}",
+            status=401,
+        )
+    if not 200 <= response.status < 300:
+        raise RpcError(
+            f"{method} failed: HTTP {response.status}: {response.text.strip()[:_MAX_TEXT]}",
+            status=response.status,
+        )
+    payload = response.json()
+    if not isinstance(payload, Mapping) or "result" not in payload:
+        raise RpcError(
+            f"{method}: the backend answered something other than a JSON-RPC response: "
+            f"{response.text.strip()[:_MAX_TEXT]!r}",
+            status=response.status,
+        )
+    return payload["result"]
+
+
+def _typed(method: str, error: RpcErrorObject, status: int) -> BackendError:
+    text = error.text or f"{method} failed (JSON-RPC error {error.code})"
+    details = dict(error.data.details) if error.data and error.data.details else None
+    mismatch = parse_billing_mode_mismatch(error.data)
+    if mismatch is not None:
+        expected, got = mismatch
+        return BillingModeMismatchError(
+            text,
+            expected=expected,
+            got=got,
+            status=status,
+            code=error.wire_code,
+            rpc_code=error.code,
+            details=details,
+        )
+    if status == 401:
+        return AuthError(text, status=status, code=error.wire_code)
+    return RpcError(text, status=status, code=error.wire_code, rpc_code=error.code, details=details)
 
 
 class RpcClient:
@@ -65,56 +123,11 @@ class RpcClient:
         ``status``, ``details``), AuthError when the token is refused even after a refresh,
         AuthRefreshFailedError when the refresh fails, NetworkError when unreachable.
         """
-        body = {
-            "jsonrpc": JSONRPC_VERSION,
-            "id": new_rpc_id(),
-            "method": method,
-            "params": dict(params),
-        }
         response = self.backend.request(
-            "POST", API_PATH_RPC, json_body=body, timeout=timeout, rejected=_token_refused
+            "POST",
+            API_PATH_RPC,
+            json_body=rpc_request(method, params),
+            timeout=timeout,
+            rejected=token_refused,
         )
-        error = _rpc_error(response)
-        if error is not None:
-            raise self._typed(method, error, response.status)
-        if response.status == 401:
-            raise AuthError(
-                f"{method}: the backend refused the consumer token even after a refresh "
-                f"(HTTP 401): {response.text[:_MAX_TEXT]}",
-                status=401,
-            )
-        if not 200 <= response.status < 300:
-            raise RpcError(
-                f"{method} failed: HTTP {response.status}: {response.text.strip()[:_MAX_TEXT]}",
-                status=response.status,
-            )
-        payload = response.json()
-        if not isinstance(payload, Mapping) or "result" not in payload:
-            raise RpcError(
-                f"{method}: the backend answered something other than a JSON-RPC response: "
-                f"{response.text.strip()[:_MAX_TEXT]!r}",
-                status=response.status,
-            )
-        return payload["result"]
-
-    @staticmethod
-    def _typed(method: str, error: RpcErrorObject, status: int) -> BackendError:
-        text = error.text or f"{method} failed (JSON-RPC error {error.code})"
-        details = dict(error.data.details) if error.data and error.data.details else None
-        mismatch = parse_billing_mode_mismatch(error.data)
-        if mismatch is not None:
-            expected, got = mismatch
-            return BillingModeMismatchError(
-                text,
-                expected=expected,
-                got=got,
-                status=status,
-                code=error.wire_code,
-                rpc_code=error.code,
-                details=details,
-            )
-        if status == 401:
-            return AuthError(text, status=status, code=error.wire_code)
-        return RpcError(
-            text, status=status, code=error.wire_code, rpc_code=error.code, details=details
-        )
+        return rpc_result(method, response)

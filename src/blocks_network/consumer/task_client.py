@@ -223,23 +223,19 @@ class TaskClient:
         BillingModeMismatchError, RpcError, AuthRefreshFailedError, NetworkError.
         """
         self._preflight()
-        if not isinstance(agent_name, str) or not agent_name:
-            raise ConfigError("agent_name must be a non-empty string, e.g. 'echo'")
-        owner = owner_id or self.get_user_id() or ""
-        fields: dict[str, Any] = {
-            "agent_name": agent_name,
-            "billing_mode": self.config.billing_mode,
-            "owner_id": owner,
-            "idempotency_key": idempotency_key,
-            "stream": stream,
-            "task_kind": task_kind,
-            "duration": duration,
-            "consumer_public_key": consumer_public_key,
-            "push_notification_config": push_notification_config,
-            "retry_policy": retry_policy,
-        }
-        # Check the cheap rules (task kind, duration) before uploading any file.
-        self._params(fields, [], None)
+        fields = self._send_fields(
+            agent_name,
+            owner_id,
+            {
+                "idempotency_key": idempotency_key,
+                "stream": stream,
+                "task_kind": task_kind,
+                "duration": duration,
+                "consumer_public_key": consumer_public_key,
+                "push_notification_config": push_notification_config,
+                "retry_policy": retry_policy,
+            },
+        )
         uploader = InputUploader(self._backend, agent_name)
         wire_parts, upload_session_id = encode_request_parts(
             request_parts, inline_limit=self.config.inline_limit_bytes, upload=uploader.upload
@@ -248,15 +244,45 @@ class TaskClient:
         # Taken before the task exists: its channel is new, so nothing older can be missed.
         cursor = self._realtime.cursor()
         result = self._parse_result(self._rpc.call(METHOD_SEND_MESSAGE, params.to_wire()))
-        session = self._new_session(
+        session = self._sent_session(result, fields, drain_window_s)
+        self._start_following(session, result, cursor)
+        return session
+
+    def _send_fields(
+        self, agent_name: str, owner_id: str | None, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """SendMessage's fields (both APIs); checks the cheap rules (task kind, duration)
+        before any file is uploaded."""
+        if not isinstance(agent_name, str) or not agent_name:
+            raise ConfigError("agent_name must be a non-empty string, e.g. 'echo'")
+        fields: dict[str, Any] = {
+            "agent_name": agent_name,
+            "billing_mode": self.config.billing_mode,
+            "owner_id": owner_id or self.get_user_id() or "",
+            **options,
+        }
+        self._params(fields, [], None)
+        return fields
+
+    def _sent_session(
+        self, result: SendMessageResult, fields: Mapping[str, Any], drain_window_s: float
+    ) -> TaskSession:
+        """The session of a task SendMessage created (both APIs), not yet following."""
+        owner = fields["owner_id"]
+        return self._new_session(
             result.task_id,
             result.status_channel or task_channel(owner, result.task_id),
             result.read_token,
             realtime=self._realtime.with_keys(result.subscribe_key, result.publish_key),
-            agent_name=agent_name,
+            agent_name=fields["agent_name"],
             state=result.state,
             drain_window_s=drain_window_s,
         )
+
+    @staticmethod
+    def _start_following(session: TaskSession, result: SendMessageResult, cursor: int) -> None:
+        """Follow a sent task from ``cursor``, or (an idempotent re-send) catch up on its
+        history first, which blocks."""
         try:
             if result.idempotent:
                 session._catch_up(result.state, follow=not result.is_terminal)
@@ -267,7 +293,6 @@ class TaskClient:
             logger.warning(
                 "task %s: catch-up failed (%s); events may be missing", result.task_id, exc
             )
-        return session
 
     @staticmethod
     def _params(
@@ -339,8 +364,15 @@ class TaskClient:
             )
         self._preflight()
         info = self.get_task(task_id)
-        grant = self._read_token(task_id, role)
-        session = self._new_session(
+        session = self._connected_session(info, self._read_token(task_id, role), drain_window_s)
+        self._catch_up_or_close(session, info)
+        return session
+
+    def _connected_session(
+        self, info: TaskInfo, grant: TaskReadTokenResponse, drain_window_s: float
+    ) -> TaskSession:
+        """The session of an existing task (both APIs), not yet caught up."""
+        return self._new_session(
             info.task_id,
             grant.channel,
             grant.pam_token,
@@ -349,12 +381,16 @@ class TaskClient:
             state=info.state,
             drain_window_s=drain_window_s,
         )
+
+    @staticmethod
+    def _catch_up_or_close(session: TaskSession, info: TaskInfo) -> None:
+        """Load the task's history and follow it if still active (blocking); a failure
+        closes the session."""
         try:
             session._catch_up(info.state, follow=True)
         except BaseException:
             session.close()
             raise
-        return session
 
     def _read_token(
         self, task_id: str, role: str = TASK_READ_TOKEN_ROLE_CONSUMER

@@ -24,6 +24,7 @@ from blocks_network.protocol.task_api import (
     TaskReadTokenRequest,
     TaskReadTokenResponse,
 )
+from blocks_network.transport.http_client import HttpResponse
 
 __all__ = [
     "TaskList",
@@ -31,7 +32,9 @@ __all__ = [
     "get_task",
     "list_tasks",
     "read_token",
+    "read_token_answer",
     "send_params",
+    "task_info",
 ]
 
 _MAX_TEXT = 300
@@ -48,7 +51,11 @@ class TaskList:
 
 def get_task(rpc: RpcClient, task_id: str) -> TaskInfo:
     """RPC GetTask; raises RpcError (``TASK_NOT_FOUND``) for an unknown or foreign task."""
-    result = rpc.call(METHOD_GET_TASK, {"taskId": task_id})
+    return task_info(rpc.call(METHOD_GET_TASK, {"taskId": task_id}))
+
+
+def task_info(result: Any) -> TaskInfo:
+    """GetTask's ``result`` as a record (sync and async clients alike)."""
     try:
         return TaskInfo.from_wire(result)
     except ProtocolError as exc:
@@ -117,6 +124,11 @@ def read_token(backend: BackendClient, task_id: str, role: str) -> TaskReadToken
     response = backend.request(
         "POST", API_PATH_TASK_READ_TOKEN, json_body=body, timeout=TASK_READ_TOKEN_TIMEOUT_S
     )
+    return read_token_answer(response)
+
+
+def read_token_answer(response: HttpResponse) -> TaskReadTokenResponse:
+    """task-read-token's answer as a grant, or the BackendError it stands for."""
     if response.status != 200:
         raise BackendError(
             f"task-read-token request failed with status {response.status}: "

@@ -1,14 +1,15 @@
 """TaskSession: one task's events, state and artifacts, as a consumer sees them (§4.2-§4.5, §7).
 
-A session follows its task channel with the task's read token (a subscription of its own,
-see :mod:`.subscription`). It is fed either live
+A session follows its task channel with the task's read token (a long-poll of its own on
+the client's shared poll loop, see :mod:`.poll_loop`). It is fed either live
 (a new task: subscribed from a timetoken taken before SendMessage, so the server's cache
 replays every event) or by a history catch-up followed by a subscription from the newest
 event seen (``connect`` and idempotent re-sends). Events are de-duplicated by timetoken,
 the first terminal wins, and callbacks registered late get the past replayed in order.
 
 After the terminal the subscription stops by itself; the session stays usable for artifact
-downloads until :meth:`TaskSession.close`. Callbacks run on the subscription's poll thread.
+downloads until :meth:`TaskSession.close`. Callbacks run on a poll pool thread, one event
+at a time per session.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from blocks_network.protocol.constants import (
 from blocks_network.stream import StreamClient, StreamRef
 from blocks_network.stream.link import StreamLink
 from blocks_network.stream.session_streams import SessionStreams
-from blocks_network.transport.subscription import ChannelSubscription, SubscriptionSink
+from blocks_network.transport.poll_loop import MultiplexedSubscription
+from blocks_network.transport.subscription import SubscriptionSink
 
 __all__ = ["TaskSession"]
 
@@ -93,9 +95,12 @@ class TaskSession:
         self._log = EventLog()
         self._initial_state = state
         self._done = threading.Event()
+        # Called once when waiting ends (terminal, refused subscription or close): the async
+        # session's futures; none block.
+        self._done_callbacks: list[Callable[[], None]] = []
         self._failure: BlocksError | None = None
         self._closed = False
-        self._subscription: ChannelSubscription | None = None
+        self._subscription: MultiplexedSubscription | None = None
         self._token_retries = 1
         # Built only for history and file downloads; the subscription needs none.
         self._pubnub: PubNub | None = None
@@ -217,7 +222,7 @@ class TaskSession:
             elif kind is not None:
                 self._callbacks.deliver(kind, event)
         if event.is_terminal:
-            self._done.set()
+            self._mark_done()
             self._after_terminal()
 
     def _after_terminal(self) -> None:
@@ -267,7 +272,7 @@ class TaskSession:
             "revoked); connect to the task again with client.connect(task_id)",
             status=403,
         )
-        self._done.set()
+        self._mark_done()
 
     # --- callbacks ------------------------------------------------------------------------------
 
@@ -355,6 +360,29 @@ class TaskSession:
 
     # --- waiting ----------------------------------------------------------------------------------
 
+    def _mark_done(self) -> None:
+        with self._state_lock:
+            callbacks, self._done_callbacks = self._done_callbacks, []
+            self._done.set()
+        for callback in callbacks:
+            callback()
+
+    def _when_done(self, callback: Callable[[], None]) -> Unsubscribe:
+        """Call ``callback()`` (no arguments, must not block) once waiting for the terminal
+        ends; at once if it already has. Returns a function that forgets it."""
+
+        def forget() -> None:
+            with self._state_lock:
+                if callback in self._done_callbacks:
+                    self._done_callbacks.remove(callback)
+
+        with self._state_lock:
+            if not self._done.is_set():
+                self._done_callbacks.append(callback)
+                return forget
+        callback()
+        return forget
+
     def wait_for_terminal(self, timeout: float | None = WAIT_FOR_TERMINAL_TIMEOUT_S) -> TaskEvent:
         """Block until the task ends and return its terminal event (immediately if over).
 
@@ -440,7 +468,7 @@ class TaskSession:
         if pubnub is not None:
             pubnub.stop()
         self._streams.close()
-        self._done.set()
+        self._mark_done()
         if self._on_close is not None:
             self._on_close(self)
 

@@ -172,15 +172,35 @@ class StreamClient:
         Events frames are skipped with a log line. ``timeout`` bounds each wait.
         """
         for frame in self.frames(timeout):
-            if frame.type == "stream_data":
-                if frame.data:
-                    yield frame.data
-            else:
-                logger.warning(
-                    "stream %s: bytes() skips a %s frame; use events() or inbound",
-                    self.stream_id,
-                    frame.type,
-                )
+            data = self._frame_bytes(frame)
+            if data:
+                yield data
+
+    def _frame_bytes(self, frame: InboundFrame) -> builtins.bytes | None:
+        """A data frame's bytes; None (logged) for any other frame (sync and async reads)."""
+        if frame.type == "stream_data":
+            return frame.data
+        logger.warning(
+            "stream %s: bytes() skips a %s frame; use events() or inbound",
+            self.stream_id,
+            frame.type,
+        )
+        return None
+
+    def _take_events(self, frame: InboundFrame) -> None:
+        """Queue an events frame's events for events() (sync and async); others are skipped
+        with a log line."""
+        if frame.type != "stream_events":
+            logger.warning(
+                "stream %s: events() skips a %s frame; use bytes() or inbound",
+                self.stream_id,
+                frame.type,
+            )
+            return
+        try:
+            self._backlog.extend(frame.decoded_events())
+        except ProtocolError as exc:
+            logger.warning("stream %s: skipping frame seq %s: %s", self.stream_id, frame.seq, exc)
 
     def events(self, timeout: float | None = None) -> Iterator[Any]:
         """Iterate events one by one (an events stream); ``{"$binary": ...}`` becomes bytes.
@@ -195,19 +215,7 @@ class StreamClient:
             frame = self._require_reader("reading").next_frame(timeout)
             if frame is None:
                 return
-            if frame.type != "stream_events":
-                logger.warning(
-                    "stream %s: events() skips a %s frame; use bytes() or inbound",
-                    self.stream_id,
-                    frame.type,
-                )
-                continue
-            try:
-                self._backlog.extend(frame.decoded_events())
-            except ProtocolError as exc:
-                logger.warning(
-                    "stream %s: skipping frame seq %s: %s", self.stream_id, frame.seq, exc
-                )
+            self._take_events(frame)
 
     def read_all(self, timeout: float | None = None) -> builtins.bytes:
         """Read a bytes stream to its end and return everything (blocks until the end)."""

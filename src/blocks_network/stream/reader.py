@@ -100,6 +100,9 @@ class StreamReader:
         self._finished = threading.Event()
         self._closed = False
         self._error_callbacks: list[ErrorCallback] = []
+        # Told (under the lock: they must not block) when a frame is queued or the stream
+        # finishes: async readers wake on it instead of holding a thread in next_frame().
+        self._listeners: list[Callable[[], None]] = []
         self._subscription: ChannelSubscription | None = None
         self._skips = 0
         self.fatal_error: StreamError | None = None
@@ -158,7 +161,25 @@ class StreamReader:
 
     def _finish_locked(self) -> None:
         self._finished.set()
+        self._wake_locked()
+
+    def _wake_locked(self) -> None:
         self._cond.notify_all()
+        for listener in self._listeners:
+            listener()
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (must not block) whenever a frame may be ready or the stream
+        finished; returns a function that removes it. Poll with ``next_frame(0)``."""
+
+        def remove() -> None:
+            with self._cond:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        with self._cond:
+            self._listeners.append(listener)
+        return remove
 
     def _stop_client(self) -> None:
         with self._cond:
@@ -349,7 +370,7 @@ class StreamReader:
                 self.frames_received += 1
             if self._reorder.complete:
                 self._finish_locked()
-            self._cond.notify_all()
+            self._wake_locked()
             callbacks = list(self._error_callbacks) if dropped else []
         if dropped:
             logger.error(

@@ -7,6 +7,9 @@ Fixtures:
   ``.client(billing_mode="free")``, ``.publish(card)``, ``.create_user(name)``.
 - ``blocks_client`` (function): a free-mode ``TaskClient`` for that network, destroyed
   when the test ends.
+- ``blocks_async_client`` (function): the same as an ``AsyncTaskClient``, for ``async def``
+  tests marked ``@pytest.mark.anyio`` (anyio's pytest plugin, installed with httpx, runs
+  them on asyncio; no pytest-asyncio needed).
 - ``run_agent`` (function): ``run_agent(handler, agent_name=..., card=None, concurrency=1,
   ...)`` starts an agent instance in the test process, returns once it takes tasks, and
   stops it when the test ends.
@@ -17,12 +20,13 @@ fixtures, only in sessions that use them. Disable the plugin with ``-p no:blocks
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from blocks_network.consumer.async_task_client import AsyncTaskClient
     from blocks_network.consumer.task_client import TaskClient
     from blocks_network.testing.agents import AgentRunner
     from blocks_network.testing.network import BlocksTestNetwork
@@ -47,6 +51,20 @@ def blocks_client(blocks_network: BlocksTestNetwork) -> Iterator[TaskClient]:
         yield client
     finally:
         client.destroy()
+
+
+@pytest.fixture
+async def blocks_async_client(blocks_network: BlocksTestNetwork) -> AsyncIterator[AsyncTaskClient]:
+    """An ``AsyncTaskClient`` (billing mode free, the development key) for one async test."""
+    from blocks_network.consumer.async_task_client import AsyncTaskClient
+
+    client = await AsyncTaskClient.create(
+        "free", api_key=blocks_network.api_key, environ=blocks_network.env
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -190,6 +190,11 @@ class PlainConnection:
             self.close()
             raise
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data``, received by the caller on :attr:`sock`, back before what the next
+        read receives (a caller that polled the socket without blocking)."""
+        self._buffer = data + self._buffer
+
     def set_timeout(self, timeout: float) -> None:
         if timeout == self.timeout:
             return  # settimeout() is a system call; the socket already has this one

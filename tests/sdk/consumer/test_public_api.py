@@ -8,6 +8,8 @@ import blocks_network.consumer as consumer
 
 def test_consumer_all_is_pinned_and_sorted() -> None:
     assert consumer.__all__ == [
+        "AsyncTaskClient",
+        "AsyncTaskSession",
         "CallbackErrorContext",
         "DownloadedArtifact",
         "SendMessageRequestPart",

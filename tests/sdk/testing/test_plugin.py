@@ -23,17 +23,22 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("BLOCKS_", "PYTEST_"))}
 
 
-def test_the_documented_example_passes_in_a_fresh_project(tmp_path: Path) -> None:
-    (tmp_path / "test_my_agent.py").write_text(doc_test_file())
-    # A user's project with warnings as errors and none of our pyproject's ignores.
-    result = subprocess.run(
+def run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
+    """``pytest -q`` in ``project`` as a user runs it: a fresh process, no BLOCKS_* set,
+    warnings as errors and none of our pyproject's ignores."""
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
-        cwd=tmp_path,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
         env=clean_env(),
     )
+
+
+def test_the_documented_example_passes_in_a_fresh_project(tmp_path: Path) -> None:
+    (tmp_path / "test_my_agent.py").write_text(doc_test_file())
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
     assert "warning" not in result.stdout, result.stdout

@@ -16,7 +16,6 @@ import pytest
 from blocks_network.errors import ClosedError
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.transport import subscription
-from blocks_network.transport.base import Abort
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.publisher import TokenPublisher
@@ -133,9 +132,10 @@ def test_close_aborts_a_publish_in_flight_and_closes_its_socket() -> None:
 
 def test_poll_connections_refuse_after_close() -> None:
     connections = PollConnections(RealtimeEndpoint(origin="127.0.0.1:9", ssl=False))
+    connections.give_back(connections.take())
     connections.close()
     with pytest.raises(ClosedError):
-        connections.poll("/v2/subscribe/s/c/0?tt=0", Abort())
+        connections.take()
 
 
 def test_close_during_a_retry_back_off_ends_the_request_at_once(

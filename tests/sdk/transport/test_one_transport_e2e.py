@@ -22,7 +22,16 @@ from blocks_network.types import StartTaskMessage, TaskContext
 TRANSPORT_DIR = Path(base.__file__).parent
 #: The modules allowed to handle connections themselves: the wire code, the pool, the
 #: transport, and HttpClient's pipelining (checkout/checkin through the pool).
-CONNECTION_MODULES = {"connections.py", "pool.py", "base.py", "http_client.py"}
+# The subscription loops send their polls themselves (a selector waits on many at once),
+# over connections taken from the same pool (PollConnections.take -> ConnectionPool.checkout).
+CONNECTION_MODULES = {
+    "connections.py",
+    "pool.py",
+    "base.py",
+    "http_client.py",
+    "subscription.py",
+    "poll_loop.py",
+}
 
 
 def _ipv6_loopback() -> bool:
@@ -87,7 +96,8 @@ def test_a_round_trip_over_ipv6_sends_every_request_through_the_transport(
     # Backend and token calls, publishes (task events) and subscribe polls.
     assert kinds["api"] and kinds["publish"] and kinds["poll"], kinds
     assert sum(kinds.values()) - len(outside) > len(outside)  # most through handle_request
-    assert set(outside) <= {"HttpClient.start", "PendingResponse.pipeline"}, outside
+    # Pipelined requests and subscribe polls go out on connections of the same pool.
+    assert set(outside) <= {"HttpClient.start", "PendingResponse.pipeline", "send_poll"}, outside
 
 
 def test_only_the_transport_modules_open_connections() -> None:

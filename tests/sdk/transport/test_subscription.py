@@ -1,4 +1,8 @@
-"""A session's subscribe loop (plain HTTP long-polls) and the poll threads it runs on."""
+"""A channel's subscribe loop (plain HTTP long-polls) and the poll threads it runs on.
+
+Every subscription test runs twice: with the thread-per-loop ChannelSubscription (agents'
+control channel, stream readers) and the sessions' MultiplexedSubscription on a PollLoop.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from blocks_network.errors import ClosedError
+from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.retry import RetryPolicy
@@ -48,33 +54,58 @@ class _Sink:
         return SubscriptionSink(self._message, self.denied.set, failed=failed)
 
 
+class _Threads(PollThreads):
+    """Poll threads that, when ``multiplexed``, also carry a PollLoop (closed with them)."""
+
+    def __init__(self, multiplexed: bool) -> None:
+        super().__init__()
+        self.loop = PollLoop(self) if multiplexed else None
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.close()
+        super().close()
+
+
+Subscription = ChannelSubscription | MultiplexedSubscription
+
+
+@pytest.fixture(params=["thread-per-loop", "multiplexed"])
+def make_threads(request: pytest.FixtureRequest) -> Callable[[], _Threads]:
+    return lambda: _Threads(request.param == "multiplexed")
+
+
 def _subscription(
-    url: str, sink: SubscriptionSink, threads: PollThreads, timeout_s: float | None = None
-) -> ChannelSubscription:
+    url: str, sink: SubscriptionSink, threads: _Threads, timeout_s: float | None = None
+) -> Subscription:
     endpoint = RealtimeEndpoint(origin=urlsplit(url).netloc, ssl=False)
     connections = (
         PollConnections(endpoint)
         if timeout_s is None
         else PollConnections(endpoint, timeout_s=timeout_s)
     )
-    return ChannelSubscription(
-        endpoint=endpoint,
-        subscribe_key="sub-c-1",
-        channel="u.o.t",
-        token="tok-1",
-        user_id="session-user",
-        cursor=100,
-        sink=sink,
-        threads=threads,
-        connections=connections,
-    )
+    common: dict[str, Any] = {
+        "endpoint": endpoint,
+        "subscribe_key": "sub-c-1",
+        "channel": "u.o.t",
+        "token": "tok-1",
+        "user_id": "session-user",
+        "cursor": 100,
+        "sink": sink,
+        "connections": connections,
+    }
+    if threads.loop is not None:
+        return MultiplexedSubscription(loop=threads.loop, **common)
+    return ChannelSubscription(threads=threads, **common)
 
 
 def _query(request: Recorded) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
 
 
-def test_messages_arrive_in_order_and_the_cursor_advances() -> None:
+def test_messages_arrive_in_order_and_the_cursor_advances(
+    make_threads: Callable[[], _Threads],
+) -> None:
     release = threading.Event()
 
     def respond(request: Recorded) -> tuple[int, Any]:
@@ -88,7 +119,7 @@ def test_messages_arrive_in_order_and_the_cursor_advances() -> None:
         return 200, _envelope(int(tt), [])
 
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server(respond) as server:
         subscription = _subscription(server.url, sink.sink(), threads)
         subscription.start()
@@ -107,9 +138,11 @@ def test_messages_arrive_in_order_and_the_cursor_advances() -> None:
     assert threads.size == 0
 
 
-def test_a_refused_subscribe_reports_denied_once_and_stops() -> None:
+def test_a_refused_subscribe_reports_denied_once_and_stops(
+    make_threads: Callable[[], _Threads],
+) -> None:
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server(lambda r: (403, {"error": True, "status": 403})) as server:
         subscription = _subscription(server.url, sink.sink(), threads)
         subscription.start()
@@ -118,17 +151,19 @@ def test_a_refused_subscribe_reports_denied_once_and_stops() -> None:
         assert len(server.requests) == 1 and subscription.stopped
 
 
-def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() -> None:
+def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll(
+    make_threads: Callable[[], _Threads],
+) -> None:
     sink_calls: list[object] = []
     done = threading.Event()
-    holder: list[ChannelSubscription] = []
+    holder: list[Subscription] = []
 
     def on_message(message: object, tt: int | None, meta: object, publisher: str | None) -> None:
         sink_calls.append(message)
         holder[0].stop()  # what a session does on the terminal event
         done.set()
 
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server(lambda r: (200, _envelope(300, [(200, "a"), (300, "b")]))) as server:
         subscription = _subscription(
             server.url, SubscriptionSink(on_message, lambda: None), threads
@@ -140,13 +175,15 @@ def test_stop_from_the_delivery_callback_ends_the_loop_without_another_poll() ->
         assert sink_calls == ["a"] and len(server.requests) == 1
 
 
-def test_server_errors_are_retried_from_the_same_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_errors_are_retried_from_the_same_cursor(
+    monkeypatch: pytest.MonkeyPatch, make_threads: Callable[[], _Threads]
+) -> None:
     from blocks_network.transport import subscription as module
 
     monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 0.01, 0.02))
     answers = iter([(500, {"error": True}), (200, _envelope(200, [(200, "ok")]))])
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
 
     def respond(request: Recorded) -> tuple[int, Any]:
         return next(answers, (200, _envelope(200, [])))
@@ -177,15 +214,39 @@ def test_poll_threads_are_reused_and_end_when_idle() -> None:
         threads.submit(lambda: None)
 
 
+def test_capped_poll_threads_queue_jobs_in_order_and_strand_none() -> None:
+    threads = PollThreads(idle_timeout_s=0.2, max_threads=2)
+    release = threading.Event()
+    ran: queue.Queue[int] = queue.Queue()
+
+    def job(i: int) -> None:
+        release.wait(WAIT)
+        ran.put(i)
+
+    for i in range(5):
+        threads.submit(lambda i=i: job(i))  # type: ignore[misc]
+    assert threads.size == 2  # the other three wait their turn
+    release.set()
+    assert sorted(ran.get(timeout=WAIT) for _ in range(5)) == [0, 1, 2, 3, 4]
+    deadline = time.monotonic() + WAIT
+    while threads.size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads.size == 0
+    # Queued jobs taken by busy threads left no idle thread counted that is not there.
+    threads.submit(lambda: ran.put(99))
+    assert ran.get(timeout=WAIT) == 99
+    threads.close()
+
+
 def test_a_poll_that_outlives_the_client_timeout_is_sent_again_at_once(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, make_threads: Callable[[], _Threads]
 ) -> None:
     from blocks_network.transport import subscription as module
 
     monkeypatch.setattr(module, "RETRY", RetryPolicy(None, 60.0, 60.0))  # a failure would stall
     held = threading.Event()
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
 
     def respond(request: Recorded) -> tuple[int, Any]:
         if not held.is_set():
@@ -202,10 +263,10 @@ def test_a_poll_that_outlives_the_client_timeout_is_sent_again_at_once(
         assert [_query(r)["tt"] for r in server.requests[:2]] == ["100", "100"]
 
 
-def test_the_publisher_of_each_message_is_delivered() -> None:
+def test_the_publisher_of_each_message_is_delivered(make_threads: Callable[[], _Threads]) -> None:
     answers = iter([(200, _envelope(200, [(200, "x")], i="agent-stream-0001"))])
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server(lambda r: next(answers, (200, _envelope(200, [])))) as server:
         subscription = _subscription(server.url, sink.sink(), threads)
         subscription.start()
@@ -216,7 +277,7 @@ def test_the_publisher_of_each_message_is_delivered() -> None:
 
 
 def test_failed_polls_are_reported_with_the_official_clients_categories(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, make_threads: Callable[[], _Threads]
 ) -> None:
     from blocks_network.transport import subscription as module
 
@@ -230,7 +291,7 @@ def test_failed_polls_are_reported_with_the_official_clients_categories(
         ]
     )
     sink = _Sink()
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server(lambda r: next(answers, (200, _envelope(200, [])))) as server:
         subscription = _subscription(server.url, sink.sink(report_failures=True), threads)
         subscription.start()
@@ -246,12 +307,12 @@ def test_failed_polls_are_reported_with_the_official_clients_categories(
     assert sink.failures.empty()
 
 
-def test_a_sink_may_stop_the_loop_when_a_poll_fails() -> None:
+def test_a_sink_may_stop_the_loop_when_a_poll_fails(make_threads: Callable[[], _Threads]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens there once closed
     reported: list[tuple[str, str]] = []
-    holder: list[ChannelSubscription] = []
+    holder: list[Subscription] = []
     done = threading.Event()
 
     def failed(why: str, text: str) -> None:
@@ -259,7 +320,7 @@ def test_a_sink_may_stop_the_loop_when_a_poll_fails() -> None:
         holder[0].stop()
         done.set()
 
-    threads = PollThreads()
+    threads = make_threads()
     sink = SubscriptionSink(lambda *a: None, lambda: None, failed=failed)
     holder.append(_subscription(f"http://127.0.0.1:{port}", sink, threads))
     holder[0].start()
@@ -269,10 +330,12 @@ def test_a_sink_may_stop_the_loop_when_a_poll_fails() -> None:
     assert len(reported) == 1 and reported[0][0] == "network_down"
 
 
-def test_a_stop_while_the_poll_connects_sends_no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stop_while_the_poll_connects_sends_no_poll(
+    monkeypatch: pytest.MonkeyPatch, make_threads: Callable[[], _Threads]
+) -> None:
     from blocks_network.transport import connections
 
-    holder: list[ChannelSubscription] = []
+    holder: list[Subscription] = []
     connected = threading.Event()
     real_connect = connections.PlainConnection.connect
 
@@ -283,7 +346,7 @@ def test_a_stop_while_the_poll_connects_sends_no_poll(monkeypatch: pytest.Monkey
         connected.set()
 
     monkeypatch.setattr(connections.PlainConnection, "connect", stop_then_connect)
-    threads = PollThreads()
+    threads = make_threads()
     with stub_server() as server:
         subscription = _subscription(server.url, _Sink().sink(), threads)
         holder.append(subscription)

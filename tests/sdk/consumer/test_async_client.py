@@ -1,0 +1,117 @@
+"""AsyncTaskClient against a real local network: the sync API's semantics, awaited.
+
+anyio's pytest plugin (installed with httpx) runs these ``async def`` tests on asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blocks_devnet.network import LocalNetwork
+from blocks_network import AsyncTaskClient, TaskEvent, TokenResult, text_part
+from blocks_network.protocol.control import CancelTask
+from tests.sdk.consumer.responder import Responder, silent
+from tests.sdk.consumer.test_token_modes import exchange
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 10.0
+
+
+@pytest.fixture
+async def client(blocks_env: dict[str, str]) -> AsyncIterator[AsyncTaskClient]:
+    async with await AsyncTaskClient.create("free") as made:
+        yield made
+
+
+async def test_send_wait_events_and_artifacts(
+    client: AsyncTaskClient, agent: Responder, tmp_path: Path
+) -> None:
+    async with await client.send_message("echo", [text_part("hi")]) as session:
+        terminal = await session.wait_for_terminal(timeout=WAIT)
+        assert terminal.state == "completed" and session.is_terminal
+        seen = [event.type async for event in session.events()]
+        assert seen == ["request", "progress", "artifact", "terminal"]
+        [ref] = await session.list_artifacts()
+        assert (await session.download_artifact(ref)).data == b"Echoed request: hi"
+        [saved] = await session.save_artifacts(tmp_path / "out")
+        assert saved.read_bytes() == b"Echoed request: hi"
+
+
+async def test_events_arrive_live_and_end_with_the_terminal(
+    client: AsyncTaskClient, agent: Responder
+) -> None:
+    agent.handler = silent
+    session = await client.send_message("echo", [text_part("x")])
+    task = agent.started.get(timeout=WAIT)
+    received: list[TaskEvent] = []
+
+    async def follow() -> None:
+        async for event in session.events():
+            received.append(event)
+            if event.type == "progress":
+                agent.agent.finish(task, "completed")
+
+    await asyncio.wait_for(follow(), WAIT)
+    assert [e.type for e in received] == ["request", "progress", "terminal"]
+    assert received[-1].state == "completed"
+    await session.close()
+
+
+async def test_wait_for_terminal_times_out_then_connect_sees_the_end(
+    client: AsyncTaskClient, agent: Responder
+) -> None:
+    agent.handler = silent
+    session = await client.send_message("echo", [text_part("slow")])
+    for _ in range(3):
+        with pytest.raises(TimeoutError, match="did not end within"):
+            await session.wait_for_terminal(timeout=0.1)
+    assert session.sync._done_callbacks == []  # timed-out waits leave nothing behind
+    again = await client.connect(session.task_id)
+    assert again.state == "running" and not again.is_terminal
+    agent.agent.finish(agent.started.get(timeout=WAIT), "completed")
+    assert (await again.wait_for_terminal(timeout=WAIT)).state == "completed"
+    assert (await session.wait_for_terminal(timeout=WAIT)).state == "completed"
+    finished = await client.connect(session.task_id)  # from history, not subscribed
+    assert finished.is_terminal and finished.terminal_event is not None
+    for each in (session, again, finished):
+        await each.close()
+
+
+async def test_cancel_ends_the_task_as_canceled(client: AsyncTaskClient, agent: Responder) -> None:
+    agent.handler = silent
+
+    def on_control(responder: Responder, message: Any) -> None:
+        if isinstance(message, CancelTask):
+            responder.agent.finish(responder.tasks[message.task_id], "canceled")
+
+    agent.on_control = on_control
+    async with await client.send_message("echo", [text_part("c")]) as session:
+        agent.started.get(timeout=WAIT)
+        await session.cancel()
+        assert (await session.wait_for_terminal(timeout=WAIT)).state == "canceled"
+
+
+async def test_an_async_token_provider_runs_on_the_loop_and_a_refused_token_is_refreshed(
+    blocks_env: dict[str, str], network: LocalNetwork, agent: Responder
+) -> None:
+    threads: list[str] = []
+
+    async def provider() -> TokenResult:
+        threads.append(threading.current_thread().name)
+        if len(threads) == 1:
+            return TokenResult("not-a-jwt", 3600, network.dev_identity.user_id)
+        data = exchange(network)
+        return TokenResult(data["accessToken"], 3600, data["userId"])
+
+    async with await AsyncTaskClient.create("free", token_provider=provider) as client:
+        session = await client.send_message("echo", [text_part("t")])  # 401 → refresh → retry
+        assert (await session.wait_for_terminal(timeout=WAIT)).state == "completed"
+    assert len(threads) == 2
+    assert set(threads) == {threading.current_thread().name}  # this loop's thread

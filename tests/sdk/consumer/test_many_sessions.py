@@ -1,0 +1,75 @@
+"""Many open sessions share one poll loop: threads stay flat, no session misses an event."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from blocks_devnet.network import LocalNetwork
+from blocks_network import TaskClient, text_part
+from blocks_network.consumer.task_session import TaskSession
+from blocks_network.transport.poll_loop import WORKER_THREADS
+from tests.sdk.consumer.responder import Responder, echo, silent
+
+WAIT = 30.0
+SESSIONS = 100
+#: The poll loop's thread plus its workers, which read answers as they arrive; a thread per
+#: session would be SESSIONS.
+MAX_POLL_THREADS = 1 + WORKER_THREADS
+
+
+@pytest.fixture
+def agent(network: LocalNetwork) -> Iterator[Responder]:
+    """The echo responder, with room for every session's task at once."""
+    responder = Responder(network, "echo", concurrency=2 * SESSIONS)
+    yield responder
+    responder.stop()
+    assert not responder.errors, responder.errors
+
+
+def _poll_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("blocks-session-poll"))
+
+
+def _wait_for(condition: object, what: str) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_open_sessions_hold_a_few_threads_and_a_newcomer_misses_no_event(
+    client: TaskClient, agent: Responder
+) -> None:
+    agent.handler = silent
+    sessions: list[TaskSession] = [
+        client.send_message(agent_name="echo", request_parts=[text_part(f"s{i}")])
+        for i in range(SESSIONS)
+    ]
+    loop = client._realtime._loop
+    _wait_for(lambda: loop.watched == SESSIONS, "every session's poll to wait in the loop")
+    assert _poll_threads() <= MAX_POLL_THREADS
+    # Their events still arrive: each agent's "running" reaches its session.
+    _wait_for(lambda: all(s.state == "running" for s in sessions), "every task to run")
+    assert _poll_threads() <= MAX_POLL_THREADS and loop.watched == SESSIONS
+
+    # A new task answered at once joins while the others wait: it sees its whole history.
+    agent.handler = echo
+    with client.send_message(agent_name="echo", request_parts=[text_part("new")]) as newcomer:
+        assert newcomer.wait_for_terminal(timeout=WAIT).state == "completed"
+        assert [e.type for e in newcomer.events] == ["request", "progress", "artifact", "terminal"]
+
+    for session in sessions:
+        agent.agent.finish(agent.tasks[session.task_id], "completed")
+    for session in sessions:
+        assert session.wait_for_terminal(timeout=WAIT).state == "completed"
+        assert [e.type for e in session.events] == ["request", "progress", "terminal"]
+    # Finished sessions leave the loop by themselves.
+    _wait_for(lambda: loop.watched == 0, "the finished sessions' polls to end")
+    assert _poll_threads() <= MAX_POLL_THREADS
+    for session in sessions:
+        session.close()
