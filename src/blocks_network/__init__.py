@@ -10,7 +10,13 @@ Consumers::
 """
 
 from blocks_network._version import __version__ as __version__
-from blocks_network.agent import AgentInstanceHandle, start_agent_instance
+from blocks_network.agent import (
+    AgentInstance,
+    AgentInstanceHandle,
+    AsyncTaskContext,
+    start_agent_instance,
+    start_agent_instance_async,
+)
 from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
 from blocks_network.consumer import (
     CallbackErrorContext,
@@ -50,12 +56,14 @@ from blocks_network.types import AgentInstanceOptions, StartTaskMessage, TaskCon
 
 __all__ = [
     "AgentForcedOfflineError",
+    "AgentInstance",
     "AgentInstanceHandle",
     "AgentInstanceOptions",
     "ApiKeyInvalidError",
     "ArtifactError",
     "ArtifactRef",
     "ArtifactSaveError",
+    "AsyncTaskContext",
     "AuthError",
     "AuthRefreshFailedError",
     "BackendError",
@@ -91,5 +99,6 @@ __all__ = [
     "download_artifact",
     "file_part",
     "start_agent_instance",
+    "start_agent_instance_async",
     "text_part",
 ]

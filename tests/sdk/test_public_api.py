@@ -8,12 +8,14 @@ import blocks_network
 def test_top_level_all_is_pinned() -> None:
     assert blocks_network.__all__ == [
         "AgentForcedOfflineError",
+        "AgentInstance",
         "AgentInstanceHandle",
         "AgentInstanceOptions",
         "ApiKeyInvalidError",
         "ArtifactError",
         "ArtifactRef",
         "ArtifactSaveError",
+        "AsyncTaskContext",
         "AuthError",
         "AuthRefreshFailedError",
         "BackendError",
@@ -49,6 +51,7 @@ def test_top_level_all_is_pinned() -> None:
         "download_artifact",
         "file_part",
         "start_agent_instance",
+        "start_agent_instance_async",
         "text_part",
     ]
     for name in blocks_network.__all__:
