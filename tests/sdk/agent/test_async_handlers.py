@@ -145,6 +145,55 @@ def test_cancel_reaches_the_handler_as_cancelled_error_and_ends_it_canceled(
     assert marker.read_text() == "cancelled=True"
 
 
+class Forever:
+    """An async handler that waits until cancelled, and records how it was stopped."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.stopped: list[str] = []
+
+    async def __call__(self, task: StartTaskMessage, ctx: AsyncTaskContext) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.stopped.append(
+                f"cancelled={ctx.cancelled.is_set()} terminated={ctx.is_terminated} "
+                f"expired={ctx.is_expired}"
+            )
+            raise
+
+
+def test_terminate_reaches_the_handler_and_ends_it_canceled_terminated(
+    start_agent: AgentFactory, raw_control: Any
+) -> None:
+    handler = Forever()
+    handle = start_agent(agent_name="async_term", handler=handler)
+    raw: RawControl = raw_control(handle)
+    task_id, watch = raw.start_task()
+    assert watch is not None and handler.started.wait(WAIT_S)
+    raw.publish({"type": "TerminateTask", "taskId": task_id, "agentName": "async_term"})
+    terminal = next_event(watch, "terminal")
+    assert (terminal["state"], terminal["reason"]) == ("canceled", "terminated")
+    assert handler.stopped == ["cancelled=True terminated=True expired=False"]
+
+
+def test_stop_cancels_a_waiting_handler_and_ends_its_task_once(
+    start_agent: AgentFactory, consumer: TaskClient
+) -> None:
+    handler = Forever()
+    handle = start_agent(agent_name="async_stop", handler=handler)
+    with consumer.send_message("async_stop", [text_part("x")]) as session:
+        assert handler.started.wait(WAIT_S)
+        handle.stop(grace_s=0.2)
+        terminal = session.wait_for_terminal(timeout=WAIT_S)
+        terminals = [e for e in session.events if e.type == "terminal"]
+    assert (terminal.state, terminal.data.get("reason")) == ("canceled", "instance_shutdown")
+    assert len(terminals) == 1
+    assert handler.stopped == ["cancelled=True terminated=False expired=False"]
+    assert "blocks-async-handlers" not in [t.name for t in threading.enumerate()]
+
+
 def test_pipe_deadline_expires_an_async_handler_completed(
     start_agent: AgentFactory, raw_control: Any
 ) -> None:
