@@ -79,23 +79,25 @@ class AsyncTaskRunner:
     async def _run(self, task: ActiveTask) -> None:
         if task.ended:
             return
-        runner, calls = self._runner, self._calls
         try:
-            await calls.run(lambda: runner.begin(task))
+            await self._calls.run(lambda: self._runner.begin(task))
             outcome = await self._call_handler(task)
-            if isinstance(outcome, BaseException):
-                await calls.run(lambda: runner.handler_failed(task, outcome))
-            else:
-                await calls.run(lambda: runner.complete(task, outcome.result))
+            await self._calls.run(lambda: self._end(task, outcome))
         except ClosedError:
             # The instance stopped under us; its shutdown ended the task already.
             logger.debug("task %s: instance stopped while it ran", task.task_id)
         finally:
             task.on_interrupt = None
-            try:
-                await calls.run(lambda: runner.after_run(task))
-            except (ClosedError, asyncio.CancelledError):
-                logger.debug("task %s: final flush skipped, the instance stopped", task.task_id)
+
+    def _end(self, task: ActiveTask, outcome: _Returned | BaseException) -> None:
+        """(blocking pool) The sync runner's end of a task, in one hop off the loop."""
+        try:
+            if isinstance(outcome, BaseException):
+                self._runner.handler_failed(task, outcome)
+            else:
+                self._runner.complete(task, outcome.result)
+        finally:
+            self._runner.after_run(task)
 
     async def _call_handler(self, task: ActiveTask) -> _Returned | BaseException:
         """Run the handler until it returns, raises or is interrupted."""

@@ -34,6 +34,8 @@ class HandlerLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._pending: list[Callable[[], None]] = []
+        self._wake_sent = False
 
     @property
     def external(self) -> bool:
@@ -76,15 +78,38 @@ class HandlerLoop:
             loop.close()
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop's thread; raises ClosedError once it no longer runs."""
+        """Run ``callback`` on the loop's thread, in call order; raises ClosedError once the
+        loop no longer runs.
+
+        Callbacks queue here and the loop is woken once per batch: waking it costs a write
+        to its self-pipe, which a burst of StartTasks would otherwise pay per task.
+        """
         loop = self._loop()
+        with self._lock:
+            self._pending.append(callback)
+            if self._wake_sent:
+                return
+            self._wake_sent = True
         try:
-            loop.call_soon_threadsafe(callback)
+            loop.call_soon_threadsafe(self._run_pending)
         except RuntimeError as exc:  # the caller's loop was closed under us
+            with self._lock:
+                self._pending.clear()
+                self._wake_sent = False
             raise ClosedError(
                 "the event loop running this agent's handlers is closed; stop the instance "
                 "before closing its loop"
             ) from exc
+
+    def _run_pending(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._wake_sent = False
+        for callback in batch:
+            try:
+                callback()
+            except Exception:
+                logger.exception("handler loop callback failed")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the own loop (its coroutines are cancelled) and join its thread; idempotent.
