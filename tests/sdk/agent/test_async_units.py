@@ -1,0 +1,141 @@
+"""The async runtime's pieces without a network: blocking calls, the handler loop, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from blocks_network.agent.blocking_calls import BlockingCalls
+from blocks_network.agent.handler_loop import HandlerLoop
+from blocks_network.errors import ClosedError
+from blocks_network.stream.async_stream import AsyncStream, StreamOpening
+from blocks_network.stream.client import StreamClient
+
+WAIT_S = 10.0
+
+
+def test_blocking_calls_run_off_the_loop_and_return_or_raise() -> None:
+    calls = BlockingCalls(max_workers=2)
+
+    async def main() -> tuple[str, str]:
+        name = await calls.run(lambda: threading.current_thread().name)
+        with pytest.raises(KeyError):
+            await calls.run(lambda: {}["missing"])
+        return name, threading.current_thread().name
+
+    try:
+        worker, loop_thread = asyncio.run(main())
+    finally:
+        calls.close()
+    assert worker.startswith("blocks-async-io-") and loop_thread == "MainThread"
+
+    async def after_close() -> None:
+        await calls.run(lambda: None)
+
+    with pytest.raises(ClosedError):
+        asyncio.run(after_close())
+
+
+def test_own_loop_runs_callbacks_in_order_on_one_thread_and_stops() -> None:
+    loop = HandlerLoop()
+    seen: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def record(i: int) -> Callable[[], None]:
+        return lambda: seen.append((i, threading.current_thread().name))
+
+    for i in range(100):
+        loop.call_soon(record(i))
+    loop.call_soon(done.set)
+    assert done.wait(WAIT_S)
+    assert seen == [(i, "blocks-async-handlers") for i in range(100)]
+    loop.close()
+    assert "blocks-async-handlers" not in [t.name for t in threading.enumerate()]
+    with pytest.raises(ClosedError):
+        loop.call_soon(lambda: None)
+
+
+def test_own_loop_cancels_pending_coroutines_on_close() -> None:
+    loop = HandlerLoop()
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    tasks: list[asyncio.Task[None]] = []
+    loop.call_soon(lambda: tasks.append(asyncio.get_running_loop().create_task(forever())))
+    assert started.wait(WAIT_S)
+    loop.close()
+    assert cancelled.is_set()
+
+
+def test_the_callers_loop_is_used_and_left_running() -> None:
+    async def main() -> bool:
+        handler_loop = HandlerLoop(asyncio.get_running_loop())
+        ran = asyncio.Event()
+        other = threading.Thread(target=lambda: handler_loop.call_soon(ran.set), daemon=True)
+        other.start()
+        await asyncio.wait_for(ran.wait(), WAIT_S)
+        other.join(WAIT_S)
+        handler_loop.close()
+        await asyncio.sleep(0)
+        return handler_loop.external
+
+    assert asyncio.run(main())
+
+
+class FakeClient:
+    """Records the blocking StreamClient calls an AsyncStream makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.stream_id = "t_1-1"
+
+    def write(self, data: object) -> None:
+        self.calls.append(("write", data))
+
+    def end(self) -> None:
+        self.calls.append("end")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def _opening(client: FakeClient, calls: BlockingCalls) -> StreamOpening:
+    async def open_stream() -> AsyncStream:
+        return AsyncStream(cast(StreamClient, client), calls.run)
+
+    return StreamOpening(open_stream)
+
+
+def test_async_with_ends_the_stream_on_a_clean_exit_and_closes_it_on_an_error() -> None:
+    calls = BlockingCalls(max_workers=1)
+    clean, failed, awaited = FakeClient(), FakeClient(), FakeClient()
+
+    async def main() -> None:
+        async with _opening(clean, calls) as stream:
+            await stream.write("a")
+            await stream.write({"b": 1})
+        with pytest.raises(ValueError):
+            async with _opening(failed, calls) as stream:
+                await stream.write("x")
+                raise ValueError("the model broke")
+        stream = await _opening(awaited, calls)
+        await stream.write("y")
+
+    try:
+        asyncio.run(main())
+    finally:
+        calls.close()
+    assert clean.calls == [("write", "a"), ("write", {"b": 1}), "end"]
+    assert failed.calls == [("write", "x"), "close"]
+    assert awaited.calls == [("write", "y")]  # awaited, not entered: the task's end ends it
