@@ -308,29 +308,46 @@ def test_start_agent_instance_async_returns_a_running_handle(
 
 ASYNC_CARD_HANDLER = """
     import asyncio
+    import pathlib
 
     async def run(task, ctx):
         text = task.request_parts[0]["text"]
+        if text.startswith("wait:"):  # waits until canceled, then leaves a marker file
+            try:
+                await ctx.report_status("waiting")
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pathlib.Path(text.removeprefix("wait:")).write_text("CancelledError")
+                raise
         await ctx.report_status("reversing")
-        await asyncio.sleep(0.01)
         return {"artifacts": [{"data": text[::-1], "mimeType": "text/plain"}]}
 """
 
 
-def test_blocks_run_card_mode_runs_an_async_handler_file(
+def test_blocks_run_card_mode_runs_an_async_handler_file_and_cancels_it(
     network: LocalNetwork, tmp_path: Path
 ) -> None:
     write_card_project(tmp_path, ASYNC_CARD_HANDLER)
     env = clean_env()
     env.update(network.env())
+    marker = tmp_path / "cancelled.txt"
     proc = AgentProcess([], cwd=tmp_path, env=env)
     try:
         proc.wait_line("running (press Ctrl+C to stop)")
         client = TaskClient.create("free", api_key=network.api_key, cdm_url=network.cdm_url)
-        with client, client.send_message("card_agent", [text_part("stressed")]) as session:
-            terminal = session.wait_for_terminal(timeout=WAIT_S)
-            assert terminal.state == "completed", terminal.data
-            assert session.download_artifact(session.list_artifacts()[0]).data == b"desserts"
+        with client:
+            with client.send_message("card_agent", [text_part("stressed")]) as session:
+                terminal = session.wait_for_terminal(timeout=WAIT_S)
+                assert terminal.state == "completed", terminal.data
+                assert session.download_artifact(session.list_artifacts()[0]).data == b"desserts"
+            with client.send_message("card_agent", [text_part(f"wait:{marker}")]) as session:
+                deadline = time.monotonic() + WAIT_S
+                while not any(e.data.get("message") == "waiting" for e in session.events):
+                    assert time.monotonic() < deadline, "the task never started"
+                    time.sleep(0.02)
+                session.cancel()
+                assert session.wait_for_terminal(timeout=WAIT_S).state == "canceled"
+        assert marker.read_text() == "CancelledError"
         proc.signal(signal.SIGINT)
         assert proc.wait() == 0
     finally:
