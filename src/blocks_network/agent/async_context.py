@@ -15,6 +15,7 @@ from typing import Any
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.consumer.artifacts import DownloadedArtifact
 from blocks_network.protocol.artifacts import ArtifactRef
+from blocks_network.protocol.constants import STREAM_SUBSCRIBE_GRACE_MS
 from blocks_network.stream.async_stream import AsyncStream, StreamOpening
 from blocks_network.stream.client import StreamClient
 from blocks_network.types import StartTaskMessage, TaskContext
@@ -88,7 +89,16 @@ class AsyncTaskContext:
         """Open a live stream (same options as :meth:`TaskContext.create_stream`)."""
 
         async def open_stream() -> AsyncStream:
-            client: StreamClient = await self._calls.run(lambda: self.sync.create_stream(**kwargs))
+            grace_ms = kwargs.get("subscribe_grace_ms")
+            grace_ms = STREAM_SUBSCRIBE_GRACE_MS if grace_ms is None else grace_ms
+            # The subscribe grace is awaited here, not slept on a blocking-pool thread, so
+            # many tasks opening streams at once do not hold up the others' publishes.
+            # With on_activate (started after the grace) or a bad grace: the sync path.
+            on_loop = kwargs.get("on_activate") is None and grace_ms >= 0
+            options = {**kwargs, "subscribe_grace_ms": 0} if on_loop else kwargs
+            client: StreamClient = await self._calls.run(lambda: self.sync.create_stream(**options))
+            if on_loop and grace_ms and client.direction != "inbound":
+                await asyncio.sleep(grace_ms / 1000)
             return AsyncStream(client, self._calls.run)
 
         return StreamOpening(open_stream)

@@ -9,11 +9,13 @@ from typing import Any, cast
 
 import pytest
 
+from blocks_network.agent.async_context import AsyncTaskContext
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.errors import ClosedError
 from blocks_network.stream.async_stream import AsyncStream, StreamOpening
 from blocks_network.stream.client import StreamClient
+from blocks_network.types import TaskContext
 
 WAIT_S = 10.0
 
@@ -139,3 +141,57 @@ def test_async_with_ends_the_stream_on_a_clean_exit_and_closes_it_on_an_error() 
     assert clean.calls == [("write", "a"), ("write", {"b": 1}), "end"]
     assert failed.calls == [("write", "x"), "close"]
     assert awaited.calls == [("write", "y")]  # awaited, not entered: the task's end ends it
+
+
+class FakeTaskContext:
+    """The sync context under an AsyncTaskContext: records create_stream's options."""
+
+    def __init__(self) -> None:
+        self.task = object()
+        self.task_id = "t_1"
+        self.has_stream = True
+        self.consumer_public_key = None
+        self.is_cancelled = False
+        self.options: list[dict[str, Any]] = []
+
+    def create_stream(self, **options: Any) -> FakeClient:
+        self.options.append(options)
+        client = FakeClient()
+        client.direction = "outbound"  # type: ignore[attr-defined]
+        return client
+
+
+def test_the_subscribe_grace_is_awaited_on_the_loop_not_slept_on_a_pool_thread() -> None:
+    calls = BlockingCalls(max_workers=1)  # one thread: a grace slept there would hold it
+    sync = FakeTaskContext()
+    ctx = AsyncTaskContext(cast(TaskContext, sync), calls)
+
+    async def main() -> tuple[str, bool]:
+        opening = asyncio.ensure_future(_await(ctx.create_stream(subscribe_grace_ms=60_000)))
+        while not sync.options:
+            await asyncio.sleep(0.01)
+        free = await calls.run(lambda: "the pool is free")  # during the 60 s grace
+        still_waiting = not opening.done()
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        return free, still_waiting
+
+    try:
+        assert asyncio.run(main()) == ("the pool is free", True)
+        assert sync.options == [{"subscribe_grace_ms": 0}]
+
+        def activate(stream: Any) -> None:
+            return None
+
+        async def with_on_activate() -> None:
+            await ctx.create_stream(subscribe_grace_ms=5, on_activate=activate)
+
+        asyncio.run(with_on_activate())  # on_activate runs after the grace: the sync path
+        assert sync.options[1] == {"subscribe_grace_ms": 5, "on_activate": activate}
+    finally:
+        calls.close()
+
+
+async def _await(opening: StreamOpening) -> AsyncStream:
+    return await opening
