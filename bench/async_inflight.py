@@ -1,6 +1,7 @@
 """In-flight tasks on one agent instance (issue 16): threads and RSS, sync vs async handlers.
 
 Usage: python bench/async_inflight.py [--tasks 3000 20000] [--sync-tasks 3000] [--hold 5]
+       python bench/async_inflight.py --network [--tasks 3000] [--sync-tasks 3000]
 
 Each measurement runs in a fresh child process holding one instance's task runtime (the real
 ``TaskRunner``, ``WorkerPool`` / ``AsyncTaskRunner``, ``HandlerLoop``, ``BlockingCalls``,
@@ -13,6 +14,12 @@ local network cannot dispatch 20,000 tasks within one hold (~300 tasks/s).
 
 Reported per run: the peak number of handlers waiting at once, the process's thread count
 and RSS at that peak, the idle RSS before the first task, and how long starting N took.
+
+``--network``: the whole path instead, in three processes as bench/agent_throughput.py runs
+it: a local network, ``blocks-run`` (card mode, concurrency N) and this process sending N
+SendMessage calls from 8 connections. Each handler waits until every one of the N has
+started (on one event, released when a file appears), so the figure is the agent process's
+threads and RSS with N tasks in flight, whatever the network's dispatch rate.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, cast
@@ -40,7 +48,65 @@ from blocks_network.protocol.cdm import Keyset
 from blocks_network.protocol.control import StartTask
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agent_throughput import proc_status
+from agent_throughput import Consumer, agent_process, consumer_token, network_process, proc_status
+
+#: The handlers of ``--network`` runs: counted in and out, waiting for one release. One
+#: watcher (a coroutine or a thread, started by the first task) writes the counts to files
+#: twice a second and looks for the release file, so waiting tasks cost no CPU.
+NETWORK_HANDLERS = {
+    "async": """
+import asyncio, os
+
+counts = {"entered": 0, "left": 0}
+release = None
+
+async def watch(event):
+    while True:
+        for name, value in counts.items():
+            with open(os.environ["BENCH_" + name.upper()], "w") as f:
+                f.write(str(value))
+        if os.path.exists(os.environ["BENCH_RELEASE"]):
+            event.set()
+        await asyncio.sleep(0.5)
+
+async def handler(task, ctx):
+    global release
+    if release is None:
+        release = asyncio.Event()
+        asyncio.get_running_loop().create_task(watch(release))
+    counts["entered"] += 1
+    await release.wait()
+    counts["left"] += 1
+""",
+    "sync": """
+import os, threading, time
+
+counts = {"entered": 0, "left": 0}
+lock = threading.Lock()
+release = threading.Event()
+watcher = []
+
+def watch():
+    while True:
+        for name, value in counts.items():
+            with open(os.environ["BENCH_" + name.upper()], "w") as f:
+                f.write(str(value))
+        if os.path.exists(os.environ["BENCH_RELEASE"]):
+            release.set()
+        time.sleep(0.5)
+
+def handler(task, ctx):
+    with lock:
+        if not watcher:
+            watcher.append(threading.Thread(target=watch, daemon=True))
+            watcher[0].start()
+        counts["entered"] += 1
+    release.wait()
+    with lock:
+        counts["left"] += 1
+""",
+}
+SENDERS = 8
 
 
 class _Accepted:
@@ -164,6 +230,65 @@ def child(mode: str, tasks: int, hold: float) -> dict[str, Any]:
     }
 
 
+def _size(path: str) -> int:
+    """The count a handler module's watcher wrote to ``path`` (0 before it wrote)."""
+    try:
+        with open(path) as counted:
+            return int(counted.read() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait_for(path: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _size(path) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {_size(path)} of {count} handlers got there")
+        time.sleep(0.2)
+
+
+def run_network(mode: str, tasks: int) -> dict[str, Any]:
+    """N tasks in flight on a ``blocks-run`` instance, through a local network."""
+    folder = tempfile.mkdtemp(prefix="bench-inflight-")
+    files = {name: os.path.join(folder, name) for name in ("entered", "release", "left")}
+    for name, path in files.items():
+        os.environ[f"BENCH_{name.upper()}"] = path
+    with network_process() as net, agent_process(net, tasks, NETWORK_HANDLERS[mode]) as agent:
+        time.sleep(1.0)
+        idle_threads, idle_rss = proc_status(agent.pid)
+        token, owner = consumer_token(net)
+        began = time.monotonic()
+
+        def send(share: int) -> None:
+            consumer = Consumer(net, token, owner, watcher=None)  # type: ignore[arg-type]
+            for i in range(share):
+                consumer.send(f"wait {i}")
+
+        shares = [tasks // SENDERS + (i < tasks % SENDERS) for i in range(SENDERS)]
+        senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in shares]
+        for sender in senders:
+            sender.start()
+        _wait_for(files["entered"], tasks, timeout=600)
+        started_s = time.monotonic() - began
+        time.sleep(2.0)  # every handler settled into its wait
+        threads, rss = proc_status(agent.pid)
+        for sender in senders:
+            sender.join(30)
+        with open(files["release"], "w"):
+            pass
+        _wait_for(files["left"], tasks, timeout=120)
+    return {
+        "mode": f"{mode} (network)",
+        "tasks": tasks,
+        "peak_waiting": _size(files["entered"]),
+        "threads": threads,
+        "rss_mb": round(rss, 1),
+        "idle_threads": idle_threads,
+        "idle_rss_mb": round(idle_rss, 1),
+        "start_s": round(started_s, 2),
+    }
+
+
 def run(mode: str, tasks: int, hold: float) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(tasks), str(hold)],
@@ -181,6 +306,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[3000, 20000])
     parser.add_argument("--sync-tasks", type=int, nargs="*", default=[3000])
     parser.add_argument("--hold", type=float, default=5.0)
+    parser.add_argument("--network", action="store_true", help="through a local network")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "N", "HOLD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -192,7 +318,7 @@ def main() -> None:
     print("|" + "---|" * 7)
     runs = [("sync", n) for n in args.sync_tasks] + [("async", n) for n in args.tasks]
     for mode, n in runs:
-        r = run(mode, n, args.hold)
+        r = run_network(mode, n) if args.network else run(mode, n, args.hold)
         print(
             f"| {r['mode']} | {r['tasks']} | {r['peak_waiting']} | {r['threads']} | "
             f"{r['rss_mb']} | {r['idle_rss_mb']} | {r['start_s']} |",

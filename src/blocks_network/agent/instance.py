@@ -10,7 +10,8 @@ instance behind.
 
 Resources are fixed per instance, whatever the number of tasks: one control client, one
 HTTP connection pool (shared by publishes, presence and backend calls), one timer thread, one
-presence thread, and at most ``concurrency`` handler threads.
+presence thread, and at most ``concurrency`` handler threads (an ``async def`` handler: one
+loop thread and a bounded blocking-call pool instead, see :mod:`.async_runner`).
 """
 
 from __future__ import annotations

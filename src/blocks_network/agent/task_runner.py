@@ -7,7 +7,8 @@ is one HTTP publish with the task's own write token (see :mod:`.realtime_http`),
 PubNub client is created per task; one is made lazily only if the handler downloads a file.
 
 Thread model: control messages arrive on the control client's thread, handlers run on the
-pool, status flushes and pipe deadlines on the scheduler thread. A task's ``lock`` and its
+pool (``async def`` handlers instead run on an event loop through :attr:`TaskRunner.dispatch`,
+see :mod:`.async_runner`), status flushes and pipe deadlines on the scheduler thread. A task's ``lock`` and its
 ``ended`` flag make sure nothing of a task is published after its terminal.
 """
 
