@@ -59,6 +59,7 @@ import asyncio, os
 
 counts = {"entered": 0, "left": 0}
 release = None
+watchers = []  # a strong reference: the loop keeps only weak ones to its tasks
 
 async def watch(event):
     while True:
@@ -73,7 +74,7 @@ async def handler(task, ctx):
     global release
     if release is None:
         release = asyncio.Event()
-        asyncio.get_running_loop().create_task(watch(release))
+        watchers.append(asyncio.get_running_loop().create_task(watch(release)))
     counts["entered"] += 1
     await release.wait()
     counts["left"] += 1
@@ -239,12 +240,19 @@ def _size(path: str) -> int:
         return 0
 
 
-def _wait_for(path: str, count: int, timeout: float) -> None:
+def _wait_for(path: str, count: int, timeout: float, stall_s: float = 15.0) -> int:
+    """Wait until ``count`` handlers got there, or the count stops growing for ``stall_s``
+    (a StartTask the network never delivered); returns the count reached."""
     deadline = time.monotonic() + timeout
-    while _size(path) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {_size(path)} of {count} handlers got there")
+    seen, since = -1, time.monotonic()
+    while (now := _size(path)) < count:
+        if now != seen:
+            seen, since = now, time.monotonic()
+        if time.monotonic() > min(deadline, since + stall_s):
+            print(f"only {now} of {count} handlers got there", file=sys.stderr)
+            return now
         time.sleep(0.2)
+    return now
 
 
 def run_network(mode: str, tasks: int) -> dict[str, Any]:
@@ -268,7 +276,7 @@ def run_network(mode: str, tasks: int) -> dict[str, Any]:
         senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in shares]
         for sender in senders:
             sender.start()
-        _wait_for(files["entered"], tasks, timeout=600)
+        entered = _wait_for(files["entered"], tasks, timeout=600)
         started_s = time.monotonic() - began
         time.sleep(2.0)  # every handler settled into its wait
         threads, rss = proc_status(agent.pid)
@@ -276,7 +284,7 @@ def run_network(mode: str, tasks: int) -> dict[str, Any]:
             sender.join(30)
         with open(files["release"], "w"):
             pass
-        _wait_for(files["left"], tasks, timeout=120)
+        _wait_for(files["left"], entered, timeout=120)
     return {
         "mode": f"{mode} (network)",
         "tasks": tasks,

@@ -80,7 +80,7 @@ class AsyncTaskRunner:
         if task.ended:
             return
         try:
-            await self._calls.run(lambda: self._runner.begin(task))
+            await self._calls.run(lambda: self._begin(task))
             outcome = await self._call_handler(task)
             await self._calls.run(lambda: self._end(task, outcome))
         except ClosedError:
@@ -88,6 +88,13 @@ class AsyncTaskRunner:
             logger.debug("task %s: instance stopped while it ran", task.task_id)
         finally:
             task.on_interrupt = None
+
+    def _begin(self, task: ActiveTask) -> None:
+        """(blocking pool) ``progress running``, read before the handler starts: an unread
+        publish holds its HTTP connection, and a task may wait for minutes (20,000 waiting
+        tasks would hold 20,000 sockets). Sync handlers overlap it with their start."""
+        self._runner.begin(task)
+        self._runner.settle(task.creds)
 
     def _end(self, task: ActiveTask, outcome: _Returned | BaseException) -> None:
         """(blocking pool) The sync runner's end of a task, in one hop off the loop."""
