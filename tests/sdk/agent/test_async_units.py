@@ -10,8 +10,11 @@ from typing import Any, cast
 import pytest
 
 from blocks_network.agent.async_context import AsyncTaskContext
+from blocks_network.agent.async_runner import AsyncTaskRunner
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
+from blocks_network.agent.task_runner import TaskRunner
+from blocks_network.agent.task_state import ActiveTask
 from blocks_network.errors import ClosedError
 from blocks_network.stream.async_stream import AsyncStream, StreamOpening
 from blocks_network.stream.client import StreamClient
@@ -195,3 +198,58 @@ def test_the_subscribe_grace_is_awaited_on_the_loop_not_slept_on_a_pool_thread()
 
 async def _await(opening: StreamOpening) -> AsyncStream:
     return await opening
+
+
+class FakeRunner:
+    """Records the TaskRunner steps an AsyncTaskRunner calls, and when the handler ran."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.done = threading.Event()
+
+    def begin(self, task: Any) -> None:
+        self.steps.append("begin")
+
+    def settle(self, creds: Any) -> None:
+        self.steps.append("settle")
+
+    def complete(self, task: Any, result: object) -> None:
+        self.steps.append(f"complete {result}")
+
+    def handler_failed(self, task: Any, exc: BaseException) -> None:
+        self.steps.append(f"failed {exc!r}")
+
+    def after_run(self, task: Any) -> None:
+        self.steps.append("after_run")
+        self.done.set()
+
+
+class FakeTask:
+    def __init__(self) -> None:
+        self.task_id = "t_1"
+        self.ended = False
+        self.creds = object()
+        self.ctx = FakeTaskContext()
+        self.on_interrupt: Any = None
+
+    def interrupted(self) -> bool:
+        return False
+
+
+def test_a_task_reads_its_running_publish_before_the_handler_and_ends_in_one_hop() -> None:
+    runner = FakeRunner()
+
+    async def handler(task: Any, ctx: AsyncTaskContext) -> str:
+        runner.steps.append("handler")
+        return "result"
+
+    async_runner = AsyncTaskRunner(
+        cast(TaskRunner, runner), handler, loop=HandlerLoop(), calls=BlockingCalls(1)
+    )
+    try:
+        async_runner.dispatch(cast(ActiveTask, FakeTask()))
+        assert runner.done.wait(WAIT_S)
+    finally:
+        async_runner.close()
+    # "settle" before "handler": a waiting task holds no unread publish (and its connection).
+    assert runner.steps == ["begin", "settle", "handler", "complete result", "after_run"]
