@@ -105,8 +105,14 @@ def proc_status(pid: int) -> tuple[int, float]:
     return threads, rss
 
 
+ECHO_HANDLER = "from blocks_network.handlers.echo import echo_handler as handler\n"
+
+
 @contextmanager
-def agent_process(net: Network, concurrency: int) -> Iterator[subprocess.Popen[str]]:
+def agent_process(
+    net: Network, concurrency: int, handler_source: str = ECHO_HANDLER
+) -> Iterator[subprocess.Popen[str]]:
+    """``blocks-run`` in card mode for agent ``AGENT``, its handler ``handler_source``."""
     folder = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     card = {
         "identity": {
@@ -120,9 +126,7 @@ def agent_process(net: Network, concurrency: int) -> Iterator[subprocess.Popen[s
         "runtime": {"handler": "handler.py", "concurrency": concurrency, "maxPendingBacklog": 1000},
     }
     (folder / "agent-card.json").write_text(json.dumps(card))
-    (folder / "handler.py").write_text(
-        "from blocks_network.handlers.echo import echo_handler as handler\n"
-    )
+    (folder / "handler.py").write_text(handler_source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKS_")}
     env.update(net.env)
     proc = subprocess.Popen(
@@ -262,6 +266,13 @@ class Consumer:
     def run_one(self, text: str) -> float:
         started = time.perf_counter()
         since = int((time.time() - 0.05) * 10_000_000)
+        channel = self.send(text)
+        if not self.watcher.expect(channel, since).wait(30):
+            raise RuntimeError(f"no terminal on {channel}")
+        return (time.perf_counter() - started) * 1000
+
+    def send(self, text: str) -> str:
+        """SendMessage ``text`` to ``AGENT``; returns the task's status channel."""
         body = {
             "jsonrpc": "2.0",
             "id": f"rpc-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}",
@@ -282,10 +293,8 @@ class Consumer:
         answer = json.loads(self.rpc.getresponse().read())
         if "result" not in answer:
             raise RuntimeError(f"SendMessage failed: {answer}")
-        channel = answer["result"]["extensions"]["blocks"]["streamChannels"]["status"]
-        if not self.watcher.expect(channel, since).wait(30):
-            raise RuntimeError(f"no terminal on {channel}")
-        return (time.perf_counter() - started) * 1000
+        channel: str = answer["result"]["extensions"]["blocks"]["streamChannels"]["status"]
+        return channel
 
 
 def consumer_token(net: Network) -> tuple[str, str]:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 from blocks_network._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from blocks_network.agent import AgentInstanceHandle, start_agent_instance
+    from blocks_network.agent import (
+        AgentInstance,
+        AgentInstanceHandle,
+        AsyncTaskContext,
+        start_agent_instance,
+        start_agent_instance_async,
+    )
     from blocks_network.auth.token_types import TokenEndpointConfig, TokenProvider, TokenResult
     from blocks_network.consumer import (
         CallbackErrorContext,
@@ -65,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentForcedOfflineError",
+    "AgentInstance",
     "AgentInstanceHandle",
     "AgentInstanceOptions",
     "ApiKeyInvalidError",
@@ -72,6 +79,7 @@ __all__ = [
     "ArtifactRef",
     "ArtifactSaveError",
     "AsyncTaskClient",
+    "AsyncTaskContext",
     "AsyncTaskSession",
     "AuthError",
     "AuthRefreshFailedError",
@@ -108,12 +116,19 @@ __all__ = [
     "download_artifact",
     "file_part",
     "start_agent_instance",
+    "start_agent_instance_async",
     "text_part",
 ]
 
 #: Where each public name is defined; ``__getattr__`` imports that module on first use.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "agent": ("AgentInstanceHandle", "start_agent_instance"),
+    "agent": (
+        "AgentInstance",
+        "AgentInstanceHandle",
+        "AsyncTaskContext",
+        "start_agent_instance",
+        "start_agent_instance_async",
+    ),
     # Imports aiohttp: only when asked for.
     "consumer.async_task_client": ("AsyncTaskClient", "AsyncTaskSession"),
     "auth.token_types": ("TokenEndpointConfig", "TokenProvider", "TokenResult"),

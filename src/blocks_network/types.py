@@ -8,7 +8,7 @@ example imports, so these names live here rather than inside ``blocks_network.ag
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,18 +26,25 @@ from blocks_network.protocol.control import StartTask
 from blocks_network.protocol.parts import RequestPart
 
 if TYPE_CHECKING:
+    from blocks_network.agent.async_context import AsyncTaskContext
     from blocks_network.protocol.artifacts import ArtifactRef
 
 __all__ = [
     "AgentInstanceOptions",
+    "AsyncHandler",
     "Handler",
     "StartTaskMessage",
+    "SyncHandler",
     "TaskContext",
     "TaskServices",
 ]
 
 #: ``handler(task, ctx)`` → None or ``{"artifacts": [{data, mimeType?, fileName?, outputId?}]}``.
-Handler = Callable[["StartTaskMessage", "TaskContext"], Any]
+SyncHandler = Callable[["StartTaskMessage", "TaskContext"], Any]
+#: ``async def handler(task, ctx)``: the same result, awaited on the instance's event loop.
+AsyncHandler = Callable[["StartTaskMessage", "AsyncTaskContext"], Awaitable[Any]]
+#: What ``AgentInstanceOptions.handler`` takes: a sync or an async handler (docs/async.md).
+Handler = SyncHandler | AsyncHandler
 
 
 @dataclass(frozen=True)

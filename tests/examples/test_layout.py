@@ -19,6 +19,7 @@ def test_the_issue_s_examples_are_all_there() -> None:
     assert set(FOLDERS) == {
         "adder-card",
         "advanced-stream",
+        "async-model-agent",
         "auth-consumer",
         "bidi-chat",
         "chat-agent",

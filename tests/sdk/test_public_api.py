@@ -8,6 +8,7 @@ import blocks_network
 def test_top_level_all_is_pinned() -> None:
     assert blocks_network.__all__ == [
         "AgentForcedOfflineError",
+        "AgentInstance",
         "AgentInstanceHandle",
         "AgentInstanceOptions",
         "ApiKeyInvalidError",
@@ -15,6 +16,7 @@ def test_top_level_all_is_pinned() -> None:
         "ArtifactRef",
         "ArtifactSaveError",
         "AsyncTaskClient",
+        "AsyncTaskContext",
         "AsyncTaskSession",
         "AuthError",
         "AuthRefreshFailedError",
@@ -51,6 +53,7 @@ def test_top_level_all_is_pinned() -> None:
         "download_artifact",
         "file_part",
         "start_agent_instance",
+        "start_agent_instance_async",
         "text_part",
     ]
     for name in blocks_network.__all__:

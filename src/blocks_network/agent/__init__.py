@@ -3,7 +3,18 @@
 See docs/agent-runtime.md. Everything else in this package is private.
 """
 
+from blocks_network.agent.async_context import AsyncTaskContext
 from blocks_network.agent.handle import AgentInstanceHandle
-from blocks_network.agent.instance import start_agent_instance
+from blocks_network.agent.instance import (
+    AgentInstance,
+    start_agent_instance,
+    start_agent_instance_async,
+)
 
-__all__ = ["AgentInstanceHandle", "start_agent_instance"]
+__all__ = [
+    "AgentInstance",
+    "AgentInstanceHandle",
+    "AsyncTaskContext",
+    "start_agent_instance",
+    "start_agent_instance_async",
+]

@@ -10,25 +10,31 @@ instance behind.
 
 Resources are fixed per instance, whatever the number of tasks: one control client, one
 HTTP connection pool (shared by publishes, presence and backend calls), one timer thread, one
-presence thread, and at most ``concurrency`` handler threads.
+presence thread, and at most ``concurrency`` handler threads (an ``async def`` handler: one
+loop thread and a bounded blocking-call pool instead, see :mod:`.async_runner`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any, Final
 
 from pubnub.pubnub import PubNub
 
 from blocks_network.agent.artifacts import ArtifactUploader
+from blocks_network.agent.async_runner import AsyncTaskRunner, is_async_handler
+from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.control import ControlHandler, ControlHooks
 from blocks_network.agent.control_client import ControlClient, ControlEvents
 from blocks_network.agent.credentials import TaskCredentials
 from blocks_network.agent.handle import AgentInstanceHandle
+from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.agent.logging import fields, install_agent_logging
 from blocks_network.agent.presence import PresenceReporter, PresenceTarget
 from blocks_network.agent.reachability import Reachability
@@ -67,7 +73,12 @@ from blocks_network.transport.pubnub_factory import create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
 from blocks_network.types import AgentInstanceOptions
 
-__all__ = ["AgentInstance", "AgentInstanceHandle", "start_agent_instance"]
+__all__ = [
+    "AgentInstance",
+    "AgentInstanceHandle",
+    "start_agent_instance",
+    "start_agent_instance_async",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +93,23 @@ POOL_JOIN_S: Final = 5.0
 
 
 class AgentInstance:
-    """One running agent instance; use :func:`start_agent_instance`."""
+    """One running agent instance; use :func:`start_agent_instance`, or from async code
+    ``async with AgentInstance(options) as handle:`` (async handlers then run on the
+    caller's loop; see :func:`start_agent_instance_async`).
+
+    ``loop``: the event loop async handlers run on (default: a thread of the instance's own).
+    """
 
     def __init__(
-        self, options: AgentInstanceOptions, environ: Mapping[str, str] | None = None
+        self,
+        options: AgentInstanceOptions,
+        environ: Mapping[str, str] | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._options = options
+        self._loop = loop
+        self._async: AsyncTaskRunner | None = None
         self._environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -239,6 +261,12 @@ class AgentInstance:
             scheduler=self._scheduler,
             uploader=ArtifactUploader(self._http, self._auth),
         )
+        if opts.handler is not None and is_async_handler(opts.handler):
+            # Coroutines on one loop instead of a thread per task (docs/async.md).
+            self._async = AsyncTaskRunner(
+                self._runner, opts.handler, loop=HandlerLoop(self._loop), calls=BlockingCalls()
+            )
+            self._runner.dispatch = self._async.dispatch
         self._handler = ControlHandler(
             self._runner,
             ControlHooks(
@@ -499,6 +527,23 @@ class AgentInstance:
                 )
         self._stop_now.set()
 
+    # --- async with ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AgentInstanceHandle:
+        """Start off the loop (start-up blocks on the network); async handlers run on it."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop off the loop, so its handlers can finish within the grace period."""
+        await asyncio.to_thread(self.stop)
+
     def _teardown(self) -> None:
         control, self._control = self._control, None
         if control is not None:
@@ -511,6 +556,8 @@ class AgentInstance:
                 )
         if self._presence is not None:
             self._presence.close()
+        if self._async is not None:
+            self._async.close()
         if self._runner is not None:
             self._runner.close()
         if self._pool is not None:
@@ -537,3 +584,13 @@ def start_agent_instance(options: AgentInstanceOptions) -> AgentInstanceHandle:
     AgentForcedOfflineError or BackendError (connect refused).
     """
     return AgentInstance(options).start()
+
+
+async def start_agent_instance_async(options: AgentInstanceOptions) -> AgentInstanceHandle:
+    """:func:`start_agent_instance` from async code: start-up runs off the loop, and an
+    ``async def`` handler runs on the caller's running loop (not a thread of its own).
+
+    Stop it with ``await asyncio.to_thread(handle["stop"])`` (a blocking ``stop`` on the loop
+    would keep its handlers from finishing), or use ``async with AgentInstance(options)``.
+    """
+    return await AgentInstance(options, loop=asyncio.get_running_loop()).__aenter__()

@@ -7,7 +7,8 @@ is one HTTP publish with the task's own write token (see :mod:`.realtime_http`),
 PubNub client is created per task; one is made lazily only if the handler downloads a file.
 
 Thread model: control messages arrive on the control client's thread, handlers run on the
-pool, status flushes and pipe deadlines on the scheduler thread. A task's ``lock`` and its
+pool (``async def`` handlers instead run on an event loop through :attr:`TaskRunner.dispatch`,
+see :mod:`.async_runner`), status flushes and pipe deadlines on the scheduler thread. A task's ``lock`` and its
 ``ended`` flag make sure nothing of a task is published after its terminal.
 """
 
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from blocks_network.agent.artifacts import (
     ArtifactUploader,
@@ -51,7 +52,7 @@ from blocks_network.protocol.events import (
     task_event_meta,
 )
 from blocks_network.stream.context import AgentStreams
-from blocks_network.types import Handler, StartTaskMessage, TaskContext
+from blocks_network.types import Handler, StartTaskMessage, SyncHandler, TaskContext
 
 __all__ = ["RunnerConfig", "TaskRunner"]
 
@@ -118,6 +119,9 @@ class TaskRunner:
         self.services = ContextServices(self, config, scheduler=scheduler, uploader=uploader)
         #: The instance's streams (set by the instance; None: create_stream is unavailable).
         self.streams: AgentStreams | None = None
+        #: Where an accepted task goes instead of the worker pool (async handlers; set by the
+        #: instance). Raises ClosedError when it takes no more tasks.
+        self.dispatch: Callable[[ActiveTask], None] | None = None
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -335,7 +339,10 @@ class TaskRunner:
             extra=fields(taskId=start.task_id, kind=start.task_kind),
         )
         try:
-            self._submit(lambda: self._run(task))
+            if self.dispatch is not None:
+                self.dispatch(task)
+            else:
+                self._submit(lambda: self._run(task))
         except ClosedError:
             self._finish(
                 task, TerminalEvent(start.task_id, TASK_STATE_CANCELED, reason=SHUTDOWN_REASON)
@@ -348,29 +355,45 @@ class TaskRunner:
         if task.ended:
             return
         try:
-            self._run_handler(task)
+            self.begin(task)
+            handler = self._cfg.handler
+            try:
+                if handler is None:
+                    raise RuntimeError("no handler is configured for this agent")
+                result = cast(SyncHandler, handler)(task.ctx.task, task.ctx)
+            except Exception as exc:
+                self.handler_failed(task, exc)
+                return
+            self.complete(task, result)
         finally:
-            task.creds.gathering = False
-            self.settle(task.creds)  # sends what was gathered, if the terminal did not
+            self.after_run(task)
 
-    def _run_handler(self, task: ActiveTask) -> None:
-        # The handler starts while the server takes "running" (the next publish waits for it).
+    # The steps of a task around its handler; the async runner calls them too
+    # (see :mod:`.async_runner`), so both handler kinds end tasks the same way.
+
+    def begin(self, task: ActiveTask) -> None:
+        """Publish ``progress running``; the handler starts while the server takes it (the
+        next publish waits for it)."""
         self.publish_event(task.creds, ProgressState(task.task_id).to_wire(), wait=False)
-        handler = self._cfg.handler
-        try:
-            if handler is None:
-                raise RuntimeError("no handler is configured for this agent")
-            result = handler(task.ctx.task, task.ctx)
-        except Exception as exc:
-            self._fail(task, exc, handler_error_text(exc))
-            return
+
+    def handler_failed(self, task: ActiveTask, exc: BaseException) -> None:
+        """End the task ``failed`` with ``"TypeName: message"`` of the handler's exception."""
+        self._fail(task, exc, handler_error_text(exc))
+
+    def after_run(self, task: ActiveTask) -> None:
+        """Send what was gathered for the task, if its terminal did not."""
+        task.creds.gathering = False
+        self.settle(task.creds)
+
+    def complete(self, task: ActiveTask, result: object) -> None:
+        """Publish the handler's returned artifacts and the terminal its flags call for."""
         try:
             artifacts = prepare_artifacts(result)
         except ArtifactError as exc:
             self._fail(task, exc)  # our own words on the result's shape: no class name
             return
         # From here on nothing waits on the handler: the artifacts ready now go out in one
-        # write with the terminal (see publish_event); _run's settle sends any left.
+        # write with the terminal (see publish_event); after_run's settle sends any left.
         task.creds.gathering = True
         if task.is_pipe and not task.interrupted():
             # A pipe that returns on its own stays open: no terminal, credentials stay cached.
@@ -523,6 +546,7 @@ class TaskRunner:
         task = self.get(task_id)
         if task is not None:
             task.ctx.cancel_event.set()
+            task.notify_interrupt()
             logger.info("task %s cancel requested", task_id, extra=fields(taskId=task_id))
             return
         creds = self.credentials.get(task_id)
@@ -541,6 +565,7 @@ class TaskRunner:
         task = self.get(task_id)
         if task is not None:
             task.ctx.mark_expired()
+            task.notify_interrupt()
             logger.info("task %s reached its duration", task_id, extra=fields(taskId=task_id))
             return
         creds = self.credentials.get(task_id)
@@ -561,6 +586,7 @@ class TaskRunner:
         task = self.get(task_id)
         if task is not None:
             task.ctx.mark_terminated()
+            task.notify_interrupt()
             logger.info("task %s terminate requested", task_id, extra=fields(taskId=task_id))
             return
         creds = self.credentials.get(task_id)
@@ -597,6 +623,7 @@ class TaskRunner:
         for task in tasks:
             task.shutdown = True
             task.ctx.cancel_event.set()
+            task.notify_interrupt()
         return [t.task_id for t in tasks]
 
     def force_end_all(self) -> int:

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from blocks_network.agent.credentials import TaskCredentials
@@ -24,6 +26,8 @@ from blocks_network.protocol.events import TerminalEvent
 from blocks_network.types import TaskContext
 
 __all__ = ["SHUTDOWN_REASON", "ActiveTask", "terminal_for"]
+
+logger = logging.getLogger(__name__)
 
 #: ``reason`` of the ``canceled`` terminal of a task the instance had to cut short on shutdown.
 SHUTDOWN_REASON = "instance_shutdown"
@@ -75,6 +79,9 @@ class ActiveTask:
         self.flush_timer: TimerHandle | None = None
         self.deadline_timer: TimerHandle | None = None
         self.pubnub: Any = None
+        #: Called (any thread) after cancel, expiry, terminate or shutdown set the cancel
+        #: event: an async handler's runner cancels its coroutine there.
+        self.on_interrupt: Callable[[], None] | None = None
 
     @property
     def task_id(self) -> str:
@@ -98,6 +105,15 @@ class ActiveTask:
     def interrupted(self) -> bool:
         """True when the handler was asked to stop (cancel, expiry, terminate, shutdown)."""
         return self.ctx.is_cancelled or self.ctx.is_expired or self.ctx.is_terminated
+
+    def notify_interrupt(self) -> None:
+        """Tell the handler's runner the task was asked to stop (after the flags are set)."""
+        hook = self.on_interrupt
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                logger.exception("interrupting task %s failed", self.task_id)
 
     def mark_ended(self) -> bool:
         """Flip ``ended`` (caller holds ``lock``); False if it was already ended. Stops timers."""

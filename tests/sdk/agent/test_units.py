@@ -325,12 +325,20 @@ def test_public_surface_is_pinned() -> None:
     import blocks_network.agent as agent
     import blocks_network.types as types
 
-    assert agent.__all__ == ["AgentInstanceHandle", "start_agent_instance"]
+    assert agent.__all__ == [
+        "AgentInstance",
+        "AgentInstanceHandle",
+        "AsyncTaskContext",
+        "start_agent_instance",
+        "start_agent_instance_async",
+    ]
     assert types.__all__ == sorted(types.__all__)
     assert set(types.__all__) == {
         "AgentInstanceOptions",
+        "AsyncHandler",
         "Handler",
         "StartTaskMessage",
+        "SyncHandler",
         "TaskContext",
         "TaskServices",
     }

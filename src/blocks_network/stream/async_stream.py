@@ -1,0 +1,111 @@
+"""A stream for async handlers: ``async with ctx.create_stream(...) as s: await s.write(...)``.
+
+:class:`AsyncStream` wraps the :class:`~blocks_network.stream.client.StreamClient` the
+runtime opened; every call that may block (``write`` waits for room when publishing falls
+behind, ``flush``, ``end``, ``close``) runs through the instance's blocking-call pool, so the
+event loop keeps serving the other tasks. :class:`StreamOpening` is what
+``ctx.create_stream`` returns: await it for the stream, or use it as an async context manager
+that ends the stream on a clean exit (``stream_end``: readers' iterators finish) and closes it
+without ``stream_end`` when the block raised. (The sync client's ``with`` only closes; a
+dedicated stream then gets its ``stream_end`` when the task ends.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .client import StreamClient
+
+__all__ = ["AsyncStream", "BlockingRunner", "StreamOpening"]
+
+_T = TypeVar("_T")
+
+#: Awaits a blocking callable off the event loop (the agent's ``BlockingCalls.run``).
+BlockingRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+class AsyncStream:
+    """An open stream seen from a coroutine; :attr:`client` is the blocking client."""
+
+    def __init__(self, client: StreamClient, run: BlockingRunner) -> None:
+        self.client = client
+        self._run = run
+
+    @property
+    def stream_id(self) -> str:
+        return self.client.stream_id
+
+    @property
+    def channel(self) -> str:
+        return self.client.channel
+
+    @property
+    def metadata(self) -> Mapping[str, Any] | None:
+        return self.client.metadata
+
+    @property
+    def closed(self) -> bool:
+        return self.client.closed
+
+    async def write(self, data: object) -> None:
+        """Send ``str``/``bytes`` (bytes stream) or a JSON value (events stream); see
+        :meth:`StreamClient.write`. Writes are sent in the order they are awaited."""
+        await self._run(lambda: self.client.write(data))
+
+    async def flush(self, timeout: float = 60.0) -> bool:
+        """Publish what is buffered and wait for it; False if still pending after ``timeout``."""
+        done: bool = await self._run(lambda: self.client.flush(timeout))
+        return done
+
+    async def end(self) -> None:
+        """Finish writing (flush, then ``stream_end`` where the stream carries one)."""
+        await self._run(self.client.end)
+
+    async def close(self) -> None:
+        """Flush and stop (no ``stream_end``; the task's end sends it). Idempotent."""
+        await self._run(self.client.close)
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.finish(failed=exc_type is not None)
+
+    async def finish(self, *, failed: bool) -> None:
+        """Leave an ``async with``: :meth:`end` after a clean exit (readers see the stream
+        end), :meth:`close` when the block raised (the task's terminal says why)."""
+        await (self.close() if failed else self.end())
+
+    def __repr__(self) -> str:
+        return f"AsyncStream({self.client!r})"
+
+
+class StreamOpening:
+    """``await`` it for the :class:`AsyncStream`, or ``async with`` it (ended on exit)."""
+
+    def __init__(self, open_stream: Callable[[], Awaitable[AsyncStream]]) -> None:
+        self._open = open_stream
+        self._stream: AsyncStream | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncStream]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStream:
+        self._stream = await self._open()
+        return self._stream
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stream is not None:
+            await self._stream.finish(failed=exc_type is not None)
