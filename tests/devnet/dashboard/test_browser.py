@@ -33,6 +33,8 @@ pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
 SHOW_MS = 15_000
 #: How long a blocked handler waits for the test to release it (seconds).
 GATE_S = 30.0
+#: The question the page asks before a Terminate (static/dashboard.js).
+TERMINATE_CONFIRM = "Terminate this task now?"
 XSS_STATUS = "step 1 <script>window.__xss = 1</script>"
 XSS_ARTIFACT = '{"answer": 42, "html": "<img src=x onerror=\\"window.__xss=1\\">"}'
 
@@ -101,7 +103,16 @@ def page(signed_in: Any) -> Iterator[Any]:
     page = signed_in.new_page()
     page.set_default_timeout(SHOW_MS)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        # Terminate asks first (the user confirms it); any other dialog is a failure.
+        if dialog.type == "confirm" and dialog.message == TERMINATE_CONFIRM:
+            dialog.accept()
+        else:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     yield page
     assert page.evaluate("window.__xss") is None, "an escaped payload ran as script"
     assert dialogs == [], f"unexpected dialogs: {dialogs}"
@@ -225,6 +236,21 @@ def test_cancel_from_the_page_reaches_the_consumer(
     terminal = session.wait_for_terminal(timeout=GATE_S)
     assert terminal.data["state"] == "canceled"
     expect_text(page.locator("dl.facts .state"), "canceled")
+    assert page.locator("button[data-action]").count() == 0
+
+
+def test_terminate_from_the_page_reaches_the_consumer_as_terminate_task_does(
+    page: Any, blocks_network: BlocksTestNetwork, client: Any
+) -> None:
+    session = client.send_message("dash_worker", [text_part("block")])
+    page.goto(f"{blocks_network.url}/dashboard/tasks/{session.task_id}")
+    expect_text(page.locator("dl.facts .state"), "running")
+    page.click("button[data-action=terminate]")
+    terminal = session.wait_for_terminal(timeout=GATE_S)
+    # What the SDK's own session.terminate() (TerminateTask) gives its consumer.
+    assert (terminal.state, terminal.data.get("reason")) == ("canceled", "terminated")
+    expect_text(page.locator("dl.facts .state"), "canceled")
+    expect_text(page.locator("dl.facts .reason"), "terminated")
     assert page.locator("button[data-action]").count() == 0
 
 
