@@ -9,6 +9,9 @@ as the development user, the tasks page is fetched ``--requests`` times per vari
 HTTP on loopback (first page, filtered by agent, by state, and a page deep in the history
 through its cursor), and the same page's regions are rendered on the server loop alone
 (server time, no HTTP). Target: ≤ 200 ms server time per page at 100,000 records.
+Then the overview's server time, whole as its live feed renders it (tasks by state from
+the dashboard's short-lived cache, dashboard/counts.py) and part by part (the count by
+state uncached).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 
 from blocks_devnet.backend.config import DevnetConfig
+from blocks_devnet.backend.context import BackendContext
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.tasks.store import TaskRecord, new_task_id
-from blocks_devnet.dashboard import routes
+from blocks_devnet.dashboard import counts, pages, queries, routes
 from blocks_devnet.network import LocalNetwork
 
 AGENTS = ("alpha", "beta", "gamma", "delta", "epsilon")
@@ -129,23 +134,40 @@ def main() -> None:
                     rows = body.count('class="task-id"')
                 server_times = []
                 for _ in range(args.requests):
-                    server_times.append(network.call(lambda q=query: _render_time(network, q)))
+                    server_times.append(
+                        network.call(
+                            lambda q=query: _server_time(
+                                lambda ctx, who: routes.tasks_regions(ctx, who, q), network
+                            )
+                        )
+                    )
                 print(
                     f"{name:<14} {rows:>5}  {percentiles(http_times)}  {percentiles(server_times)}"
                 )
-            overview = [network.call(lambda: _render_time(network, None)) for _ in range(20)]
-            print(f"{'overview':<14} {'':>5}  {'':<28} {percentiles(overview)}")
+            print("overview, server time of each part (its live feed renders it every 0.5 s):")
+            parts = {
+                "whole (as served)": lambda ctx, who: routes.overview_regions(ctx, who, {}),
+                "count by state": lambda ctx, who: counts.count_by_state(ctx.db, who),
+                "chart": lambda ctx, who: queries.throughput(ctx, who, pages.now_ms()),
+                "failures": queries.recent_failures,
+                "agents": queries.agents,
+            }
+            for name, part in parts.items():
+                times = [
+                    network.call(lambda p=part: _server_time(p, network))
+                    for _ in range(args.requests)
+                ]
+                print(f"  {name:<20} {'':>17} {percentiles(times)}")
 
 
-def _render_time(network: LocalNetwork, query: dict[str, str] | None) -> float:
-    """Server time of the tasks page's regions (``query``) or of the overview (None)."""
+def _server_time(
+    part: Callable[[BackendContext, Principal], object], network: LocalNetwork
+) -> float:
+    """Server time of one call of ``part`` as the development user (on the server loop)."""
     dev = network.dev_identity
     principal = Principal(user_id=dev.user_id, org_id=dev.org_id, kind="consumer")
     begin = time.perf_counter()
-    if query is None:
-        routes.overview_regions(network.context, principal, {})
-    else:
-        routes.tasks_regions(network.context, principal, query)
+    part(network.context, principal)
     return time.perf_counter() - begin
 
 

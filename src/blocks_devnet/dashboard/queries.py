@@ -185,14 +185,6 @@ def task(ctx: BackendContext, principal: Principal, task_id: str) -> TaskRecord:
     return ctx.tasks.visible_task(principal, task_id)
 
 
-def state_counts(ctx: BackendContext, principal: Principal) -> dict[str, int]:
-    visible, params = visible_clause(principal.user_id, principal.org_id)
-    rows = ctx.db.query(
-        f"SELECT state, COUNT(*) AS n FROM tasks WHERE {visible} GROUP BY state", params
-    )
-    return {str(row["state"]): int(row["n"]) for row in rows}
-
-
 def recent_failures(ctx: BackendContext, principal: Principal) -> list[dict[str, Any]]:
     """The newest failed tasks (ListTasks objects, with ``error``)."""
     page = tasks_page(ctx, principal, state="failed", limit=RECENT_FAILURES)

@@ -25,7 +25,7 @@ from blocks_devnet.backend.errors import BackendError
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.tasks import control
 from blocks_devnet.backend.tasks.params import ALL_STATES
-from blocks_devnet.dashboard import pages, queries
+from blocks_devnet.dashboard import counts, pages, queries
 from blocks_devnet.dashboard.session import COOKIE_NAME, Session, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def overview_regions(ctx: BackendContext, principal: Principal, _query: dict[str
         "throughput": "<h2>Throughput</h2>"
         + pages.chart(queries.throughput(ctx, principal, pages.now_ms())),
         "states": "<h2>Tasks by state</h2>"
-        + pages.state_counts(queries.state_counts(ctx, principal)),
+        + pages.state_counts(counts.state_counts(ctx, principal)),
         "failures": "<h2>Recent failures</h2>"
         + pages.failures(queries.recent_failures(ctx, principal)),
     }
