@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +29,14 @@ pytestmark = pytest.mark.browser
 if chromium_path() is None:
     pytest.skip(INSTALL_HINT, allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
+from playwright.sync_api import expect  # noqa: E402  (after the skips above)
 
 #: Generous deadline for anything the page should show (milliseconds, Playwright's unit).
 SHOW_MS = 15_000
+expect.set_options(timeout=SHOW_MS)
 #: How long a blocked handler waits for the test to release it (seconds).
 GATE_S = 30.0
+FAIL_ERROR = "the dashboard test asked to fail"
 #: The question the page asks before a Terminate (static/dashboard.js).
 TERMINATE_CONFIRM = "Terminate this task now?"
 XSS_STATUS = "step 1 <script>window.__xss = 1</script>"
@@ -62,6 +66,8 @@ def work(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
     if text == "block":
         ctx.cancel_event.wait(GATE_S)
         return {}
+    if text == "fail":
+        raise ValueError(FAIL_ERROR)
     ctx.report_status(XSS_STATUS)
     stream = ctx.create_stream(subscribe_grace_ms=0)
     stream.write("chunk-A")
@@ -139,8 +145,6 @@ def row_state(page: Any, task_id: str) -> Any:
 
 
 def expect_text(locator: Any, text: str) -> None:
-    from playwright.sync_api import expect
-
     expect(locator).to_have_text(text, timeout=SHOW_MS)
 
 
@@ -175,8 +179,12 @@ def test_an_agent_comes_online_and_goes_offline(
         agent = runner.start(work, agent_name="dash_presence", card=card("dash_presence"))
         online = page.locator('article[data-agent="dash_presence"] .online')
         expect_text(online, "1 online")
-        expect_text(
-            page.locator('article[data-agent="dash_presence"] code.instance'), agent.instance_id
+        row = page.locator('article[data-agent="dash_presence"] tr', has_text=agent.instance_id)
+        expect_text(row.locator("td").nth(1), "online")
+        # Protocol version and "since" (UTC) from the instance's presence state.
+        expect(row.locator("td").nth(4)).to_have_text(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+        expect(row.locator("td").nth(5)).to_have_text(
+            re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
         )
         screenshot(page, "overview")
         agent.stop()
@@ -254,9 +262,27 @@ def test_terminate_from_the_page_reaches_the_consumer_as_terminate_task_does(
     assert page.locator("button[data-action]").count() == 0
 
 
+def test_a_failure_appears_live_on_the_overview_with_its_reason(
+    page: Any, blocks_network: BlocksTestNetwork, client: Any
+) -> None:
+    page.goto(blocks_network.url + "/")
+    page.wait_for_selector(".live-status[data-state=live]")
+    failed = page.locator("section[data-live=states] a.count", has_text="failed").locator("b")
+    before = int(failed.inner_text())
+    session = client.send_message("dash_worker", [text_part("fail")])
+    assert session.wait_for_terminal(timeout=GATE_S).data["state"] == "failed"
+    row = page.locator("section[data-live=failures] tr", has_text=session.task_id)
+    expect(row.locator(".reason")).to_contain_text(FAIL_ERROR, timeout=SHOW_MS)
+    expect_text(failed, str(before + 1))  # counts may lag by seconds (dashboard/counts.py)
+
+
 def test_agents_page_shows_the_card(page: Any, blocks_network: BlocksTestNetwork) -> None:
     page.goto(f"{blocks_network.url}/dashboard/agents/dash_worker")
     expect_text(page.locator("p.description"), "A dashboard test agent <i>not italic</i>.")
+    inputs = page.locator("h2:text-is('Inputs') + table tbody tr")
+    expect(inputs.locator("td").first).to_have_text("text")
+    expect(page.locator("h2:text-is('Streams') + table tbody td").first).to_have_text("_default")
+    expect(page.locator("h2:text-is('Pricing') + pre")).to_be_visible()
     assert page.locator("section[data-live=instances] code.instance").count() == 1
     screenshot(page, "agent")
 
