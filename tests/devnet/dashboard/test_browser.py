@@ -7,6 +7,7 @@ deadlines). ``DASHBOARD_SCREENSHOTS=docs/images/dashboard`` saves each page's sc
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -37,6 +38,10 @@ expect.set_options(timeout=SHOW_MS)
 #: How long a blocked handler waits for the test to release it (seconds).
 GATE_S = 30.0
 FAIL_ERROR = "the dashboard test asked to fail"
+#: A 1x1 PNG (an image artifact the task page previews).
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 #: The question the page asks before a Terminate (static/dashboard.js).
 TERMINATE_CONFIRM = "Terminate this task now?"
 XSS_STATUS = "step 1 <script>window.__xss = 1</script>"
@@ -68,6 +73,8 @@ def work(task: StartTaskMessage, ctx: TaskContext) -> dict[str, Any]:
         return {}
     if text == "fail":
         raise ValueError(FAIL_ERROR)
+    if text == "image":
+        return {"artifacts": [{"data": PNG, "mimeType": "image/png", "fileName": "dot.png"}]}
     ctx.report_status(XSS_STATUS)
     stream = ctx.create_stream(subscribe_grace_ms=0)
     stream.write("chunk-A")
@@ -232,6 +239,20 @@ def test_a_task_page_shows_progress_stream_chunks_and_the_artifact(
     saved = tmp_path / "answer.json"
     download.save_as(saved)
     assert saved.read_text() == XSS_ARTIFACT
+
+
+def test_an_image_artifact_is_previewed_on_the_task_page(
+    page: Any, blocks_network: BlocksTestNetwork, client: Any
+) -> None:
+    session = client.send_message("dash_worker", [text_part("image")])
+    assert session.wait_for_terminal(timeout=GATE_S).data["state"] == "completed"
+    page.goto(f"{blocks_network.url}/dashboard/tasks/{session.task_id}")
+    preview = page.locator(".artifact img.preview")
+    expect(preview).to_be_visible()
+    # Loaded and decoded by the browser (served inline, allowed by the page's CSP).
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 1", arg=preview.element_handle()
+    )
 
 
 def test_cancel_from_the_page_reaches_the_consumer(
