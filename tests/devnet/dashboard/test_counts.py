@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.backend.tasks.store import TaskStore
+from blocks_devnet.dashboard import counts as counts_module
 from blocks_devnet.dashboard.counts import COST_FACTOR, MIN_AGE_SECONDS, StateCounts
 from blocks_devnet.store.database import Database
 from tests.devnet.backend.tasks.test_scanner import record
@@ -67,3 +70,18 @@ def test_each_viewer_has_their_own_counts() -> None:
     counts.get(VIEWER)
     other = Principal(user_id="user_x", org_id="org_x", kind="consumer")
     assert counts.get(other) == {"failed": 2}
+
+
+def test_at_most_max_viewers_are_kept_the_oldest_forgotten_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(counts_module, "MAX_VIEWERS", 2)
+    db, store = _store()
+    counts = StateCounts(db, Clock())
+    viewers = [Principal(user_id=f"viewer_{n}", org_id="org_c", kind="consumer") for n in "abc"]
+    for viewer in viewers:
+        counts.get(viewer)
+    store.insert(record(task_id="t_5", state="completed", agent_org_id="org_c"))
+    # Same clock reading: only a forgotten viewer's counts are computed again.
+    assert counts.get(viewers[2]).get("completed") is None
+    assert counts.get(viewers[0])["completed"] == 1
