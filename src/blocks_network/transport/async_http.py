@@ -19,12 +19,10 @@ whichever API it uses:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -36,6 +34,7 @@ from blocks_network.errors import (
     ProxyError,
 )
 from blocks_network.transport.connections import HttpResponse
+from blocks_network.transport.http_client import prepare_request
 from blocks_network.transport.proxies import proxy_for
 from blocks_network.transport.retry import TRANSIENT, RetryPolicy
 from blocks_network.transport.tls import certificate_error, client_ssl_context
@@ -94,27 +93,16 @@ class AsyncHttpClient:
         an untrusted certificate :class:`CertificateError`, a proxy that refuses the tunnel
         :class:`~blocks_network.errors.ProxyError`, and :class:`ClosedError` after
         :meth:`aclose`. Any HTTP status is returned."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
-        default_port = 443 if parts.scheme == "https" else 80
-        port = parts.port or default_port
-        send_headers = {
-            "User-Agent": self._user_agent,
-            "Accept": "application/json",
-            "Accept-Encoding": "identity",
-        }
-        if json_body is not None:
-            body = json.dumps(json_body, separators=(",", ":")).encode()
-            send_headers["Content-Type"] = "application/json"
-        if headers:
-            send_headers.update(headers)
+        parts, _, body, send_headers = prepare_request(
+            url, json_body, body, headers, self._user_agent
+        )
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         failures = 0
         while True:
             session = self._open()
             try:
                 return await self._send(
-                    session, method, url, parts.hostname, port, body, send_headers, timeout
+                    session, method, url, parts.hostname or "", port, body, send_headers, timeout
                 )
             except _TRANSIENT as exc:
                 if self._closed:

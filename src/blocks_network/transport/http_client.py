@@ -147,25 +147,9 @@ class HttpClient:
         body: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> tuple[SplitResult, str, bytes | None, str]:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        if not path.isascii() or not path.isprintable() or " " in path:
-            # Not worth a retry: the same URL fails the same way.
-            raise NetworkError(f"invalid URL {url!r}: percent-encode spaces and non-ASCII text")
-        send_headers = {
-            "User-Agent": self._user_agent,
-            "Accept": "application/json",
-            "Accept-Encoding": "identity",
-        }
-        if json_body is not None:
-            body = json.dumps(json_body, separators=(",", ":")).encode()
-            send_headers["Content-Type"] = "application/json"
-        if headers:
-            send_headers.update(headers)
+        parts, path, body, send_headers = prepare_request(
+            url, json_body, body, headers, self._user_agent
+        )
         return parts, path, body, format_headers(send_headers)
 
     def close(self) -> None:
@@ -300,3 +284,34 @@ class PendingResponse:
             method, url, body=body, headers=headers, timeout=timeout
         )
         return self._result
+
+
+def prepare_request(
+    url: str,
+    json_body: Any,
+    body: bytes | None,
+    headers: Mapping[str, str] | None,
+    user_agent: str,
+) -> tuple[SplitResult, str, bytes | None, dict[str, str]]:
+    """Check ``url`` and build what every SDK request sends, sync or async: the URL's
+    parts, the request target, the body (``json_body`` serialised compactly) and headers."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NetworkError(f"invalid URL {url!r}: expected http(s)://host[:port]/path")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if not path.isascii() or not path.isprintable() or " " in path:
+        # Not worth a retry: the same URL fails the same way.
+        raise NetworkError(f"invalid URL {url!r}: percent-encode spaces and non-ASCII text")
+    send_headers = {
+        "User-Agent": user_agent,
+        "Accept": "application/json",
+        "Accept-Encoding": "identity",
+    }
+    if json_body is not None:
+        body = json.dumps(json_body, separators=(",", ":")).encode()
+        send_headers["Content-Type"] = "application/json"
+    if headers:
+        send_headers.update(headers)
+    return parts, path, body, send_headers
