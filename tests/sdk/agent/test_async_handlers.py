@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from blocks_devnet.network import LocalNetwork
-from blocks_network import AgentInstance, AsyncTaskContext, start_agent_instance_async
+from blocks_network import (
+    AgentInstance,
+    AsyncTaskClient,
+    AsyncTaskContext,
+    start_agent_instance_async,
+)
 from blocks_network.agent.async_runner import is_async_handler
 from blocks_network.consumer import TaskClient, file_part, text_part
 from blocks_network.errors import ClosedError
@@ -291,6 +296,34 @@ def test_an_async_orchestrator_fans_out_through_ctx_task_client(
     handle["stop"](0)
     with pytest.raises(ClosedError):
         handle["task_client"].get_user_id()
+
+
+def test_ctx_task_client_on_the_callers_loop_is_closed_when_the_instance_stops(
+    start_agent: AgentFactory, agent_env: LocalNetwork, consumer: TaskClient
+) -> None:
+    from blocks_network.handlers.echo import echo_handler
+
+    start_agent(agent_name="echo", handler=echo_handler)
+    used: list[AsyncTaskClient] = []
+
+    async def handler(task: StartTaskMessage, ctx: AsyncTaskContext) -> None:
+        used.append(await ctx.task_client.client())
+        async with await ctx.task_client.send_message("echo", [text_part("hi")]) as inner:
+            await inner.wait_for_terminal(timeout=WAIT_S)
+
+    async def main() -> str:
+        options = AgentInstanceOptions(agent_name="async_loop_boss", handler=handler)
+        async with AgentInstance(options):
+            terminal, _, _ = await asyncio.to_thread(
+                _finish, consumer, "async_loop_boss", [text_part("go")]
+            )
+        # Stopped: its aiohttp connections were closed on this loop, and the shared core too.
+        assert used[0]._http._closed
+        with pytest.raises(ClosedError):
+            await used[0].get_task("t_any")
+        return str(terminal.state)
+
+    assert asyncio.run(main()) == "completed"
 
 
 def test_async_with_agent_instance_runs_handlers_on_the_callers_loop(
