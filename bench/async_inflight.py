@@ -38,10 +38,12 @@ from typing import Any, cast
 
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.async_runner import AsyncTaskRunner
+from blocks_network.agent.async_task_client import AgentAsyncTaskClient
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.agent.realtime_http import PublishOutcome, RealtimeHttp
 from blocks_network.agent.scheduler import Scheduler
+from blocks_network.agent.task_client_proxy import LazyTaskClient
 from blocks_network.agent.task_runner import RunnerConfig, TaskRunner
 from blocks_network.agent.workers import WorkerPool
 from blocks_network.protocol.cdm import Keyset
@@ -194,8 +196,16 @@ def child(mode: str, tasks: int, hold: float) -> dict[str, Any]:
     async_runner = None
     if mode == "async":
         assert config.handler is not None
+        calls = BlockingCalls()
+        lazy = LazyTaskClient(  # never used: the bench's handlers call no other agent
+            billing_mode="free", api_key="unused", cdm_url=None, base_url=None, user_id="u"
+        )
         async_runner = AsyncTaskRunner(
-            runner, config.handler, loop=HandlerLoop(), calls=BlockingCalls()
+            runner,
+            config.handler,
+            loop=HandlerLoop(),
+            calls=calls,
+            task_client=AgentAsyncTaskClient(lazy, calls),
         )
         runner.dispatch = async_runner.dispatch
     idle_threads, idle_rss = proc_status(os.getpid())

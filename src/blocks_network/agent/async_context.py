@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from blocks_network.agent.async_task_client import AgentAsyncTaskClient
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.consumer.artifacts import DownloadedArtifact
 from blocks_network.protocol.artifacts import ArtifactRef
@@ -31,12 +32,18 @@ class AsyncTaskContext:
     - ``async with ctx.create_stream(...) as s: await s.write(...)`` (or ``await`` it).
     - :attr:`cancelled` (``asyncio.Event``), :attr:`is_cancelled`, :attr:`is_expired`,
       :attr:`is_terminated` as on the sync context.
+    - ``await ctx.task_client.send_message(...)`` calls other agents (awaitable sessions).
     - :attr:`sync` is the thread-safe :class:`TaskContext` underneath (for code run with
       ``asyncio.to_thread``), and its ``task_client`` the blocking consumer client.
     """
 
-    def __init__(self, ctx: TaskContext, calls: BlockingCalls) -> None:
+    def __init__(
+        self, ctx: TaskContext, calls: BlockingCalls, task_client: AgentAsyncTaskClient
+    ) -> None:
         self.sync = ctx
+        #: Call other agents: ``await ctx.task_client.send_message(...)`` (an
+        #: :class:`AsyncTaskClient` over the instance's embedded client, created on first use).
+        self.task_client = task_client
         self.task: StartTaskMessage = ctx.task
         self.task_id = ctx.task_id
         self.has_stream = ctx.has_stream
@@ -102,13 +109,3 @@ class AsyncTaskContext:
             return AsyncStream(client, self._calls.run)
 
         return StreamOpening(open_stream)
-
-    @property
-    def task_client(self) -> Any:
-        """Not available yet for async handlers: an awaitable consumer client is planned
-        (docs/async.md). Call other agents with the blocking client in a thread:
-        ``await asyncio.to_thread(call_with, ctx.sync.task_client)``."""
-        raise NotImplementedError(
-            "ctx.task_client of an async handler is not available yet; use the blocking "
-            "client ctx.sync.task_client through asyncio.to_thread (see docs/async.md)"
-        )

@@ -22,6 +22,7 @@ import logging
 from typing import Any, cast
 
 from blocks_network.agent.async_context import AsyncTaskContext
+from blocks_network.agent.async_task_client import AgentAsyncTaskClient
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.agent.task_runner import TaskRunner
@@ -55,8 +56,10 @@ class AsyncTaskRunner:
         *,
         loop: HandlerLoop,
         calls: BlockingCalls,
+        task_client: AgentAsyncTaskClient,
     ) -> None:
         self._runner = runner
+        self._task_client = task_client
         self._handler = cast(AsyncHandler, handler)
         self._loop = loop
         self._calls = calls
@@ -108,7 +111,7 @@ class AsyncTaskRunner:
 
     async def _call_handler(self, task: ActiveTask) -> _Returned | BaseException:
         """Run the handler until it returns, raises or is interrupted."""
-        ctx = AsyncTaskContext(task.ctx, self._calls)
+        ctx = AsyncTaskContext(task.ctx, self._calls, self._task_client)
         handler_task = asyncio.ensure_future(self._handler(task.ctx.task, ctx))
         loop = asyncio.get_running_loop()
 
@@ -141,12 +144,13 @@ class AsyncTaskRunner:
 
     def close(self) -> None:
         """Take no more tasks; cancel what is left (the instance's drain ended those tasks
-        already), stop the own loop and the pool."""
+        already), close ``ctx.task_client``'s connections, stop the own loop and the pool."""
         self._closing = True
         if self._loop.external:
             # A closed caller's loop took our coroutines with it: nothing to cancel then.
             with contextlib.suppress(ClosedError):
                 self._loop.call_soon(self._cancel_all)
+        self._task_client.close()  # on the loop, so before the own loop stops
         self._loop.close()
         self._calls.close()
 

@@ -29,6 +29,7 @@ from pubnub.pubnub import PubNub
 
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.async_runner import AsyncTaskRunner, is_async_handler
+from blocks_network.agent.async_task_client import AgentAsyncTaskClient
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.control import ControlHandler, ControlHooks
 from blocks_network.agent.control_client import ControlClient, ControlEvents
@@ -263,8 +264,13 @@ class AgentInstance:
         )
         if opts.handler is not None and is_async_handler(opts.handler):
             # Coroutines on one loop instead of a thread per task (docs/async.md).
+            calls = BlockingCalls()
             self._async = AsyncTaskRunner(
-                self._runner, opts.handler, loop=HandlerLoop(self._loop), calls=BlockingCalls()
+                self._runner,
+                opts.handler,
+                loop=HandlerLoop(self._loop),
+                calls=calls,
+                task_client=AgentAsyncTaskClient(self._task_client, calls),
             )
             self._runner.dispatch = self._async.dispatch
         self._handler = ControlHandler(

@@ -45,6 +45,11 @@ class LazyTaskClient:
         with self._lock:
             return self._client is not None
 
+    def current(self) -> Any:
+        """The real client if it exists now (None before first use), without creating it."""
+        with self._lock:
+            return self._client
+
     def _get(self) -> Any:
         with self._lock:
             if self._closed:
@@ -59,6 +64,10 @@ class LazyTaskClient:
                     base_url=self._base_url,
                 )
             return self._client
+
+    def get(self) -> Any:
+        """The real client, created now if needed (blocking: CDM fetch, token exchange)."""
+        return self._get()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -221,8 +221,10 @@ class AsyncTaskClient:
     """Submits and follows tasks from one asyncio event loop; ``async with`` or
     :meth:`aclose`. Build it with ``await AsyncTaskClient.create(...)``."""
 
-    def __init__(self, core: TaskClient) -> None:
+    def __init__(self, core: TaskClient, *, owns_core: bool = True) -> None:
         self._core = core
+        #: False when ``core`` is shared (an agent's ``ctx.task_client``): aclose leaves it.
+        self._owns_core = owns_core
         self._http = AsyncHttpClient()
         self._backend = AsyncBackendClient(self._http, core.config.base_url, core._auth)
 
@@ -351,10 +353,12 @@ class AsyncTaskClient:
         await self._backend.call(METHOD_TERMINATE_TASK, {"taskId": task_id})
 
     async def aclose(self) -> None:
-        """Close open sessions, stop the token refresh; safe to call twice."""
+        """Close open sessions, stop the token refresh; safe to call twice. A client over a
+        shared core (``owns_core=False``) closes only its own HTTP connections."""
         await self._http.aclose()
-        # destroy() joins the poll loop's threads: not on the event loop.
-        await asyncio.to_thread(self._core.destroy)
+        if self._owns_core:
+            # destroy() joins the poll loop's threads: not on the event loop.
+            await asyncio.to_thread(self._core.destroy)
 
     async def __aenter__(self) -> AsyncTaskClient:
         return self

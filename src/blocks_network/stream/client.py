@@ -325,6 +325,10 @@ class StreamClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """A clean exit ends the stream (:meth:`end`: readers see it end, as after the
+        async ``async with``), then closes it; an exception closes it without ``stream_end``."""
+        if exc_type is None:
+            self.end()
         self.close()
 
     def __repr__(self) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from blocks_devnet.network import LocalNetwork
+from blocks_network.protocol.constants import TASK_STATE_COMPLETED
 from blocks_network.protocol.control import StartTask
 from blocks_network.protocol.errors import RPC_AGENT_UNAVAILABLE
+from blocks_network.protocol.events import TerminalEvent
 from tests.support.fake_agent import FakeAgent
-from tests.support.task_rpc import Consumer, register_agent, task_record, wait_until
+from tests.support.task_rpc import Consumer, register_agent, speed_up, task_record, wait_until
 
 
 def received_by(agents: list[FakeAgent], count: int) -> dict[str, list[StartTask]]:
@@ -102,6 +104,39 @@ def test_backlog_is_dispatched_when_a_terminal_frees_capacity(
         )
         assert consumer.call("GetTask", {"taskId": third["taskId"]})["task"]["state"] == "queued"
         assert task_record(net, first["taskId"]).state == "completed"  # type: ignore[union-attr]
+    finally:
+        fake.stop()
+
+
+def test_a_task_waiting_only_for_a_freed_slots_confirmation_is_not_refused_as_busy(
+    net: LocalNetwork, consumer: Consumer
+) -> None:
+    register_agent(net, "prompt")
+    # The freed slot cools until the state confirms it, however slow this machine is.
+    speed_up(net, release_grace_seconds=600.0)
+    fake = FakeAgent(net, "prompt", concurrency=1, maxPendingBacklog=0)
+    try:
+        consumer.send("prompt")
+        running = fake.next_start()
+        fake.start(running)
+        # The terminal, and its state not yet: the one slot is free but unconfirmed. A
+        # consumer that waited for the terminal stays within capacity: it is not busy.
+        fake.publish(running, TerminalEvent(running.task_id, TASK_STATE_COMPLETED).to_wire())
+        wait_until(lambda: task_record(net, running.task_id).state == "completed")  # type: ignore[union-attr]
+        second = consumer.send("prompt")
+        assert second["queued"] is True
+        fake.announce(0)  # the confirmation: the queued task is handed over
+        assert fake.next_start().task_id == second["taskId"]
+        # Held tasks fill it now: a zero backlog refuses the next one.
+        error = consumer.error(
+            "SendMessage",
+            {
+                "agentName": "prompt",
+                "billingMode": "free",
+                "requestParts": [{"partId": "text", "text": "x"}],
+            },
+        )
+        assert error["data"]["code"] == "AGENT_BACKLOG_FULL"
     finally:
         fake.stop()
 

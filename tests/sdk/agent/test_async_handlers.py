@@ -12,10 +12,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from blocks_devnet.network import LocalNetwork
-from blocks_network import AgentInstance, AsyncTaskContext, start_agent_instance_async
+from blocks_network import (
+    AgentInstance,
+    AsyncTaskClient,
+    AsyncTaskContext,
+    start_agent_instance_async,
+)
 from blocks_network.agent.async_runner import is_async_handler
 from blocks_network.consumer import TaskClient, file_part, text_part
+from blocks_network.errors import ClosedError
 from blocks_network.types import AgentInstanceOptions, StartTaskMessage
 from tests.sdk.agent.agent_process import AgentProcess, clean_env, write_card_project
 from tests.sdk.agent.conftest import AgentFactory
@@ -259,6 +267,63 @@ def test_concurrency_limit_holds_back_the_next_task_without_threads(
             s.close()
     assert states == ["completed"] * 3
     assert sorted(running) == sorted(s.task_id for s in sessions)
+
+
+def test_an_async_orchestrator_fans_out_through_ctx_task_client(
+    start_agent: AgentFactory, consumer: TaskClient
+) -> None:
+    from blocks_network.handlers.echo import echo_handler
+
+    async def ask(ctx: AsyncTaskContext, text: str) -> bytes:
+        session = await ctx.task_client.send_message("echo", [text_part(text)])
+        async with session:
+            terminal = await session.wait_for_terminal(timeout=WAIT_S)
+            assert terminal.state == "completed", terminal.data
+            refs = await session.list_artifacts()
+            return (await session.download_artifact(refs[0])).data
+
+    async def orchestrator(task: StartTaskMessage, ctx: AsyncTaskContext) -> dict[str, Any]:
+        answers = await asyncio.gather(*(ask(ctx, f"part {i}") for i in range(3)))
+        return {"artifacts": [{"data": b" | ".join(answers), "mimeType": "text/plain"}]}
+
+    start_agent(agent_name="echo", handler=echo_handler)
+    handle = start_agent(agent_name="async_boss", handler=orchestrator)
+    terminal, artifacts, _ = _finish(consumer, "async_boss", [text_part("go")])
+    assert terminal.state == "completed", terminal.data
+    assert artifacts[0].data == b" | ".join(b"Echoed request: part %d" % i for i in range(3))
+    # The async client wraps the instance's embedded one (same credentials, one core).
+    assert handle["task_client"].created
+    handle["stop"](0)
+    with pytest.raises(ClosedError):
+        handle["task_client"].get_user_id()
+
+
+def test_ctx_task_client_on_the_callers_loop_is_closed_when_the_instance_stops(
+    start_agent: AgentFactory, agent_env: LocalNetwork, consumer: TaskClient
+) -> None:
+    from blocks_network.handlers.echo import echo_handler
+
+    start_agent(agent_name="echo", handler=echo_handler)
+    used: list[AsyncTaskClient] = []
+
+    async def handler(task: StartTaskMessage, ctx: AsyncTaskContext) -> None:
+        used.append(await ctx.task_client.client())
+        async with await ctx.task_client.send_message("echo", [text_part("hi")]) as inner:
+            await inner.wait_for_terminal(timeout=WAIT_S)
+
+    async def main() -> str:
+        options = AgentInstanceOptions(agent_name="async_loop_boss", handler=handler)
+        async with AgentInstance(options):
+            terminal, _, _ = await asyncio.to_thread(
+                _finish, consumer, "async_loop_boss", [text_part("go")]
+            )
+        # Stopped: its aiohttp connections were closed on this loop, and the shared core too.
+        assert used[0]._http._closed
+        with pytest.raises(ClosedError):
+            await used[0].get_task("t_any")
+        return str(terminal.state)
+
+    assert asyncio.run(main()) == "completed"
 
 
 def test_async_with_agent_instance_runs_handlers_on_the_callers_loop(

@@ -11,8 +11,10 @@ import pytest
 
 from blocks_network.agent.async_context import AsyncTaskContext
 from blocks_network.agent.async_runner import AsyncTaskRunner
+from blocks_network.agent.async_task_client import AgentAsyncTaskClient
 from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
+from blocks_network.agent.task_client_proxy import LazyTaskClient
 from blocks_network.agent.task_runner import TaskRunner
 from blocks_network.agent.task_state import ActiveTask
 from blocks_network.errors import ClosedError
@@ -167,7 +169,7 @@ class FakeTaskContext:
 def test_the_subscribe_grace_is_awaited_on_the_loop_not_slept_on_a_pool_thread() -> None:
     calls = BlockingCalls(max_workers=1)  # one thread: a grace slept there would hold it
     sync = FakeTaskContext()
-    ctx = AsyncTaskContext(cast(TaskContext, sync), calls)
+    ctx = AsyncTaskContext(cast(TaskContext, sync), calls, unused_task_client(calls))
 
     async def main() -> tuple[str, bool]:
         opening = asyncio.ensure_future(_await(ctx.create_stream(subscribe_grace_ms=60_000)))
@@ -243,8 +245,13 @@ def test_a_task_reads_its_running_publish_before_the_handler_and_ends_in_one_hop
         runner.steps.append("handler")
         return "result"
 
+    calls = BlockingCalls(1)
     async_runner = AsyncTaskRunner(
-        cast(TaskRunner, runner), handler, loop=HandlerLoop(), calls=BlockingCalls(1)
+        cast(TaskRunner, runner),
+        handler,
+        loop=HandlerLoop(),
+        calls=calls,
+        task_client=unused_task_client(calls),
     )
     try:
         async_runner.dispatch(cast(ActiveTask, FakeTask()))
@@ -253,3 +260,11 @@ def test_a_task_reads_its_running_publish_before_the_handler_and_ends_in_one_hop
         async_runner.close()
     # "settle" before "handler": a waiting task holds no unread publish (and its connection).
     assert runner.steps == ["begin", "settle", "handler", "complete result", "after_run"]
+
+
+def unused_task_client(calls: BlockingCalls) -> AgentAsyncTaskClient:
+    """A ctx.task_client these tests never call (its core would need a network)."""
+    lazy = LazyTaskClient(
+        billing_mode="free", api_key="unused", cdm_url=None, base_url=None, user_id="u"
+    )
+    return AgentAsyncTaskClient(lazy, calls)

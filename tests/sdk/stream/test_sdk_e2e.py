@@ -61,6 +61,27 @@ def test_events_stream_of_10000_in_order(start_agent: AgentFactory, client: Task
         assert session.wait_for_terminal(timeout=30).state == "completed"
 
 
+def test_leaving_a_with_block_ends_the_stream_while_the_task_runs(
+    start_agent: AgentFactory, client: TaskClient
+) -> None:
+    seen_end = threading.Event()
+
+    def handler(task: StartTaskMessage, ctx: TaskContext) -> None:
+        with ctx.create_stream(format="events", subscribe_grace_ms=0) as stream:
+            for i in range(3):
+                stream.write({"i": i})
+        seen_end.wait(15)  # the task ends only once the consumer saw stream_end
+
+    start_agent(agent_name="with_stream", handler=handler)
+    with client.send_message("with_stream", [text_part("go")], stream=True) as session:
+        stream = session.wait_for_stream(timeout=15).open()
+        # The iterator finishes on stream_end, sent by the with block, not by the task's end.
+        assert [event["i"] for event in stream.events(timeout=15)] == [0, 1, 2]
+        assert not session.is_terminal
+        seen_end.set()
+        assert session.wait_for_terminal(timeout=15).state == "completed"
+
+
 def test_request_streams_end_before_artifacts_and_terminal(
     start_agent: AgentFactory, client: TaskClient
 ) -> None:

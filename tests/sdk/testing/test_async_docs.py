@@ -1,5 +1,6 @@
-"""The async consumer examples of docs/async.md run as a user runs them: the fan-out test in
-a fresh project through the installed plugin, the short example against a test network."""
+"""The async examples of docs/async.md and docs/testing-kit.md run as a user runs them: the
+fan-out test and run_agent with an async handler in a fresh project through the installed
+plugin, the short example against a test network."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from blocks_network.handlers.echo import echo_handler
 from blocks_network.testing import AgentRunner, BlocksTestNetwork
 from tests.sdk.testing.test_plugin import run_pytest
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "async.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
-def _block(first_line: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
+def _block(first_line: str, doc: str = "async.md") -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / doc).read_text(), re.DOTALL)
     (code,) = [b for b in blocks if b.startswith(first_line)]
     return code
 
@@ -29,6 +30,14 @@ def test_the_fan_out_of_1000_tasks_passes_in_a_fresh_project(tmp_path: Path) -> 
     result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_run_agent_runs_an_async_handler_from_sync_and_async_tests(tmp_path: Path) -> None:
+    code = _block("# test_async_agent.py\n", doc="testing-kit.md")
+    (tmp_path / "test_async_agent.py").write_text(code)
+    result = run_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
 
 
 def test_the_short_example_runs_against_a_test_network(

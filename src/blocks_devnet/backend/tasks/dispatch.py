@@ -164,6 +164,17 @@ class CapacityLedger:
             self._cooling.setdefault(instance_id, []).append(self._clock())
         return instance_id
 
+    def confirming_slots(self, views: Iterable[InstanceView]) -> int:
+        """Slots of these instances (as :meth:`load` just counted them) that are full only
+        by freed slots awaiting confirmation: a task queued now gets one within the grace."""
+        total = 0
+        for view in views:
+            cooling = len(self._cooling.get(view.instance_id, ()))
+            if cooling and view.concurrency > 0:
+                held = view.load - cooling
+                total += max(0, min(cooling, view.concurrency - held))
+        return total
+
     def inflight(self, instance_id: str) -> frozenset[str]:
         return frozenset(self._inflight.get(instance_id, ()))
 

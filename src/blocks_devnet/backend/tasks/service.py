@@ -285,7 +285,11 @@ class TaskService:
                     f"no online instance speaks protocol version {PROTOCOL_VERSION}; upgrade its SDK.",
                 )
             backlog = agent.scaling.max_pending_backlog
-            if len(self._queues.get(agent.agent_name, ())) >= backlog:
+            # A task waiting only for a freed slot's confirmation (cooling) takes no backlog
+            # place: the consumer kept within capacity, the slot frees within the grace.
+            speaking = [view for view in views if view.supports(PROTOCOL_VERSION)]
+            confirming = self.ledger.confirming_slots(speaking)
+            if len(self._queues.get(agent.agent_name, ())) >= backlog + confirming:
                 raise errors.backlog_full(agent.agent_name, backlog)
         instance_id = None if choice is None else choice.instance_id
         record = build_task(self, principal, agent, request, instance_id=instance_id)

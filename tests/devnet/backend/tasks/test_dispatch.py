@@ -104,6 +104,21 @@ def test_freed_slot_is_free_after_the_grace_even_without_confirmation() -> None:
     assert ledger.load("a", reported_active=1) == 0
 
 
+def test_only_slots_full_by_unconfirmed_frees_count_as_confirming() -> None:
+    ledger = CapacityLedger(release_grace_seconds=2.0, clock=FakeClock(100.0))
+    for task in ("t1", "t2", "t3", "t4"):
+        ledger.assign("a", task)
+    ledger.release("t1")
+    ledger.release("t2")
+    # Concurrency 3: two held plus two cooling is full, but only by one cooling slot.
+    full = InstanceView("a", ledger.load("a", reported_active=4), 3)
+    assert not full.has_capacity()
+    assert ledger.confirming_slots([full]) == 1
+    # Held tasks alone fill it: confirming its frees frees nothing for a new task.
+    assert ledger.confirming_slots([InstanceView("a", 4, 2)]) == 0
+    assert ledger.confirming_slots([InstanceView("b", 2, 2)]) == 0  # nothing cooling
+
+
 def test_release_of_an_unknown_task_is_harmless() -> None:
     ledger = CapacityLedger()
     assert ledger.release("nope") is None
