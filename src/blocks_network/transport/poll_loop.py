@@ -329,8 +329,9 @@ class MultiplexedSubscription(SubscribeRequests):
         """Send the next poll and hand it to the loop to wait for."""
         with self._lock:
             # Checked under the lock: stop() then either sees this poll in flight (and
-            # aborts it) or has already released the connection.
-            stopped = self._stopped.is_set()
+            # aborts it) or has already released the connection. A closed pool ends the
+            # subscription too (its connection would reconnect outside the pool).
+            stopped = self._stopped.is_set() or self._connections.closed
             if not stopped:
                 self._state = _State.IDLE
                 if self._conn is None:
@@ -403,7 +404,7 @@ class MultiplexedSubscription(SubscribeRequests):
         self._send()
 
     def _after(self, answer: PollAnswer, retry_stale: bool) -> None:
-        if self._stopped.is_set():
+        if self._stopped.is_set() or self._connections.closed:
             self._release()
             return
         if answer is TIMED_OUT:
