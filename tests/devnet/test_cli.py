@@ -18,6 +18,7 @@ from blocks_network.cli import blocks as blocks_cli
 from blocks_network.cli.blocks import PLUGIN_GROUP, build_parser
 from tests.support.backend_client import BackendClient
 from tests.support.devnet_process import START_TIMEOUT, STOP_TIMEOUT, Devnet, blocks, free_port
+from tests.support.task_rpc import wait_until
 
 
 def test_devnet_serves_writes_env_file_accepts_new_keys_and_stops_on_sigint(
@@ -95,6 +96,39 @@ def test_sigterm_also_stops_cleanly(tmp_path: Path, devnet_factory: list[Devnet]
     devnet.ready_lines()
     devnet.process.send_signal(signal.SIGTERM)
     assert devnet.process.wait(STOP_TIMEOUT) == 0
+
+
+#: Devnets signalled at once: which thread takes the SIGINT is up to the scheduler, so
+#: one try alone could miss a regression.
+CONTINUED_DEVNETS = 3
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped by a signal (state ``T`` in /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
+def test_a_sigint_sent_while_stopped_stops_it_once_continued(
+    tmp_path: Path, devnet_factory: list[Devnet]
+) -> None:
+    devnets = [
+        Devnet(["--port", "0", "--data-dir", str(tmp_path / f"data{i}")])
+        for i in range(CONTINUED_DEVNETS)
+    ]
+    devnet_factory.extend(devnets)
+    for devnet in devnets:
+        devnet.ready_lines()
+        devnet.process.send_signal(signal.SIGSTOP)
+    pids = [devnet.process.pid for devnet in devnets]
+    wait_until(lambda: all(map(_stopped, pids)), STOP_TIMEOUT, "the devnets to stop")
+    # Ctrl+C while stopped, then fg: the SIGINT waits for a thread to take it, and when the
+    # process continues any of its threads may, often not the main thread that waits for it.
+    for devnet in devnets:
+        devnet.process.send_signal(signal.SIGINT)
+        devnet.process.send_signal(signal.SIGCONT)
+    assert [devnet.process.wait(STOP_TIMEOUT) for devnet in devnets] == [0] * CONTINUED_DEVNETS
 
 
 def test_restart_prints_the_same_api_key(tmp_path: Path, devnet_factory: list[Devnet]) -> None:

@@ -208,13 +208,14 @@ def start_agent(
 # --- the sleeper agent (card mode) --------------------------------------------------------
 
 SLEEPER_HANDLER = """
+    import asyncio
     import os
     import time
 
     INVOCATIONS = {invocations!r}
 
 
-    def handler(task, ctx):
+    {kind}def handler(task, ctx):
         # One O_APPEND write per start: lines of concurrent instances never interleave.
         line = f"{{task.task_id}} {{os.getpid()}}\\n".encode()
         fd = os.open(INVOCATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -223,7 +224,7 @@ SLEEPER_HANDLER = """
         finally:
             os.close(fd)
         text = next((p["text"] for p in task.request_parts if "text" in p), "0")
-        time.sleep(float(text))
+        {sleep}(float(text))
         return {{"artifacts": [{{"data": f"slept {{text}} s", "mimeType": "text/plain"}}]}}
 """
 
@@ -231,7 +232,8 @@ SLEEPER_HANDLER = """
 @dataclass(frozen=True)
 class SleeperAgent:
     """A card-mode agent folder whose handler sleeps ``float(text)`` seconds and records
-    ``task_id pid`` in ``invocations`` when it starts."""
+    ``task_id pid`` in ``invocations`` when it starts (``asynchronous``: an ``async def``
+    handler awaiting ``asyncio.sleep``)."""
 
     name: str
     folder: Path
@@ -239,7 +241,9 @@ class SleeperAgent:
     concurrency: int
 
     @classmethod
-    def write(cls, folder: Path, name: str, *, concurrency: int) -> SleeperAgent:
+    def write(
+        cls, folder: Path, name: str, *, concurrency: int, asynchronous: bool = False
+    ) -> SleeperAgent:
         invocations = folder / "invocations.txt"
         card = {
             "identity": {
@@ -259,7 +263,11 @@ class SleeperAgent:
         }
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "agent-card.json").write_text(json.dumps(card, indent=2))
-        source = textwrap.dedent(SLEEPER_HANDLER).format(invocations=str(invocations))
+        source = textwrap.dedent(SLEEPER_HANDLER).format(
+            invocations=str(invocations),
+            kind="async " if asynchronous else "",
+            sleep="await asyncio.sleep" if asynchronous else "time.sleep",
+        )
         (folder / "agent.py").write_text(source)
         return cls(name, folder, invocations, concurrency)
 

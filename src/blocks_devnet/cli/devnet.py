@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: How long the ready probe waits for ``config.json`` to answer.
 READY_PROBE_TIMEOUT_SECONDS = 10.0
+#: How often the main thread wakes to run a signal handler whose signal another thread
+#: took (after a stop, any thread may): such a signal does not interrupt an untimed wait.
+SIGNAL_CHECK_SECONDS = 0.2
 #: Overrides the default port (``0`` picks a free one), e.g. for running the README in CI.
 ENV_DEVNET_PORT = "BLOCKS_DEVNET_PORT"
 
@@ -148,7 +151,8 @@ def run_devnet(args: argparse.Namespace) -> int:
         print(f"# dashboard: {network.url}/")
         hint = f"(also in {args.env_file})" if args.env_file else "(or pass --env-file .env)"
         print(f"# export these lines in your shell {hint}; Ctrl+C stops the network", flush=True)
-        stop.wait()
+        while not stop.wait(SIGNAL_CHECK_SECONDS):
+            pass
         return 0
     finally:
         network.stop()

@@ -174,8 +174,9 @@ class SessionRealtime:
         """End idle poll threads and close idle connections; safe to call twice."""
         threads, connections = self._polls
         self._loop.close()
-        threads.close()
+        # Abort the polls still held (stream readers nobody stopped) before joining threads.
         connections.close()
+        threads.close()
 
     @property
     def clock_calibrated(self) -> bool:

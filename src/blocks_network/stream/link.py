@@ -114,5 +114,5 @@ class StreamLink:
             publisher.close()
         if polls is not None:
             threads, connections = polls
+            connections.close()  # first: aborts the polls the threads would be joined in
             threads.close()
-            connections.close()

@@ -89,7 +89,7 @@ class PollLoop:
         self._post(lambda: self._register(sub, sock))
 
     def forget(self, sub: MultiplexedSubscription, conn: PlainConnection) -> None:
-        """Stop watching ``sub``'s socket and close ``conn`` (the poll is abandoned)."""
+        """Stop watching ``sub``'s socket and discard its connection (the poll is abandoned)."""
         self._post(lambda: self._unregister(sub, conn))
 
     def call_later(self, delay_s: float, job: Action) -> None:
@@ -105,7 +105,9 @@ class PollLoop:
     def watched(self) -> int:
         """Polls waiting for an answer (tests, benchmarks)."""
         selector = self._selector
-        return 0 if selector is None else max(0, len(selector.get_map()) - 1)
+        # A closed selector has no map (None).
+        polls = None if selector is None else selector.get_map()
+        return 0 if polls is None else max(0, len(polls) - 1)
 
     def close(self) -> None:
         """Close every watched poll's connection and end the thread; safe to call twice."""
@@ -163,7 +165,7 @@ class PollLoop:
             with contextlib.suppress(KeyError, ValueError):
                 if self._selector.get_key(sock).data is sub:
                     self._selector.unregister(sock)
-        conn.close()
+        sub._discard()
 
     def _sweep(self, now: float) -> None:
         """Hand the polls waiting past their deadline back to be sent again, and note when
@@ -315,7 +317,7 @@ class MultiplexedSubscription(SubscribeRequests):
             try:
                 self._loop.forget(self, conn)
             except ClosedError:
-                conn.close()
+                self._discard()
         elif state is _State.SLEEPING:
             self._release()  # between polls: the connection is clean, and the loop may close
         elif in_flight:
@@ -327,8 +329,9 @@ class MultiplexedSubscription(SubscribeRequests):
         """Send the next poll and hand it to the loop to wait for."""
         with self._lock:
             # Checked under the lock: stop() then either sees this poll in flight (and
-            # aborts it) or has already released the connection.
-            stopped = self._stopped.is_set()
+            # aborts it) or has already released the connection. A closed pool ends the
+            # subscription too (its connection would reconnect outside the pool).
+            stopped = self._stopped.is_set() or self._connections.closed
             if not stopped:
                 self._state = _State.IDLE
                 if self._conn is None:
@@ -351,39 +354,38 @@ class MultiplexedSubscription(SubscribeRequests):
             return
         sock = conn.sock
         with self._lock:
-            if self._stopped.is_set() or sock is None:
-                conn.close()  # stopped while sending: the poll goes unread
-                return
-            self._state = _State.WAITING
-            self.deadline = time.monotonic() + conn.timeout
-        try:
-            self._loop.watch(self, sock)
-        except ClosedError:
-            conn.close()
+            unread = self._stopped.is_set() or sock is None
+            if not unread:
+                self._state = _State.WAITING
+                self.deadline = time.monotonic() + conn.timeout
+        if unread or sock is None:
+            self._discard()  # stopped while sending: the poll goes unread
+            return
+        self._wait_for(sock)
 
     def _readable(self) -> None:
         """The loop saw the poll's answer arrive (or its socket close): read it."""
         with self._lock:
             conn = self._conn
-            if self._stopped.is_set() or conn is None:
-                if conn is not None:
-                    conn.close()
-                return
-            self._state = _State.IDLE
-            self._in_flight = True
+            stopped = self._stopped.is_set() or conn is None
+            if not stopped:
+                self._state = _State.IDLE
+                self._in_flight = True
+        if stopped or conn is None:
+            self._discard()
+            return
         sock = conn.sock
         if isinstance(sock, ssl.SSLSocket) and not _answer_arrived(conn, sock):
             # Only TLS housekeeping (session tickets) arrived: keep waiting without a thread.
             with self._lock:
                 self._in_flight = False
-                if self._stopped.is_set():
-                    conn.close()
-                    return
-                self._state = _State.WAITING
-            try:
-                self._loop.watch(self, sock)
-            except ClosedError:
-                conn.close()
+                stopped = self._stopped.is_set()
+                if not stopped:
+                    self._state = _State.WAITING
+            if stopped:
+                self._discard()
+            else:
+                self._wait_for(sock)
             return
         try:
             answer = read_poll(conn)
@@ -402,7 +404,7 @@ class MultiplexedSubscription(SubscribeRequests):
         self._send()
 
     def _after(self, answer: PollAnswer, retry_stale: bool) -> None:
-        if self._stopped.is_set():
+        if self._stopped.is_set() or self._connections.closed:
             self._release()
             return
         if answer is TIMED_OUT:
@@ -435,9 +437,21 @@ class MultiplexedSubscription(SubscribeRequests):
         if conn is not None:
             self._connections.give_back(conn)
 
+    def _wait_for(self, sock: socket.socket) -> None:
+        """Hand the sent poll to the loop (its connection is discarded if the loop closed)."""
+        try:
+            self._loop.watch(self, sock)
+        except ClosedError:
+            self._discard()
+
     def _abandon(self) -> None:
-        """The loop is closing with this poll waiting: close its connection."""
+        """The loop is closing with this poll waiting: discard its connection."""
         self._stopped.set()
+        self._discard()
+
+    def _discard(self) -> None:
+        """The subscription ended mid-poll: close its connection and hand it back to the
+        pool's accounting (idempotent: a stop racing an answer may get here twice)."""
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:

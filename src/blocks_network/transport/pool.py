@@ -117,6 +117,12 @@ class ConnectionPool:
             self._busy.pop(conn, None)
         conn.close()
 
+    @property
+    def checked_out(self) -> int:
+        """Connections checked out and not yet checked in or discarded (tests, leaks)."""
+        with self._lock:
+            return len(self._busy)
+
     def idle_count(self, origin: Origin) -> int:
         with self._lock:
             return len(self._idle.get(origin, ()))

@@ -134,6 +134,11 @@ class PollConnections:
             )
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` (or the shared transport's close) ended every poll."""
+        return self.transport.pool.closed
+
     def take(self) -> PlainConnection:
         """An idle connection, or a new (not yet connected) one; ClosedError after close()."""
         conn, _ = self.transport.pool.checkout(self.origin, timeout=self.timeout_s)
@@ -410,7 +415,8 @@ class ChannelSubscription(SubscribeRequests):
             if conn is None:
                 return None
             with self._lock:
-                if self._stopped.is_set():
+                # A closed pool aborted this poll: never reconnect outside it.
+                if self._stopped.is_set() or self._connections.closed:
                     return None
                 self._in_flight = True
             try:
@@ -420,8 +426,8 @@ class ChannelSubscription(SubscribeRequests):
             finally:
                 with self._lock:
                     self._in_flight = False
-            if self._stopped.is_set() or answer is None:
-                conn.close()  # stopped while connecting: the poll went out unread
+            if self._stopped.is_set() or answer is None or self._connections.closed:
+                conn.close()  # stopped while connecting (the poll went out unread) or closed
                 return None
             if attempt == 0 and answer.stale:
                 continue

@@ -73,3 +73,25 @@ def test_open_sessions_hold_a_few_threads_and_a_newcomer_misses_no_event(
     assert _poll_threads() <= MAX_POLL_THREADS
     for session in sessions:
         session.close()
+
+
+def test_destroying_the_client_with_sessions_waiting_ends_their_polls_and_threads(
+    client: TaskClient, agent: Responder
+) -> None:
+    agent.handler = silent
+    sessions = [
+        client.send_message(agent_name="echo", request_parts=[text_part(f"s{i}")])
+        for i in range(SESSIONS)
+    ]
+    loop = client._realtime._loop
+    pool = client._realtime.polls[1].transport.pool
+    _wait_for(lambda: loop.watched == SESSIONS, "every session's poll to wait in the loop")
+    assert pool.checked_out == SESSIONS
+
+    client.destroy()  # the sessions were never closed
+    # Nothing is left to join later: the loop, its workers and every poll's connection end
+    # within destroy() itself.
+    assert _poll_threads() == 0
+    assert pool.checked_out == 0 and loop.watched == 0
+    for session in sessions:
+        session.close()

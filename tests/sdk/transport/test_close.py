@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -164,13 +164,12 @@ def test_close_during_a_retry_back_off_ends_the_request_at_once(
     assert len(errors) == 1 and isinstance(errors[0], ClosedError)
 
 
-def test_stop_during_the_subscription_back_off_ends_its_thread_at_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A minute between polls: only stop() can end the wait this soon.
-    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 60.0, 60.0))
-    failed = threading.Event()
-    endpoint = RealtimeEndpoint(origin=dead_url().removeprefix("http://"), ssl=False)
+def _subscription(
+    url: str, failed: Callable[[str], None]
+) -> tuple[ChannelSubscription, PollThreads, PollConnections]:
+    """A subscription to ``url`` (not started) on threads and connections of its own;
+    ``failed`` hears each failed poll's description."""
+    endpoint = RealtimeEndpoint(origin=url.removeprefix("http://"), ssl=False)
     threads = PollThreads()
     connections = PollConnections(endpoint)
     loop = ChannelSubscription(
@@ -180,13 +179,37 @@ def test_stop_during_the_subscription_back_off_ends_its_thread_at_once(
         token=None,
         user_id="u",
         cursor=0,
-        sink=SubscriptionSink(lambda *_: None, lambda: None, failed=lambda *_: failed.set()),
+        sink=SubscriptionSink(lambda *_: None, lambda: None, failed=lambda _, why: failed(why)),
         threads=threads,
         connections=connections,
     )
+    return loop, threads, connections
+
+
+def test_stop_during_the_subscription_back_off_ends_its_thread_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A minute between polls: only stop() can end the wait this soon.
+    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 60.0, 60.0))
+    failed = threading.Event()
+    loop, threads, connections = _subscription(dead_url(), lambda _: failed.set())
     loop.start()
     assert failed.wait(WAIT)  # the back-off begins right after the report
     loop.stop()
     threads.close()
     connections.close()
     assert threads.size == 0
+
+
+def test_closing_the_connections_ends_a_held_subscription_without_stop() -> None:
+    reports: list[str] = []
+    with holding_server() as server:
+        loop, threads, connections = _subscription(server.url, reports.append)
+        loop.start()
+        assert server.got_request.wait(WAIT)
+        connections.close()  # the owner closes; nobody stopped the subscription
+        assert server.client_closed.wait(WAIT)
+        threads.close()  # joins: a loop still retrying (on a new socket) would hold it
+        assert threads.size == 0
+        assert connections.transport.pool.checked_out == 0
+        assert reports == []  # the abort is the close, not a failure to report or retry
