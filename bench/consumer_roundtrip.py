@@ -42,7 +42,7 @@ from _servers import cpu_seconds, percentile
 from blocks_network import TaskClient, text_part
 from blocks_network.config import load_cdm_config, realtime_endpoint
 from blocks_network.transport.http_client import HttpClient
-from blocks_network.transport.pubnub_factory import create_pubnub
+from blocks_network.transport.pubnub_factory import create_pubnub, set_client_config
 from blocks_network.transport.pubnub_http import use_pooled_requests
 
 AGENT_CONCURRENCY = 32
@@ -210,7 +210,7 @@ def transport_floor(cdm_url: str, count: int, pooled: bool) -> list[float]:
             user_id=user,
             endpoint=endpoint,
         )
-        client.config.secret_key = secret
+        set_client_config(client, secret_key=secret)  # past the config lock
         clients.append(use_pooled_requests(client, http) if pooled else client)
     subscriber, publisher = clients
     listener = _Arrivals()
