@@ -19,6 +19,7 @@ writes (the writer waits when publishing falls behind). Stream reads are awaited
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -36,7 +37,7 @@ from blocks_network.consumer.parts import encode_request_parts
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.consumer.uploads import InputUploader
-from blocks_network.errors import AuthError, ClosedError, ConfigError
+from blocks_network.errors import AuthError, ConfigError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.constants import (
     API_PATH_TASK_READ_TOKEN,
@@ -109,17 +110,19 @@ class AsyncTaskSession:
                 done.set_result(None)
 
         def wake() -> None:
-            loop.call_soon_threadsafe(finish)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(finish)
 
         forget = self.sync._when_done(wake)
         try:
             await asyncio.wait_for(done, timeout)
         except asyncio.TimeoutError:
-            forget()  # repeated timed-out waits must not pile up callbacks
             raise TimeoutError(
                 f"task {self.task_id} did not end within {timeout} s (state: {self.state}); "
                 "await wait_for_terminal() again, or cancel() it"
             ) from None
+        finally:
+            forget()  # timed out or cancelled: repeated waits must not pile up callbacks
         return self.sync.wait_for_terminal(timeout=0)
 
     async def events(self) -> AsyncIterator[TaskEvent]:
@@ -391,8 +394,19 @@ def _on_loop(
 
     def call() -> TokenResult:
         if _running_on(loop):
-            raise ClosedError("an async token provider cannot be awaited from its own loop")
-        return asyncio.run_coroutine_threadsafe(_call(provider), loop).result(_PROVIDER_TIMEOUT_S)
+            raise ConfigError(
+                "an async token provider cannot be awaited from its own event loop: "
+                "use the client from that loop with await, not from a blocking call on it"
+            )
+        future = asyncio.run_coroutine_threadsafe(_call(provider), loop)
+        try:
+            return future.result(_PROVIDER_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # leave nothing running on the loop for a token nobody waits for
+            raise AuthError(
+                f"the async token provider gave no token within {_PROVIDER_TIMEOUT_S} s; "
+                "check that its event loop is running and the provider returns"
+            ) from None
 
     return call
 

@@ -223,6 +223,14 @@ class TaskSession:
                 self._callbacks.deliver(kind, event)
         if event.is_terminal:
             self._mark_done()
+            if self._streams.has_open_streams():
+                # Draining may wait out the window: not on the poll loop's shared workers,
+                # where it would hold up every other session's events.
+                try:
+                    self._realtime.polls[0].submit(self._after_terminal)
+                    return
+                except ClosedError:
+                    pass
             self._after_terminal()
 
     def _after_terminal(self) -> None:
@@ -365,7 +373,10 @@ class TaskSession:
             callbacks, self._done_callbacks = self._done_callbacks, []
             self._done.set()
         for callback in callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # one waiter's failure must not cost the others their wake-up
+                logger.exception("a wait for the terminal of task %s failed", self._task_id)
 
     def _when_done(self, callback: Callable[[], None]) -> Unsubscribe:
         """Call ``callback()`` (no arguments, must not block) once waiting for the terminal

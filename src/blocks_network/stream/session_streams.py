@@ -174,6 +174,10 @@ class SessionStreams:
         with self._cond:
             self._cond.notify_all()
 
+    def has_open_streams(self) -> bool:
+        """Whether any opened stream is still being read (a drain would wait for it)."""
+        return any(not c.closed for c in self.opened())
+
     def drain(self, window_s: float) -> None:
         """After the terminal: let opened streams finish for up to ``window_s``, then stop
         reading them (received frames stay readable). Returns at once with none open."""

@@ -53,7 +53,6 @@ class ConnectionPool:
         self._idle: dict[Origin, list[PlainConnection]] = {}
         # Checked out (requests in flight), so close() can abort them.
         self._busy: dict[PlainConnection, Origin] = {}
-        self._ssl_context: ssl.SSLContext | None = None
         #: Set by :meth:`close`; retry back-offs of this pool's users wait on it.
         self.closing = threading.Event()
         self._closed = False  # the same, cheaper to read on every checkout/checkin
@@ -83,16 +82,19 @@ class ConnectionPool:
                 if self._closed:
                     raise self.closed_error()
                 idle = None if fresh else self._idle.get(origin)
-                if idle:
-                    conn = idle.pop()
-                    reused = True
-                else:
-                    if scheme == "https" and self._ssl_context is None:
-                        self._ssl_context = client_ssl_context()
-                    tls = self._ssl_context if scheme == "https" else None
-                    conn = PlainConnection(host, port, timeout=self._timeout, tls=tls)
-                    reused = False
-                self._busy[conn] = origin
+                conn = idle.pop() if idle else None
+                if conn is not None:
+                    self._busy[conn] = origin
+            reused = conn is not None
+            if conn is None:
+                # Built outside the lock: the first context loads the CA store from disk
+                # (memoised by client_ssl_context, which reloads it when SSL_CERT_FILE changes).
+                tls = client_ssl_context() if scheme == "https" else None
+                conn = PlainConnection(host, port, timeout=self._timeout, tls=tls)
+                with self._lock:
+                    if self._closed:
+                        raise self.closed_error()
+                    self._busy[conn] = origin
             if reused and probe and _dropped(conn):
                 self.discard(conn)
                 continue

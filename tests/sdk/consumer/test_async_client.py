@@ -84,6 +84,30 @@ async def test_wait_for_terminal_times_out_then_connect_sees_the_end(
         await each.close()
 
 
+async def test_a_cancelled_wait_leaves_nothing_behind_and_a_failing_waiter_wakes_the_rest(
+    client: AsyncTaskClient, agent: Responder
+) -> None:
+    agent.handler = silent
+    session = await client.send_message("echo", [text_part("cancelled wait")])
+    waiting = asyncio.ensure_future(session.wait_for_terminal(timeout=None))
+    await asyncio.sleep(0)  # let it register its wake-up
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert session.sync._done_callbacks == []  # a cancelled wait leaves nothing behind
+
+    def broken() -> None:
+        raise RuntimeError("a waiter whose loop is gone")
+
+    session.sync._when_done(broken)
+    woken = asyncio.ensure_future(session.wait_for_terminal(timeout=WAIT))
+    await asyncio.sleep(0)
+    agent.agent.finish(agent.started.get(timeout=WAIT), "completed")
+    # The broken waiter comes first; the one after it is still woken.
+    assert (await woken).state == "completed"
+    await session.close()
+
+
 async def test_cancel_ends_the_task_as_canceled(client: AsyncTaskClient, agent: Responder) -> None:
     agent.handler = silent
 

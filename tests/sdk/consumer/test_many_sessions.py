@@ -95,3 +95,38 @@ def test_destroying_the_client_with_sessions_waiting_ends_their_polls_and_thread
     assert pool.checked_out == 0 and loop.watched == 0
     for session in sessions:
         session.close()
+
+
+def test_sessions_draining_their_streams_do_not_hold_up_the_others(
+    client: TaskClient, agent: Responder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent.handler = silent
+    draining = [
+        client.send_message(agent_name="echo", request_parts=[text_part(f"d{i}")])
+        for i in range(WORKER_THREADS)
+    ]
+    other = client.send_message(agent_name="echo", request_parts=[text_part("other")])
+    release = threading.Event()
+    drained = threading.Semaphore(0)
+
+    def slow_drain(window_s: float) -> None:
+        drained.release()
+        release.wait(2 * WAIT)  # a stream still open after the terminal: up to the window
+
+    for session in draining:
+        monkeypatch.setattr(session._streams, "has_open_streams", lambda: True)
+        monkeypatch.setattr(session._streams, "drain", slow_drain)
+    try:
+        _wait_for(lambda: all(s.state == "running" for s in [*draining, other]), "every task")
+        for session in draining:
+            agent.agent.finish(agent.tasks[session.task_id], "completed")
+        for _ in draining:  # as many drains waiting as the loop has workers
+            assert drained.acquire(timeout=WAIT)
+        agent.agent.finish(agent.tasks[other.task_id], "completed")
+        # Delivered while every drain still waits: they do not sit on the loop's workers.
+        assert other.wait_for_terminal(timeout=WAIT / 2).state == "completed"
+        assert not release.is_set()
+    finally:
+        release.set()
+    for session in [*draining, other]:
+        session.close()
