@@ -4,11 +4,8 @@ plugin, the short example against a test network."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,9 +46,7 @@ def test_the_short_example_runs_against_a_test_network(
     run_agent(echo_handler, agent_name="echo", publish=False)
     for name, value in blocks_network.env.items():
         monkeypatch.setenv(name, value)
-    body = textwrap.indent(_block("from blocks_network import AsyncTaskClient"), "    ")
-    namespace: dict[str, Any] = {}
-    exec(f"async def main():\n{body}", namespace)  # the block's awaits need a coroutine
-    asyncio.run(namespace["main"]())
+    # The block is a whole program (it runs its own asyncio.run), as a user pastes it.
+    exec(_block("import asyncio\n\nfrom blocks_network import AsyncTaskClient"), {})
     printed = capsys.readouterr().out.splitlines()
     assert printed[-2:] == ["terminal completed", "b'Echoed request: hi'"]
