@@ -15,11 +15,16 @@ local network loads only what they touch (bench/RESULTS.md, "Import cost").
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-from blocks_network._version import __version__ as __version__
+#: ``typing`` and ``importlib.metadata`` (for ``__version__``) cost ~35 ms: the console scripts
+#: start here, and a Ctrl+C before their ``try`` would print a traceback (cli/entry.py). Type
+#: checkers read this name as True.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from blocks_network._version import __version__ as __version__
     from blocks_network.agent import (
         AgentInstance,
         AgentInstanceHandle,
@@ -122,6 +127,7 @@ __all__ = [
 
 #: Where each public name is defined; ``__getattr__`` imports that module on first use.
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "_version": ("__version__",),
     "agent": (
         "AgentInstance",
         "AgentInstanceHandle",
@@ -181,4 +187,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__, *_HOMES})

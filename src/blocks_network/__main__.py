@@ -2,6 +2,6 @@
 
 import sys
 
-from blocks_network.cli.run_agent import main
+from blocks_network.cli.entry import blocks_run
 
-sys.exit(main())
+sys.exit(blocks_run())

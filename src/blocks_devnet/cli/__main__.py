@@ -2,6 +2,6 @@
 
 import sys
 
-from blocks_network.cli.blocks import main
+from blocks_network.cli.entry import blocks
 
-sys.exit(main())
+sys.exit(blocks())

@@ -7,7 +7,10 @@ later" (3).
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False  # the entry points read these before typing is imported (cli/entry.py)
+
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE"]
 
