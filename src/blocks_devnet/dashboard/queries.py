@@ -173,11 +173,13 @@ def tasks_page(
     state: str | None = None,
     cursor: str | None = None,
     limit: int = PAGE_ROWS,
+    total: bool = True,
 ) -> dict[str, Any]:
-    """One ListTasks page (``{tasks, next, totalCount}``); raises its BackendError for a
-    bad cursor or state, exactly as the RPC does."""
+    """One ListTasks page (``{tasks, next, totalCount}``; no ``totalCount`` and no count
+    query when ``total`` is False); raises its BackendError for a bad cursor or state,
+    exactly as the RPC does."""
     params = ListTasksParams(agent_name=agent_name, state=state, limit=limit, cursor=cursor)
-    return ctx.tasks.list_tasks(principal, params)
+    return ctx.tasks.list_tasks(principal, params, total=total)
 
 
 def task(ctx: BackendContext, principal: Principal, task_id: str) -> TaskRecord:
@@ -187,7 +189,8 @@ def task(ctx: BackendContext, principal: Principal, task_id: str) -> TaskRecord:
 
 def recent_failures(ctx: BackendContext, principal: Principal) -> list[dict[str, Any]]:
     """The newest failed tasks (ListTasks objects, with ``error``)."""
-    page = tasks_page(ctx, principal, state="failed", limit=RECENT_FAILURES)
+    # Rendered live every 0.5 s per viewer: the exact total it does not show cost ~9 ms.
+    page = tasks_page(ctx, principal, state="failed", limit=RECENT_FAILURES, total=False)
     tasks: list[dict[str, Any]] = page["tasks"]
     return tasks
 

@@ -214,7 +214,7 @@ def agents_regions(ctx: BackendContext, principal: Principal, query: dict[str, s
     view = queries.agent(ctx, principal, name)
     if view is None:
         raise DashboardError(404, "Agent not found", f"No agent {name[:80]!r} visible to you.")
-    recent = queries.tasks_page(ctx, principal, agent_name=name, limit=10)["tasks"]
+    recent = queries.tasks_page(ctx, principal, agent_name=name, limit=10, total=False)["tasks"]
     return {
         "instances": "<h2>Instances</h2>" + pages.instances_table(view),
         "recent": "<h2>Recent tasks</h2>" + pages.task_rows(recent),

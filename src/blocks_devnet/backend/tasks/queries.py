@@ -33,9 +33,10 @@ def get_task(service: TaskService, principal: Principal, task_id: str) -> dict[s
 
 
 def list_tasks(
-    service: TaskService, principal: Principal, params: ListTasksParams
+    service: TaskService, principal: Principal, params: ListTasksParams, *, total: bool = True
 ) -> dict[str, Any]:
-    """ListTasks: ``{tasks, next, totalCount}``; raises invalid params for a bad cursor."""
+    """ListTasks: ``{tasks, next, totalCount}`` (without ``totalCount`` when ``total`` is
+    False: the dashboard's lists show none); raises invalid params for a bad cursor."""
     try:
         page = service.store.list_visible(
             principal.user_id,
@@ -43,14 +44,14 @@ def list_tasks(
             TaskFilter(owner_id=params.owner_id, agent_name=params.agent_name, state=params.state),
             limit=params.limit,
             cursor=params.cursor,
+            count_total=total,
         )
     except InvalidCursor as exc:
         raise errors.invalid_params(str(exc)) from None
-    return {
-        "tasks": [task_object(r) for r in page.tasks],
-        "next": page.next,
-        "totalCount": page.total_count,
-    }
+    answer: dict[str, Any] = {"tasks": [task_object(r) for r in page.tasks], "next": page.next}
+    if page.total_count is not None:
+        answer["totalCount"] = page.total_count
+    return answer
 
 
 def read_token_for(

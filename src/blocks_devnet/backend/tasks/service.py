@@ -502,9 +502,12 @@ class TaskService:
         """GetTask: ``{"task": {...}}``; TASK_NOT_FOUND unless the caller may see the task."""
         return queries.get_task(self, principal, task_id)
 
-    def list_tasks(self, principal: Principal, params: ListTasksParams) -> dict[str, Any]:
-        """ListTasks: the caller's tasks and its organisation's agents' tasks, newest first."""
-        return queries.list_tasks(self, principal, params)
+    def list_tasks(
+        self, principal: Principal, params: ListTasksParams, *, total: bool = True
+    ) -> dict[str, Any]:
+        """ListTasks: the caller's tasks and its organisation's agents' tasks, newest first
+        (``total=False``: without the exact ``totalCount``, for lists that show none)."""
+        return queries.list_tasks(self, principal, params, total=total)
 
     def read_token_for(self, principal: Principal, task_id: str, role: str) -> dict[str, Any]:
         """``{pamToken, channel, ttlMinutes}`` for the owner or the agent's organisation;

@@ -11,6 +11,7 @@ from blocks_devnet.backend.tasks.store import TaskFilter, TaskStore
 from blocks_devnet.store.cursor import InvalidCursor, decode_cursor
 from blocks_devnet.store.database import Database
 from tests.devnet.backend.tasks.test_scanner import record
+from tests.support.sql_spy import counts, read_statements
 
 
 @pytest.fixture
@@ -131,3 +132,18 @@ def test_retention_deletes_old_finished_tasks_in_batches_and_keeps_active_ones(
     assert store.sweep_finished(created_before_ms=1000, limit=2) == []
     assert store.get("old_0") is None  # gone from the cache too
     assert store.get("old_running") is not None and store.get("new") is not None
+
+
+def test_listing_without_the_total_runs_no_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(None)
+    store = TaskStore(db)
+    for i in range(3):
+        store.insert(record(task_id=f"t_{i}", created_ms=1000 + i))
+    counted = store.list_visible("user_c", "org_none", TaskFilter(), limit=2, cursor=None)
+    statements = read_statements(db, monkeypatch)
+    uncounted = store.list_visible(
+        "user_c", "org_none", TaskFilter(), limit=2, cursor=None, count_total=False
+    )
+    assert counted.total_count == 3 and uncounted.total_count is None
+    assert uncounted.tasks == counted.tasks and uncounted.next == counted.next
+    assert statements and not counts(statements), statements
