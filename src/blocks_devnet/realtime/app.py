@@ -17,6 +17,7 @@ from blocks_devnet.realtime.file_store import FileStore
 from blocks_devnet.realtime.http import json_response
 from blocks_devnet.realtime.keysets import KeysetRegistry
 from blocks_devnet.realtime.message_log import DEFAULT_BUFFER_SIZE, MessageLog
+from blocks_devnet.realtime.preflight import add_preflights
 from blocks_devnet.realtime.presence import PresenceTracker
 from blocks_devnet.realtime.presence_routes import handle_presence
 from blocks_devnet.realtime.publish import MAX_BODY_BYTES, handle_publish, handle_signal
@@ -101,6 +102,7 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
     """Mount the realtime API on ``app`` (which must use :func:`error_middleware`)."""
     app[SERVICE_KEY] = service
     router = app.router
+    mounted = len(router.resources())
     router.add_get("/time/0", handle_time)
     router.add_route("GET", "/publish/{tail:.+}", handle_publish)
     router.add_route("POST", "/publish/{tail:.+}", handle_publish)
@@ -112,6 +114,7 @@ def add_realtime_routes(app: web.Application, service: RealtimeService) -> None:
     files.add_routes(router)
     pam.add_routes(router)
     channel_group_routes.add_routes(router)
+    add_preflights(list(router.resources())[mounted:])  # browsers' CORS preflights
 
 
 def realtime_fast_routes() -> list[FastRoute]:

@@ -61,6 +61,7 @@ from blocks_devnet.realtime.http import (
     validate_channel,
 )
 from blocks_devnet.realtime.message_log import FILE
+from blocks_devnet.realtime.preflight import preflight_response
 from blocks_devnet.realtime.publish import (
     MAX_MESSAGE_BYTES,
     append_publish,
@@ -74,6 +75,8 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SERVICE = "Files"
+#: What the Files API's routes take between them (its preflights allow all of them).
+FILES_METHODS = "DELETE, GET, POST"
 #: The generate-upload-url body is ``{"name": ...}``; anything bigger is not a request.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 #: Form fields before the ``file`` part: how many, and how large each may be.
@@ -134,6 +137,8 @@ async def handle_files(request: web.Request) -> web.StreamResponse:
     """Dispatch a ``/v1/files/...`` request on its raw (still encoded) segments."""
     segments = raw_segments(request)
     method = request.method
+    if method == "OPTIONS":  # a browser's CORS preflight (preflight.py)
+        return preflight_response(request, FILES_METHODS)
     count = len(segments)
     if count >= 6 and segments[3] == "channels":
         if count == 6 and segments[5] == "generate-upload-url":

@@ -79,7 +79,8 @@ def realtime_rows_ok(request: RawRequest, response: RawResponse, delta: Snapshot
         return delta["messages"] <= 0 and delta["files"] == delta["file_uploads"] == 0
     if deletes_file:
         return delta["messages"] == 0 and delta["files"] == -1 and delta["file_uploads"] <= 0
-    uploaded = response.status == 204 and seg[2] == b"upload"
+    # An upload answers 204, and so does its preflight (OPTIONS), which stores nothing.
+    uploaded = response.status == 204 and seg[2] == b"upload" and request.method == b"POST"
     generated = ok and seg[5] == b"generate-upload-url"
     return delta == {
         "messages": expected_messages,

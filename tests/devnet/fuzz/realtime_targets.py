@@ -180,7 +180,7 @@ def realtime_templates(
         )
 
     json_ct = ((b"Content-Type", b"application/json"),)
-    return [
+    templates = [
         t(("GET", "/time/0"), "GET", "/time/0"),
         t(
             ("GET", "/publish/{tail}"),
@@ -344,4 +344,30 @@ def realtime_templates(
             f"/v3/pam/{sub}/grant/{q(revocable).decode()}",
             signed=True,
         ),
+    ]
+    return templates + preflight_templates(templates)
+
+
+#: What a page's fetch of a JSON POST asks first (realtime/preflight.py answers it).
+PREFLIGHT_HEADERS = (
+    (b"Origin", b"http://page.example"),
+    (b"Access-Control-Request-Method", b"POST"),
+    (b"Access-Control-Request-Headers", b"content-type"),
+)
+
+
+def preflight_templates(templates: list[Template]) -> list[Template]:
+    """An ``OPTIONS`` preflight per route, on its first template's path (the files API's
+    catch-all route answers its own: its ``*`` templates cover it)."""
+    firsts: dict[str, Template] = {}
+    for template in templates:
+        if template.route[0] != "*":
+            firsts.setdefault(template.route[1], template)
+    return [
+        Template(
+            route=("OPTIONS", canonical),
+            request=replace(first.request, method=b"OPTIONS", headers=PREFLIGHT_HEADERS, body=b""),
+            expect=(204,),
+        )
+        for canonical, first in firsts.items()
     ]
