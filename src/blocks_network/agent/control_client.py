@@ -165,7 +165,6 @@ class ControlClient:
         self._polls: tuple[PollThreads, PollConnections] | None = None
         self._heartbeat: TimerHandle | None = None
         self._closed = False
-        self._lost = False
         self._lock = threading.Lock()
 
     def set_token(self, token: str | None) -> None:
@@ -228,24 +227,12 @@ class ControlClient:
 
     def _on_connected(self, reconnected: bool) -> None:
         self._connected.set()
-        self._lost = False
-        reach = self._realtime.reachability
-        if reach is not None:
-            reach.answered()
-        elif reconnected:
-            logger.info("control channel reconnected")
+        self._realtime.reachability.answered()  # logs "reconnected" once after an outage
         self._events.on_reconnected()
 
     def _on_failed(self, why: PollFailure, description: str) -> None:
-        reach = self._realtime.reachability
-        if reach is not None:
-            # One warning per outage for the whole instance (presence fails alongside).
-            reach.failed("control channel", description)
-        elif self._lost:
-            logger.debug("control channel poll failed again (%s)", description)
-        else:
-            logger.warning("control channel connection lost (%s); reconnecting", description)
-        self._lost = True
+        # One warning per outage for the whole instance (presence fails alongside).
+        self._realtime.reachability.failed("control channel", description)
         # Every time: a state announced to a network that was going down is lost with it.
         if self._events.on_connection_lost is not None:
             self._events.on_connection_lost()

@@ -123,8 +123,8 @@ class RealtimeHttp:
         user_id: str,
         publish_http: HttpClient | None = None,
         *,
+        reachability: Reachability,
         pipelining: bool = False,
-        reachability: Reachability | None = None,
     ) -> None:
         self._http = http
         #: Where presence and heartbeat failures are reported (one warning per outage).
@@ -357,26 +357,20 @@ class PendingPublish:
         return self.outcome().status == "accepted"
 
 
-def _accepted(
-    respond: Callable[[], HttpResponse], what: str, reach: Reachability | None = None
-) -> bool:
+def _accepted(respond: Callable[[], HttpResponse], what: str, reach: Reachability) -> bool:
     try:
         response = respond()
     except NetworkError as exc:
-        if reach is not None:
-            reach.failed(what, str(exc))
-        else:
-            logger.warning("%s failed: %s", what, exc)
+        reach.failed(what, str(exc))
         return False
     if response.status == 200:
-        if reach is not None:
-            reach.answered()
+        reach.answered()
         return True
     if response.status == 403:
         logger.warning(
             "%s refused (HTTP 403): the task's access token expired or was revoked", what
         )
-    elif response.status >= 500 and reach is not None:
+    elif response.status >= 500:
         reach.failed(what, f"HTTP {response.status}")
     else:
         logger.warning("%s failed: HTTP %s %s", what, response.status, response.text[:200])

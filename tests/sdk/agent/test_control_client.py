@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -9,7 +10,10 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from blocks_network.agent.control_client import ControlClient, ControlEvents
+from blocks_network.agent.reachability import Reachability
 from blocks_network.agent.realtime_http import RealtimeHttp
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.protocol.cdm import Keyset
@@ -69,7 +73,7 @@ def control_client(
         endpoint=endpoint,
         http=http,
         events=recorder.events(),
-        realtime=RealtimeHttp(http, endpoint, INSTANCE),
+        realtime=RealtimeHttp(http, endpoint, INSTANCE, reachability=Reachability(endpoint.origin)),
         scheduler=scheduler,
         heartbeat_ms=heartbeat_ms,
     )
@@ -231,3 +235,42 @@ def test_each_failed_poll_is_reported_from_the_first_on(monkeypatch: Any) -> Non
     # at once, and again in case a state went to a network on its way down); the answered
     # poll after them is the reconnection.
     assert recorder.lost == [1, 1, 1]
+
+
+def test_a_control_channel_outage_is_one_warning_and_one_reconnection(
+    monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failed polls report to the instance's Reachability (the only way now): one WARNING
+    naming the host, a DEBUG per retry, one INFO when the network answers again."""
+    from blocks_network.transport import subscription
+
+    monkeypatch.setattr(subscription, "RETRY", RetryPolicy(None, 0.01, 0.02))
+    recorder = _Recorder()
+    answered = (200, {"t": {"t": "100", "r": 1}, "m": []})
+    respond = _scripted([answered, *[(500, {"error": True})] * 3, answered])
+    with (
+        caplog.at_level(logging.DEBUG, logger="blocks_network.agent.reachability"),
+        stub_server(respond) as server,
+        control_client(server, recorder) as client,
+    ):
+        assert client.subscribe(CHANNEL, "tok", WAIT)
+        with server.called:
+            assert server.called.wait_for(lambda: recorder.reconnects >= 2, WAIT)
+        host = urlsplit(server.url).netloc
+    told = [(r.levelno, r.getMessage()) for r in caplog.records if "control" in r.name]
+    assert told == [], told  # nothing logged "the old way" by the control client itself
+    story = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith("reachability")]
+    assert [level for level, _ in story] == [
+        logging.WARNING,
+        logging.DEBUG,
+        logging.DEBUG,
+        logging.INFO,
+    ]
+    assert host in story[0][1] and host in story[-1][1] and "reconnected" in story[-1][1]
+
+
+def test_the_realtime_client_needs_a_reachability() -> None:
+    """Every caller reports outages through one Reachability; there is no other way."""
+    endpoint = RealtimeEndpoint(origin="127.0.0.1:9", ssl=False)
+    with pytest.raises(TypeError, match="reachability"):
+        RealtimeHttp(HttpClient(), endpoint, INSTANCE)  # type: ignore[call-arg]

@@ -20,6 +20,7 @@ from blocks_network.agent import outbox
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.credentials import TaskCredentials
 from blocks_network.agent.outbox import EventOutbox
+from blocks_network.agent.reachability import Reachability
 from blocks_network.agent.realtime_http import PublishOutcome, RealtimeHttp
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.task_runner import RunnerConfig, TaskRunner
@@ -103,6 +104,7 @@ def runner_on(
             RealtimeEndpoint(origin=urlsplit(server.url).netloc, ssl=False),
             "AG-a-1",
             pipelining=pipelining,
+            reachability=Reachability(urlsplit(server.url).netloc),
         )
         config = RunnerConfig(
             agent_name="a",
