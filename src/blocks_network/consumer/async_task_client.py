@@ -9,7 +9,8 @@ sessions cost no thread in either API). What is async: the backend calls go over
 (:class:`AsyncBackendClient`), and waiting for a terminal or the next event is a future
 the poll loop completes, not a blocked thread.
 
-Still blocking, so run on a worker thread (``asyncio.to_thread``): ``create`` (the CDM
+Still blocking, so run on the client's pool of daemon threads (:class:`BlockingCalls`, not
+``asyncio.to_thread``, whose threads keep a process from exiting): ``create`` (the CDM
 document and the first token), a token refresh, uploads of file parts above the inline
 limit, history catch-up (``connect``, idempotent re-sends), file downloads and stream
 writes (the writer waits when publishing falls behind). Stream reads are awaited
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from blocks_network.auth.token_types import TokenResult
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer import task_records
 from blocks_network.consumer.artifacts import DownloadedArtifact, coerce_artifact_ref
 from blocks_network.consumer.async_backend import AsyncBackendClient
@@ -37,7 +40,7 @@ from blocks_network.consumer.parts import encode_request_parts
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.consumer.uploads import InputUploader
-from blocks_network.errors import AuthError, ConfigError
+from blocks_network.errors import AuthError, ClosedError, ConfigError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.constants import (
     API_PATH_TASK_READ_TOKEN,
@@ -62,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 #: How long a refresh thread waits for an async token provider to answer on the loop.
 _PROVIDER_TIMEOUT_S = 30.0
+#: Daemon threads one client's blocking calls run on (created on demand, idle ones exit).
+CONSUMER_IO_WORKERS = 8
+_CALLS_CLOSED = "this AsyncTaskClient was closed; create a new one"
 
 
 class _UploadNeeded(Exception):
@@ -182,7 +188,7 @@ class AsyncTaskSession:
         finally:
             unsubscribe()
             forget()
-        return AsyncStreamClient(ref.open())
+        return AsyncStreamClient(ref.open(), self._client._calls.run)
 
     async def list_artifacts(self) -> list[ArtifactRef]:
         """Every artifact reference seen so far, in arrival order."""
@@ -192,11 +198,11 @@ class AsyncTaskSession:
         """The artifact's bytes (inline ones decoded at once, files on a worker thread)."""
         if coerce_artifact_ref(ref).KIND == "inline":
             return self.sync.download_artifact(ref)
-        return await asyncio.to_thread(self.sync.download_artifact, ref)
+        return await self._client._calls.run(functools.partial(self.sync.download_artifact, ref))
 
     async def save_artifacts(self, directory: str | Path) -> list[Path]:
         """As the sync ``save_artifacts`` (same names and errors), on a worker thread."""
-        return await asyncio.to_thread(self.sync.save_artifacts, directory)
+        return await self._client._calls.run(functools.partial(self.sync.save_artifacts, directory))
 
     async def cancel(self) -> None:
         """Ask the agent to stop (RPC CancelTask); the terminal arrives as an event."""
@@ -224,12 +230,19 @@ class AsyncTaskClient:
     """Submits and follows tasks from one asyncio event loop; ``async with`` or
     :meth:`aclose`. Build it with ``await AsyncTaskClient.create(...)``."""
 
-    def __init__(self, core: TaskClient, *, owns_core: bool = True) -> None:
+    def __init__(
+        self, core: TaskClient, *, owns_core: bool = True, calls: BlockingCalls | None = None
+    ) -> None:
         self._core = core
         #: False when ``core`` is shared (an agent's ``ctx.task_client``): aclose leaves it.
         self._owns_core = owns_core
+        #: Where blocking calls run: a shared pool (the agent instance's) or our own.
+        self._owns_calls = calls is None
+        self._calls = calls or _client_calls()
         self._http = AsyncHttpClient()
-        self._backend = AsyncBackendClient(self._http, core.config.base_url, core._auth)
+        self._backend = AsyncBackendClient(
+            self._http, self._calls.run, core.config.base_url, core._auth
+        )
 
     @classmethod
     async def create(
@@ -244,10 +257,19 @@ class AsyncTaskClient:
         provider: Callable[[], Any] | None = token_provider
         if token_provider is not None and inspect.iscoroutinefunction(token_provider):
             provider = _on_loop(token_provider, asyncio.get_running_loop())
-        core = await asyncio.to_thread(
-            TaskClient.create, billing_mode, token_provider=provider, **options
-        )
-        return cls(core)
+        calls = _client_calls()
+        try:
+            core = await calls.run(
+                functools.partial(
+                    TaskClient.create, billing_mode, token_provider=provider, **options
+                )
+            )
+        except BaseException:
+            calls.close(timeout=0)
+            raise
+        client = cls(core, calls=calls)
+        client._owns_calls = True
+        return client
 
     @property
     def billing_mode(self) -> str:
@@ -260,7 +282,7 @@ class AsyncTaskClient:
         self._core._check_open()
         auth = self._core._auth
         if auth is not None and (auth.last_error is not None or auth.token is None):
-            await asyncio.to_thread(auth.preflight)
+            await self._calls.run(auth.preflight)
 
     async def send_message(
         self,
@@ -288,18 +310,20 @@ class AsyncTaskClient:
             )
         except _UploadNeeded:
             uploader = InputUploader(core._backend, agent_name)
-            wire_parts, upload_id = await asyncio.to_thread(
-                encode_request_parts,
-                request_parts,
-                inline_limit=inline_limit,
-                upload=uploader.upload,
+            wire_parts, upload_id = await self._calls.run(
+                functools.partial(
+                    encode_request_parts,
+                    request_parts,
+                    inline_limit=inline_limit,
+                    upload=uploader.upload,
+                )
             )
         params = core._params(fields, wire_parts, upload_id)
         cursor = await self._cursor()
         result = core._parse_result(await self._backend.call(METHOD_SEND_MESSAGE, params.to_wire()))
         session = core._sent_session(result, fields, drain_window_s)
         if result.idempotent:
-            await asyncio.to_thread(core._start_following, session, result, cursor)
+            await self._calls.run(functools.partial(core._start_following, session, result, cursor))
         else:
             core._start_following(session, result, cursor)
         return AsyncTaskSession(session, self)
@@ -309,7 +333,8 @@ class AsyncTaskClient:
         realtime = self._core._realtime
         if realtime.clock_calibrated:
             return realtime.cursor()
-        return await asyncio.to_thread(realtime.cursor)
+        cursor: int = await self._calls.run(realtime.cursor)
+        return cursor
 
     async def connect(
         self,
@@ -335,7 +360,7 @@ class AsyncTaskClient:
         )
         grant = task_records.read_token_answer(response)
         session = core._connected_session(info, grant, drain_window_s)
-        await asyncio.to_thread(core._catch_up_or_close, session, info)
+        await self._calls.run(functools.partial(core._catch_up_or_close, session, info))
         return AsyncTaskSession(session, self)
 
     async def get_task(self, task_id: str) -> TaskInfo:
@@ -361,7 +386,10 @@ class AsyncTaskClient:
         await self._http.aclose()
         if self._owns_core:
             # destroy() joins the poll loop's threads: not on the event loop.
-            await asyncio.to_thread(self._core.destroy)
+            with contextlib.suppress(ClosedError):  # closed before: destroyed then
+                await self._calls.run(self._core.destroy)
+        if self._owns_calls:
+            self._calls.close(timeout=0)  # idle daemon threads: nothing to wait for
 
     async def __aenter__(self) -> AsyncTaskClient:
         return self
@@ -385,6 +413,10 @@ _SEND_OPTIONS = (
     "push_notification_config",
     "retry_policy",
 )
+
+
+def _client_calls() -> BlockingCalls:
+    return BlockingCalls(CONSUMER_IO_WORKERS, closed_message=_CALLS_CLOSED)
 
 
 def _on_loop(

@@ -6,6 +6,9 @@ anyio's pytest plugin (installed with httpx) runs these ``async def`` tests on a
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,3 +142,42 @@ async def test_an_async_token_provider_runs_on_the_loop_and_a_refused_token_is_r
         assert (await session.wait_for_terminal(timeout=WAIT)).state == "completed"
     assert len(threads) == 2
     assert set(threads) == {threading.current_thread().name}  # this loop's thread
+
+
+_STUCK_PROGRAM = """
+import asyncio, threading, time
+from blocks_network import AsyncTaskClient
+
+entered = threading.Event()
+
+def stuck_provider():
+    entered.set()
+    threading.Event().wait()  # a blocking call that never returns
+
+async def main():
+    creating = asyncio.ensure_future(AsyncTaskClient.create("free", token_provider=stuck_provider))
+    deadline = time.monotonic() + 30
+    while not entered.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    print("stuck" if entered.is_set() else "never entered", flush=True)
+    creating.cancel()
+
+asyncio.run(main())
+print("main returned", flush=True)
+"""
+
+
+def test_a_process_whose_blocking_call_is_stuck_exits_at_the_end_of_main(
+    blocks_env: dict[str, str],
+) -> None:
+    # asyncio.to_thread's threads are not daemons: asyncio.run (and then the interpreter)
+    # would wait for the stuck call for ever. The client's pool threads are daemons.
+    finished = subprocess.run(
+        [sys.executable, "-c", _STUCK_PROGRAM],
+        env={**os.environ, **blocks_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.stdout.split() == ["stuck", "main", "returned"], finished.stderr
+    assert finished.returncode == 0, finished.stderr
