@@ -9,10 +9,11 @@ sessions cost no thread in either API). What is async: the backend calls go over
 (:class:`AsyncBackendClient`), and waiting for a terminal or the next event is a future
 the poll loop completes, not a blocked thread.
 
-Still blocking, so run on the client's pool of daemon threads (:class:`BlockingCalls`, not
-``asyncio.to_thread``, whose threads keep a process from exiting): ``create`` (the CDM
-document and the first token), a token refresh, uploads of file parts above the inline
-limit, history catch-up (``connect``, idempotent re-sends), file downloads and stream
+History catch-up (``connect``, idempotent re-sends) and file downloads are aiohttp
+requests too (:class:`AsyncStorage`). Still blocking, so run on the client's pool of daemon
+threads (:class:`BlockingCalls`, not ``asyncio.to_thread``, whose threads keep a process
+from exiting): ``create`` (the CDM document and the first token), a token refresh, uploads
+of file parts above the inline limit, the disk writes of ``save_artifacts`` and stream
 writes (the writer waits when publishing falls behind). Stream reads are awaited
 (:class:`AsyncStreamClient`).
 """
@@ -33,14 +34,16 @@ from typing import Any
 from blocks_network.auth.token_types import TokenResult
 from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer import task_records
-from blocks_network.consumer.artifacts import DownloadedArtifact, coerce_artifact_ref
+from blocks_network.consumer.artifacts import DownloadedArtifact, inline_or_file, save_artifacts
 from blocks_network.consumer.async_backend import AsyncBackendClient
+from blocks_network.consumer.async_storage import AsyncStorage
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.parts import encode_request_parts
+from blocks_network.consumer.realtime import SessionRealtime
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.consumer.uploads import InputUploader
-from blocks_network.errors import AuthError, ClosedError, ConfigError
+from blocks_network.errors import ArtifactError, AuthError, BackendError, ClosedError, ConfigError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.constants import (
     API_PATH_TASK_READ_TOKEN,
@@ -65,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 #: How long a refresh thread waits for an async token provider to answer on the loop.
 _PROVIDER_TIMEOUT_S = 30.0
+#: How long save_artifacts' writer thread waits for one download on the loop (the requests'
+#: own timeouts end it first: each redirect's GET, retried).
+_SAVE_DOWNLOAD_TIMEOUT_S = 1200.0
 #: Daemon threads one client's blocking calls run on (created on demand, idle ones exit).
 CONSUMER_IO_WORKERS = 8
 _CALLS_CLOSED = "this AsyncTaskClient was closed; create a new one"
@@ -195,14 +201,37 @@ class AsyncTaskSession:
         return self.sync.list_artifacts()
 
     async def download_artifact(self, ref: ArtifactRef | Mapping[str, Any]) -> DownloadedArtifact:
-        """The artifact's bytes (inline ones decoded at once, files on a worker thread)."""
-        if coerce_artifact_ref(ref).KIND == "inline":
-            return self.sync.download_artifact(ref)
-        return await self._client._calls.run(functools.partial(self.sync.download_artifact, ref))
+        """The artifact's bytes: inline ones decoded at once, files downloaded over aiohttp.
+        The sync ``download_artifact``'s errors (ArtifactError, ClosedError)."""
+        self.sync._check_open()
+        parsed = inline_or_file(ref)
+        if isinstance(parsed, DownloadedArtifact):
+            return parsed
+        token = self.sync._read_token
+        if token is None:
+            raise ArtifactError(f"task {self.task_id}: no read token to download files with")
+        return await self._client._storage.download(self.sync._realtime, token, parsed)
 
     async def save_artifacts(self, directory: str | Path) -> list[Path]:
-        """As the sync ``save_artifacts`` (same names and errors), on a worker thread."""
-        return await self._client._calls.run(functools.partial(self.sync.save_artifacts, directory))
+        """As the sync ``save_artifacts`` (same names and errors): each artifact downloaded
+        on this loop, then written to disk on a worker thread, one at a time."""
+        loop = asyncio.get_running_loop()
+
+        def download(ref: ArtifactRef) -> DownloadedArtifact:
+            # On the writer thread: the download itself runs on the loop.
+            future = asyncio.run_coroutine_threadsafe(self.download_artifact(ref), loop)
+            try:
+                return future.result(_SAVE_DOWNLOAD_TIMEOUT_S)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise ArtifactError(
+                    f"downloading {ref.file_name!r} took over {_SAVE_DOWNLOAD_TIMEOUT_S} s"
+                ) from None
+
+        refs = self.sync.list_artifacts()
+        return await self._client._calls.run(
+            functools.partial(save_artifacts, refs, directory, download)
+        )
 
     async def cancel(self) -> None:
         """Ask the agent to stop (RPC CancelTask); the terminal arrives as an event."""
@@ -243,6 +272,7 @@ class AsyncTaskClient:
         self._backend = AsyncBackendClient(
             self._http, self._calls.run, core.config.base_url, core._auth
         )
+        self._storage = AsyncStorage(self._http)
 
     @classmethod
     async def create(
@@ -322,15 +352,32 @@ class AsyncTaskClient:
         cursor = await self._cursor()
         result = core._parse_result(await self._backend.call(METHOD_SEND_MESSAGE, params.to_wire()))
         session = core._sent_session(result, fields, drain_window_s)
-        if result.idempotent:
-            await self._calls.run(functools.partial(core._start_following, session, result, cursor))
-        else:
+        if not result.idempotent:
             core._start_following(session, result, cursor)
+            return AsyncTaskSession(session, self)
+        try:
+            await self._catch_up(session, result.state, follow=not result.is_terminal)
+        except BackendError as exc:
+            # The task exists whatever happens here: hand back the session anyway.
+            logger.warning(
+                "task %s: catch-up failed (%s); events may be missing", result.task_id, exc
+            )
         return AsyncTaskSession(session, self)
 
-    async def _cursor(self) -> int:
+    async def _catch_up(
+        self, session: TaskSession, recorded_state: str | None, *, follow: bool
+    ) -> None:
+        """``session._catch_up`` with its history read over aiohttp."""
+        session._check_open()
+        before = await self._cursor(session._realtime)
+        history = await self._storage.history(
+            session._realtime, session.channel, session._read_token
+        )
+        session._catch_up(recorded_state, follow=follow, fetched=(before, history))
+
+    async def _cursor(self, realtime: SessionRealtime | None = None) -> int:
         """The realtime cursor; its first call reads the server's clock (blocking)."""
-        realtime = self._core._realtime
+        realtime = realtime or self._core._realtime
         if realtime.clock_calibrated:
             return realtime.cursor()
         cursor: int = await self._calls.run(realtime.cursor)
@@ -360,7 +407,11 @@ class AsyncTaskClient:
         )
         grant = task_records.read_token_answer(response)
         session = core._connected_session(info, grant, drain_window_s)
-        await self._calls.run(functools.partial(core._catch_up_or_close, session, info))
+        try:
+            await self._catch_up(session, info.state, follow=True)
+        except BaseException:
+            session.close()  # as the sync connect: a failed catch-up closes the session
+            raise
         return AsyncTaskSession(session, self)
 
     async def get_task(self, task_id: str) -> TaskInfo:

@@ -15,6 +15,7 @@ whichever API it uses:
   environment (30 to 200 µs a request). Choice: a CA file replaced at
   the same path is picked up when a variable changes or by a new client (the sync
   transport checks its mtime on each new connection).
+- **Redirects** are returned like any status, not followed (as the sync client).
 - **Retries**: the same :class:`~blocks_network.transport.retry.RetryPolicy` (3 tries,
   0.5 s then 1 s apart, for failures to connect or to read an answer); any HTTP status is
   returned, not raised; :meth:`AsyncHttpClient.aclose` ends requests and back-offs at once
@@ -198,6 +199,7 @@ class AsyncHttpClient:
                 ssl=tls,
                 proxy=None if proxy is None else proxy.url,
                 proxy_headers=proxy_headers,
+                allow_redirects=False,  # returned, as the sync client does: callers follow
             ) as response:
                 data = await response.read()
                 return HttpResponse(response.status, _lower_keys(response.headers), data)
