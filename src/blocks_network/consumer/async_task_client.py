@@ -115,26 +115,31 @@ class AsyncTaskSession:
         and errors (TimeoutError, AuthError when the subscription was refused, ClosedError),
         without holding a thread."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        #: True once the session is done, False when the timeout passed first.
+        done: asyncio.Future[bool] = loop.create_future()
 
-        def finish() -> None:
+        def settle(ended: bool) -> None:
             if not done.done():
-                done.set_result(None)
+                done.set_result(ended)
 
         def wake() -> None:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(finish)
+                loop.call_soon_threadsafe(settle, True)
 
         forget = self.sync._when_done(wake)
+        # A timer on the future itself, not asyncio.wait_for: one loop turn less per wake.
+        timer = None if timeout is None else loop.call_later(timeout, settle, False)
         try:
-            await asyncio.wait_for(done, timeout)
-        except asyncio.TimeoutError:
+            ended = await done
+        finally:
+            forget()  # timed out or cancelled: repeated waits must not pile up callbacks
+            if timer is not None:
+                timer.cancel()
+        if not ended:
             raise TimeoutError(
                 f"task {self.task_id} did not end within {timeout} s (state: {self.state}); "
                 "await wait_for_terminal() again, or cancel() it"
-            ) from None
-        finally:
-            forget()  # timed out or cancelled: repeated waits must not pile up callbacks
+            )
         return self.sync.wait_for_terminal(timeout=0)
 
     async def events(self) -> AsyncIterator[TaskEvent]:

@@ -25,6 +25,7 @@ whichever API it uses:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import ssl
@@ -195,7 +196,7 @@ class AsyncHttpClient:
                 url,
                 data=body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
+                timeout=_client_timeout(timeout or self._timeout),
                 ssl=tls,
                 proxy=None if proxy is None else proxy.url,
                 proxy_headers=proxy_headers,
@@ -232,7 +233,10 @@ class AsyncHttpClient:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._pool_size)
             # Proxies are chosen per origin by proxy_for() (_Routes), as the sync transport does.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            # No cookie jar: the sync transport keeps no cookies either (and it costs per request).
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def _wait(self, seconds: float) -> bool:
@@ -256,6 +260,11 @@ class AsyncHttpClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
