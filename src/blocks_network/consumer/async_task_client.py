@@ -68,8 +68,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a refresh thread waits for an async token provider to answer on the loop.
 _PROVIDER_TIMEOUT_S = 30.0
-#: How long save_artifacts' writer thread waits for one download on the loop (the requests'
-#: own timeouts end it first: each redirect's GET, retried).
+#: How long save_artifacts' writer thread waits for one download on the loop: a bound for
+#: the whole artifact (each of its GETs also has its own, FILE_TIMEOUT_S).
 _SAVE_DOWNLOAD_TIMEOUT_S = 1200.0
 #: Daemon threads one client's blocking calls run on (created on demand, idle ones exit).
 CONSUMER_IO_WORKERS = 8
@@ -303,7 +303,7 @@ class AsyncTaskClient:
             calls.close(timeout=0)
             raise
         client = cls(core, calls=calls)
-        client._owns_calls = True
+        client._owns_calls = True  # made here for create(): aclose() closes it
         return client
 
     @property
