@@ -39,15 +39,15 @@ from typing import Any, cast
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.async_runner import AsyncTaskRunner
 from blocks_network.agent.async_task_client import AgentAsyncTaskClient
-from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.agent.realtime_http import PublishOutcome, RealtimeHttp
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.task_client_proxy import LazyTaskClient
 from blocks_network.agent.task_runner import RunnerConfig, TaskRunner
-from blocks_network.agent.workers import WorkerPool
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.protocol.cdm import Keyset
 from blocks_network.protocol.control import StartTask
+from blocks_network.workers import WorkerPool
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agent_throughput import Consumer, agent_process, consumer_token, network_process, proc_status

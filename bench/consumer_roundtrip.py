@@ -1,10 +1,12 @@
 """Consumer round trip (issue 5): send_message → wait_for_terminal → artifact.
 
 Usage: python bench/consumer_roundtrip.py [--tasks 1000] [--threads 16] [--parallel-tasks 2000]
-       [--tls]
+       [--tls] [--api sync|async] [--hops 500]
 
 ``--tls`` runs the network as ``blocks devnet --tls`` and every client over HTTPS (trusting
-its CA through ``SSL_CERT_FILE``).
+its CA through ``SSL_CERT_FILE``). ``--api async`` measures the same round trip through
+``AsyncTaskClient`` (issue 16): sequential awaits for p50/p99, ``--threads`` concurrent
+coroutines (not threads) for tasks/s. ``--hops 0`` skips the transport floor.
 
 Three processes, as in production: the local network (``blocks devnet``), one echo agent
 instance (the SDK runtime, ``start_agent_instance`` with the built-in echo handler), and
@@ -12,7 +14,8 @@ this process as the consumer. Reported:
 
 - round trip p50/p99 over ``--tasks`` sequential tasks on one TaskClient
   (send_message, wait_for_terminal, download the artifact, close the session);
-- tasks/s with ``--threads`` consumer threads sharing one TaskClient;
+- tasks/s with ``--threads`` consumer threads sharing one TaskClient (``--api async``:
+  as many coroutines sharing one AsyncTaskClient);
 - the transport floor: one publish → listener hop with the official client on the same
   server (its default HTTP layer, and the SDK's pooled one), and the round trip as a
   multiple of it.
@@ -21,6 +24,7 @@ this process as the consumer. Reported:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import queue
 import socket
@@ -29,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,8 +43,9 @@ from pubnub.enums import PNStatusCategory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import cpu_seconds, percentile
-from blocks_network import TaskClient, text_part
+from blocks_network import AsyncTaskClient, TaskClient, text_part
 from blocks_network.config import load_cdm_config, realtime_endpoint
+from blocks_network.consumer.events import TaskEvent
 from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import create_pubnub, set_client_config
 from blocks_network.transport.pubnub_http import use_pooled_requests
@@ -131,19 +136,36 @@ def agent_process(env: dict[str, str]) -> Iterator[int]:
             process.kill()
 
 
-def one_task(client: TaskClient, text: str) -> float:
-    started = time.perf_counter()
-    with client.send_message(agent_name="echo", request_parts=[text_part(text)]) as session:
-        terminal = session.wait_for_terminal(timeout=30)
-        data = session.download_artifact(session.list_artifacts()[0]).data
+def _checked(started: float, terminal: TaskEvent, data: bytes, text: str) -> float:
     elapsed = (time.perf_counter() - started) * 1000
     if terminal.state != "completed" or data != f"Echoed request: {text}".encode():
         raise RuntimeError(f"unexpected result {terminal.state} {data!r}")
     return elapsed
 
 
+def one_task(client: TaskClient, text: str) -> float:
+    started = time.perf_counter()
+    with client.send_message(agent_name="echo", request_parts=[text_part(text)]) as session:
+        terminal = session.wait_for_terminal(timeout=30)
+        data = session.download_artifact(session.list_artifacts()[0]).data
+    return _checked(started, terminal, data, text)
+
+
+async def one_task_async(client: AsyncTaskClient, text: str) -> float:
+    started = time.perf_counter()
+    session = await client.send_message(agent_name="echo", request_parts=[text_part(text)])
+    async with session:
+        terminal = await session.wait_for_terminal(timeout=30)
+        data = (await session.download_artifact((await session.list_artifacts())[0])).data
+    return _checked(started, terminal, data, text)
+
+
 def round_trips(client: TaskClient, count: int) -> list[float]:
     return [one_task(client, f"rt-{i}") for i in range(count)]
+
+
+async def round_trips_async(client: AsyncTaskClient, count: int) -> list[float]:
+    return [await one_task_async(client, f"rt-{i}") for i in range(count)]
 
 
 def throughput(client: TaskClient, threads: int, total: int) -> float:
@@ -173,6 +195,60 @@ def throughput(client: TaskClient, threads: int, total: int) -> float:
     if errors:
         raise RuntimeError(f"{len(errors)} worker(s) failed: {errors[0]!r}")
     return total / elapsed
+
+
+async def throughput_async(client: AsyncTaskClient, workers: int, total: int) -> float:
+    """As :func:`throughput` with ``workers`` coroutines on one event loop."""
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:  # one shared iterator: each task is taken once
+            await one_task_async(client, f"tp-{i}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return total / (time.perf_counter() - started)
+
+
+Snapshot = Callable[[], list[float]]
+#: What one API's run returns: sequential round trips (ms), tasks/s, CPU snapshots.
+Figures = tuple[list[float], float, list[list[float]]]
+
+
+def measure_sync(env: dict[str, str], args: argparse.Namespace, snapshot: Snapshot) -> Figures:
+    client = TaskClient.create("free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"])
+    try:
+        round_trips(client, 50)  # warm-up
+        marks = [snapshot()]
+        rtt = round_trips(client, args.tasks)
+        marks.append(snapshot())
+        rate = throughput(client, args.threads, args.parallel_tasks)
+        marks.append(snapshot())
+    finally:
+        client.destroy()
+    return rtt, rate, marks
+
+
+async def measure_async(
+    env: dict[str, str], args: argparse.Namespace, snapshot: Snapshot
+) -> Figures:
+    client = await AsyncTaskClient.create(
+        "free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"]
+    )
+    async with client:
+        await round_trips_async(client, 50)  # warm-up
+        marks = [snapshot()]
+        rtt = await round_trips_async(client, args.tasks)
+        marks.append(snapshot())
+        rate = await throughput_async(client, args.threads, args.parallel_tasks)
+        marks.append(snapshot())
+    return rtt, rate, marks
+
+
+MEASURES: dict[str, Callable[[dict[str, str], argparse.Namespace, Snapshot], Any]] = {
+    "sync": measure_sync,
+    "async": lambda env, args, snapshot: asyncio.run(measure_async(env, args, snapshot)),
+}
 
 
 class _Arrivals(SubscribeCallback):  # type: ignore[misc]
@@ -253,6 +329,7 @@ def main() -> int:
     parser.add_argument("--parallel-tasks", type=int, default=2000)
     parser.add_argument("--hops", type=int, default=500)
     parser.add_argument("--tls", action="store_true", help="serve and connect over HTTPS")
+    parser.add_argument("--api", choices=sorted(MEASURES), default="sync")
     parser.add_argument("--agent-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agent_child is not None:
@@ -264,34 +341,36 @@ def main() -> int:
             os.environ["SSL_CERT_FILE"] = env["SSL_CERT_FILE"]  # this process's clients
         with agent_process(env) as agent_pid:
             pids = (int(env["BENCH_PID"]), agent_pid, os.getpid())
-            client = TaskClient.create(
-                "free", api_key=env["BLOCKS_API_KEY"], cdm_url=env["BLOCKS_CDM_URL"]
+            figures: Figures = MEASURES[args.api](
+                env, args, lambda: [cpu_seconds(pid) for pid in pids]
             )
-            try:
-                round_trips(client, 50)  # warm-up
-                before = [cpu_seconds(pid) for pid in pids]
-                rtt = round_trips(client, args.tasks)
-                middle = [cpu_seconds(pid) for pid in pids]
-                rate = throughput(client, args.threads, args.parallel_tasks)
-                after = [cpu_seconds(pid) for pid in pids]
-            finally:
-                client.destroy()
-        floor = transport_floor(env["BLOCKS_CDM_URL"], args.hops, pooled=False)
-        floor_pooled = transport_floor(env["BLOCKS_CDM_URL"], args.hops, pooled=True)
+        floors = [
+            transport_floor(env["BLOCKS_CDM_URL"], args.hops, pooled) if args.hops else []
+            for pooled in (False, True)
+        ]
+    report(args, figures, floors)
+    return 0
 
+
+def report(args: argparse.Namespace, figures: Figures, floors: Sequence[list[float]]) -> None:
+    rtt, rate, (before, middle, after) = figures
+    concurrent = f"{args.threads} {'coroutines' if args.api == 'async' else 'threads'}"
     p50, p99 = percentile(rtt, 50), percentile(rtt, 99)
-    f50, fp50 = percentile(floor, 50), percentile(floor_pooled, 50)
-    print(f"round trip over {args.tasks} tasks: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
-    print(f"throughput, {args.threads} threads: {rate:.0f} tasks/s")
+    print(f"{args.api} API, round trip over {args.tasks} tasks: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(f"throughput, {concurrent}: {rate:.0f} tasks/s")
     for phase, start, end, count in (
         ("sequential", before, middle, args.tasks),
-        (f"{args.threads} threads", middle, after, args.parallel_tasks),
+        (concurrent, middle, after, args.parallel_tasks),
     ):
         network, agent, consumer = (1000 * (b - a) / count for a, b in zip(start, end, strict=True))
         print(
             f"CPU per task, {phase}: network {network:.2f} ms, agent {agent:.2f} ms, "
             f"consumer {consumer:.2f} ms (sum {network + agent + consumer:.2f} ms)"
         )
+    if not floors[0]:
+        return
+    floor, floor_pooled = floors
+    f50, fp50 = percentile(floor, 50), percentile(floor_pooled, 50)
     print(
         f"transport floor (publish → listener): official client p50 {f50:.2f} ms "
         f"(p99 {percentile(floor, 99):.2f}); with the SDK's pooled HTTP p50 {fp50:.2f} ms"
@@ -299,7 +378,6 @@ def main() -> int:
     print(
         f"round trip = {p50 / f50:.1f}x the official-client hop, {p50 / fp50:.1f}x the pooled hop"
     )
-    return 0
 
 
 if __name__ == "__main__":

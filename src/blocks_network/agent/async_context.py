@@ -2,7 +2,7 @@
 
 :class:`AsyncTaskContext` mirrors :class:`~blocks_network.types.TaskContext`; each method that
 does I/O is a coroutine whose blocking part runs on the instance's blocking-call pool (see
-:mod:`.blocking_calls`), so awaiting it never stalls the loop. Cancellation, expiry,
+:mod:`blocks_network.blocking_calls`), so awaiting it never stalls the loop. Cancellation, expiry,
 termination and shutdown reach the handler as ``asyncio.CancelledError`` at its current
 await; :attr:`AsyncTaskContext.cancelled` is set first, for cooperative checks.
 """
@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from blocks_network.agent.async_task_client import AgentAsyncTaskClient
-from blocks_network.agent.blocking_calls import BlockingCalls
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer.artifacts import DownloadedArtifact
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.constants import STREAM_SUBSCRIBE_GRACE_MS

@@ -23,10 +23,10 @@ from typing import Any, cast
 
 from blocks_network.agent.async_context import AsyncTaskContext
 from blocks_network.agent.async_task_client import AgentAsyncTaskClient
-from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.handler_loop import HandlerLoop
 from blocks_network.agent.task_runner import TaskRunner
 from blocks_network.agent.task_state import ActiveTask
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.errors import ClosedError
 from blocks_network.types import AsyncHandler, Handler
 

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.task_client_proxy import LazyTaskClient
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer.async_task_client import (
     AsyncTaskClient,
     AsyncTaskSession,
@@ -54,7 +54,7 @@ class AgentAsyncTaskClient:
         if current is not None and current._core is core:
             return current
         # Checked again after the await above: the loop runs one handler at a time.
-        self._client = AsyncTaskClient(core, owns_core=False)
+        self._client = AsyncTaskClient(core, owns_core=False, calls=self._calls)
         self._loop = asyncio.get_running_loop()
         if current is not None:
             await current.aclose()  # it wrapped the core of the previous billing mode

@@ -30,7 +30,6 @@ from pubnub.pubnub import PubNub
 from blocks_network.agent.artifacts import ArtifactUploader
 from blocks_network.agent.async_runner import AsyncTaskRunner, is_async_handler
 from blocks_network.agent.async_task_client import AgentAsyncTaskClient
-from blocks_network.agent.blocking_calls import BlockingCalls
 from blocks_network.agent.control import ControlHandler, ControlHooks
 from blocks_network.agent.control_client import ControlClient, ControlEvents
 from blocks_network.agent.credentials import TaskCredentials
@@ -54,8 +53,8 @@ from blocks_network.agent.startup import (
 )
 from blocks_network.agent.task_client_proxy import LazyTaskClient
 from blocks_network.agent.task_runner import RunnerConfig, TaskRunner
-from blocks_network.agent.workers import UNLIMITED_WORKERS, WorkerPool
 from blocks_network.auth.agent_auth import AgentAuth, ConnectResult, connect_payload
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.config import environment_for, read_env
 from blocks_network.errors import AuthError, ClosedError
 from blocks_network.protocol.cdm import CdmConfig, Keyset
@@ -73,6 +72,7 @@ from blocks_network.transport.http_client import HttpClient
 from blocks_network.transport.pubnub_factory import create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
 from blocks_network.types import AgentInstanceOptions
+from blocks_network.workers import UNLIMITED_WORKERS, WorkerPool
 
 __all__ = [
     "AgentInstance",

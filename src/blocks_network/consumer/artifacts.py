@@ -75,18 +75,9 @@ def download_artifact(
     a client whose token grants read on the ref's channel. Raises ArtifactError when the
     data is invalid, the client is missing, or the download fails.
     """
-    parsed = coerce_artifact_ref(ref)
-    if isinstance(parsed, InlineArtifactRef):
-        try:
-            data = parsed.decode()
-        except ProtocolError as exc:
-            raise ArtifactError(f"inline artifact is corrupt: {exc}") from exc
-        return DownloadedArtifact(data, parsed.mime_type, parsed.file_name)
-    if not parsed.file_name:
-        raise ArtifactError(
-            f"file artifact {parsed.file_id} on {parsed.channel} has no fileName and cannot "
-            "be downloaded"
-        )
+    parsed = inline_or_file(ref)
+    if isinstance(parsed, DownloadedArtifact):
+        return parsed
     if pubnub is None:
         raise ArtifactError(
             "downloading a file artifact needs a PubNub client with a read token for "
@@ -102,19 +93,46 @@ def download_artifact(
         )
     except PubNubException as exc:
         status = exc.get_status_code() if hasattr(exc, "get_status_code") else None
-        hint = (
-            "the read token expired or does not cover that channel"
-            if status == 403
-            else "the file may have expired or the network is unreachable"
-        )
+        raise download_failed(parsed, exc, status) from exc
+    return downloaded(parsed, envelope.result.data)
+
+
+def inline_or_file(ref: ArtifactRef | Mapping[str, Any]) -> DownloadedArtifact | FileArtifactRef:
+    """An inline ref's bytes, or a file ref that can be downloaded (it has a name); raises
+    ArtifactError for corrupt inline data or a nameless file (both APIs' first step)."""
+    parsed = coerce_artifact_ref(ref)
+    if isinstance(parsed, InlineArtifactRef):
+        try:
+            data = parsed.decode()
+        except ProtocolError as exc:
+            raise ArtifactError(f"inline artifact is corrupt: {exc}") from exc
+        return DownloadedArtifact(data, parsed.mime_type, parsed.file_name)
+    if not parsed.file_name:
         raise ArtifactError(
-            f"could not download artifact {parsed.file_name!r} ({parsed.file_id}) from "
-            f"{parsed.channel}: {exc}; {hint}"
-        ) from exc
-    data = envelope.result.data
+            f"file artifact {parsed.file_id} on {parsed.channel} has no fileName and cannot "
+            "be downloaded"
+        )
+    return parsed
+
+
+def download_failed(ref: FileArtifactRef, cause: object, status: int | None) -> ArtifactError:
+    """The error for a file download that failed (``status``: the HTTP one, if any)."""
+    hint = (
+        "the read token expired or does not cover that channel"
+        if status == 403
+        else "the file may have expired or the network is unreachable"
+    )
+    return ArtifactError(
+        f"could not download artifact {ref.file_name!r} ({ref.file_id}) from "
+        f"{ref.channel}: {cause}; {hint}"
+    )
+
+
+def downloaded(ref: FileArtifactRef, data: object) -> DownloadedArtifact:
+    """A file ref's downloaded body as the artifact; ArtifactError if it is not bytes."""
     if not isinstance(data, (bytes, bytearray)):
-        raise ArtifactError(f"download of {parsed.file_name!r} returned no bytes")
-    return DownloadedArtifact(bytes(data), parsed.mime_type, parsed.file_name)
+        raise ArtifactError(f"download of {ref.file_name!r} returned no bytes")
+    return DownloadedArtifact(bytes(data), ref.mime_type, ref.file_name)
 
 
 def _clip_utf8(name: str, limit: int) -> str:

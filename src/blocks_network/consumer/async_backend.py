@@ -4,16 +4,17 @@ The same requests and the same reading of answers as the sync :class:`BackendCli
 :class:`RpcClient` (:class:`BackendRequests`, :func:`rpc_request`, :func:`rpc_result`): only
 the sending differs. A refused token is refreshed through the client's one
 :class:`ConsumerAuth` (single flight across both APIs and threads); the refresh is a rare
-blocking call, so it runs on a worker thread rather than on the event loop.
+blocking call, so it runs on the client's blocking-call pool rather than on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from blocks_network.blocking_calls import BlockingRunner
 from blocks_network.consumer.backend import BackendRequests, RejectionCheck
 from blocks_network.consumer.rpc_client import rpc_request, rpc_result, token_refused
 from blocks_network.errors import NetworkError
@@ -29,9 +30,12 @@ logger = logging.getLogger(__name__)
 class AsyncBackendClient(BackendRequests):
     """Sends JSON to ``base_url`` paths with the consumer's credentials, from one event loop."""
 
-    def __init__(self, http: AsyncHttpClient, base_url: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, http: AsyncHttpClient, run: BlockingRunner, base_url: str, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(base_url, *args, **kwargs)
         self.http = http
+        self._run = run
 
     async def request(
         self,
@@ -56,7 +60,7 @@ class AsyncBackendClient(BackendRequests):
             if not self.refused(response, rejected) or attempt == 2 or self.auth is None:
                 return response
             logger.info("backend refused the token on %s %s; refreshing once", method, path)
-            await asyncio.to_thread(self.auth.refresh_after_rejection, token)
+            await self._run(functools.partial(self.auth.refresh_after_rejection, token))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def call(

@@ -9,9 +9,11 @@ sessions cost no thread in either API). What is async: the backend calls go over
 (:class:`AsyncBackendClient`), and waiting for a terminal or the next event is a future
 the poll loop completes, not a blocked thread.
 
-Still blocking, so run on a worker thread (``asyncio.to_thread``): ``create`` (the CDM
-document and the first token), a token refresh, uploads of file parts above the inline
-limit, history catch-up (``connect``, idempotent re-sends), file downloads and stream
+History catch-up (``connect``, idempotent re-sends) and file downloads are aiohttp
+requests too (:class:`AsyncStorage`). Still blocking, so run on the client's pool of daemon
+threads (:class:`BlockingCalls`, not ``asyncio.to_thread``, whose threads keep a process
+from exiting): ``create`` (the CDM document and the first token), a token refresh, uploads
+of file parts above the inline limit, the disk writes of ``save_artifacts`` and stream
 writes (the writer waits when publishing falls behind). Stream reads are awaited
 (:class:`AsyncStreamClient`).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,15 +32,18 @@ from types import TracebackType
 from typing import Any
 
 from blocks_network.auth.token_types import TokenResult
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer import task_records
-from blocks_network.consumer.artifacts import DownloadedArtifact, coerce_artifact_ref
+from blocks_network.consumer.artifacts import DownloadedArtifact, inline_or_file, save_artifacts
 from blocks_network.consumer.async_backend import AsyncBackendClient
+from blocks_network.consumer.async_storage import AsyncStorage
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.consumer.parts import encode_request_parts
+from blocks_network.consumer.realtime import SessionRealtime
 from blocks_network.consumer.task_client import TaskClient
 from blocks_network.consumer.task_session import TaskSession
 from blocks_network.consumer.uploads import InputUploader
-from blocks_network.errors import AuthError, ConfigError
+from blocks_network.errors import ArtifactError, AuthError, BackendError, ClosedError, ConfigError
 from blocks_network.protocol.artifacts import ArtifactRef
 from blocks_network.protocol.constants import (
     API_PATH_TASK_READ_TOKEN,
@@ -62,6 +68,12 @@ logger = logging.getLogger(__name__)
 
 #: How long a refresh thread waits for an async token provider to answer on the loop.
 _PROVIDER_TIMEOUT_S = 30.0
+#: How long save_artifacts' writer thread waits for one download on the loop: a bound for
+#: the whole artifact (each of its GETs also has its own, FILE_TIMEOUT_S).
+_SAVE_DOWNLOAD_TIMEOUT_S = 1200.0
+#: Daemon threads one client's blocking calls run on (created on demand, idle ones exit).
+CONSUMER_IO_WORKERS = 8
+_CALLS_CLOSED = "this AsyncTaskClient was closed; create a new one"
 
 
 class _UploadNeeded(Exception):
@@ -103,26 +115,31 @@ class AsyncTaskSession:
         and errors (TimeoutError, AuthError when the subscription was refused, ClosedError),
         without holding a thread."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        #: True once the session is done, False when the timeout passed first.
+        done: asyncio.Future[bool] = loop.create_future()
 
-        def finish() -> None:
+        def settle(ended: bool) -> None:
             if not done.done():
-                done.set_result(None)
+                done.set_result(ended)
 
         def wake() -> None:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(finish)
+                loop.call_soon_threadsafe(settle, True)
 
         forget = self.sync._when_done(wake)
+        # A timer on the future itself, not asyncio.wait_for: one loop turn less per wake.
+        timer = None if timeout is None else loop.call_later(timeout, settle, False)
         try:
-            await asyncio.wait_for(done, timeout)
-        except asyncio.TimeoutError:
+            ended = await done
+        finally:
+            forget()  # timed out or cancelled: repeated waits must not pile up callbacks
+            if timer is not None:
+                timer.cancel()
+        if not ended:
             raise TimeoutError(
                 f"task {self.task_id} did not end within {timeout} s (state: {self.state}); "
                 "await wait_for_terminal() again, or cancel() it"
-            ) from None
-        finally:
-            forget()  # timed out or cancelled: repeated waits must not pile up callbacks
+            )
         return self.sync.wait_for_terminal(timeout=0)
 
     async def events(self) -> AsyncIterator[TaskEvent]:
@@ -182,21 +199,44 @@ class AsyncTaskSession:
         finally:
             unsubscribe()
             forget()
-        return AsyncStreamClient(ref.open())
+        return AsyncStreamClient(ref.open(), self._client._calls.run)
 
     async def list_artifacts(self) -> list[ArtifactRef]:
         """Every artifact reference seen so far, in arrival order."""
         return self.sync.list_artifacts()
 
     async def download_artifact(self, ref: ArtifactRef | Mapping[str, Any]) -> DownloadedArtifact:
-        """The artifact's bytes (inline ones decoded at once, files on a worker thread)."""
-        if coerce_artifact_ref(ref).KIND == "inline":
-            return self.sync.download_artifact(ref)
-        return await asyncio.to_thread(self.sync.download_artifact, ref)
+        """The artifact's bytes: inline ones decoded at once, files downloaded over aiohttp.
+        The sync ``download_artifact``'s errors (ArtifactError, ClosedError)."""
+        self.sync._check_open()
+        parsed = inline_or_file(ref)
+        if isinstance(parsed, DownloadedArtifact):
+            return parsed
+        token = self.sync._read_token
+        if token is None:
+            raise ArtifactError(f"task {self.task_id}: no read token to download files with")
+        return await self._client._storage.download(self.sync._realtime, token, parsed)
 
     async def save_artifacts(self, directory: str | Path) -> list[Path]:
-        """As the sync ``save_artifacts`` (same names and errors), on a worker thread."""
-        return await asyncio.to_thread(self.sync.save_artifacts, directory)
+        """As the sync ``save_artifacts`` (same names and errors): each artifact downloaded
+        on this loop, then written to disk on a worker thread, one at a time."""
+        loop = asyncio.get_running_loop()
+
+        def download(ref: ArtifactRef) -> DownloadedArtifact:
+            # On the writer thread: the download itself runs on the loop.
+            future = asyncio.run_coroutine_threadsafe(self.download_artifact(ref), loop)
+            try:
+                return future.result(_SAVE_DOWNLOAD_TIMEOUT_S)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise ArtifactError(
+                    f"downloading {ref.file_name!r} took over {_SAVE_DOWNLOAD_TIMEOUT_S} s"
+                ) from None
+
+        refs = self.sync.list_artifacts()
+        return await self._client._calls.run(
+            functools.partial(save_artifacts, refs, directory, download)
+        )
 
     async def cancel(self) -> None:
         """Ask the agent to stop (RPC CancelTask); the terminal arrives as an event."""
@@ -224,12 +264,20 @@ class AsyncTaskClient:
     """Submits and follows tasks from one asyncio event loop; ``async with`` or
     :meth:`aclose`. Build it with ``await AsyncTaskClient.create(...)``."""
 
-    def __init__(self, core: TaskClient, *, owns_core: bool = True) -> None:
+    def __init__(
+        self, core: TaskClient, *, owns_core: bool = True, calls: BlockingCalls | None = None
+    ) -> None:
         self._core = core
         #: False when ``core`` is shared (an agent's ``ctx.task_client``): aclose leaves it.
         self._owns_core = owns_core
+        #: Where blocking calls run: a shared pool (the agent instance's) or our own.
+        self._owns_calls = calls is None
+        self._calls = calls or _client_calls()
         self._http = AsyncHttpClient()
-        self._backend = AsyncBackendClient(self._http, core.config.base_url, core._auth)
+        self._backend = AsyncBackendClient(
+            self._http, self._calls.run, core.config.base_url, core._auth
+        )
+        self._storage = AsyncStorage(self._http)
 
     @classmethod
     async def create(
@@ -244,10 +292,19 @@ class AsyncTaskClient:
         provider: Callable[[], Any] | None = token_provider
         if token_provider is not None and inspect.iscoroutinefunction(token_provider):
             provider = _on_loop(token_provider, asyncio.get_running_loop())
-        core = await asyncio.to_thread(
-            TaskClient.create, billing_mode, token_provider=provider, **options
-        )
-        return cls(core)
+        calls = _client_calls()
+        try:
+            core = await calls.run(
+                functools.partial(
+                    TaskClient.create, billing_mode, token_provider=provider, **options
+                )
+            )
+        except BaseException:
+            calls.close(timeout=0)
+            raise
+        client = cls(core, calls=calls)
+        client._owns_calls = True  # made here for create(): aclose() closes it
+        return client
 
     @property
     def billing_mode(self) -> str:
@@ -260,7 +317,7 @@ class AsyncTaskClient:
         self._core._check_open()
         auth = self._core._auth
         if auth is not None and (auth.last_error is not None or auth.token is None):
-            await asyncio.to_thread(auth.preflight)
+            await self._calls.run(auth.preflight)
 
     async def send_message(
         self,
@@ -288,28 +345,48 @@ class AsyncTaskClient:
             )
         except _UploadNeeded:
             uploader = InputUploader(core._backend, agent_name)
-            wire_parts, upload_id = await asyncio.to_thread(
-                encode_request_parts,
-                request_parts,
-                inline_limit=inline_limit,
-                upload=uploader.upload,
+            wire_parts, upload_id = await self._calls.run(
+                functools.partial(
+                    encode_request_parts,
+                    request_parts,
+                    inline_limit=inline_limit,
+                    upload=uploader.upload,
+                )
             )
         params = core._params(fields, wire_parts, upload_id)
         cursor = await self._cursor()
         result = core._parse_result(await self._backend.call(METHOD_SEND_MESSAGE, params.to_wire()))
         session = core._sent_session(result, fields, drain_window_s)
-        if result.idempotent:
-            await asyncio.to_thread(core._start_following, session, result, cursor)
-        else:
+        if not result.idempotent:
             core._start_following(session, result, cursor)
+            return AsyncTaskSession(session, self)
+        try:
+            await self._catch_up(session, result.state, follow=not result.is_terminal)
+        except BackendError as exc:
+            # The task exists whatever happens here: hand back the session anyway.
+            logger.warning(
+                "task %s: catch-up failed (%s); events may be missing", result.task_id, exc
+            )
         return AsyncTaskSession(session, self)
 
-    async def _cursor(self) -> int:
+    async def _catch_up(
+        self, session: TaskSession, recorded_state: str | None, *, follow: bool
+    ) -> None:
+        """``session._catch_up`` with its history read over aiohttp."""
+        session._check_open()
+        before = await self._cursor(session._realtime)
+        history = await self._storage.history(
+            session._realtime, session.channel, session._read_token
+        )
+        session._catch_up(recorded_state, follow=follow, fetched=(before, history))
+
+    async def _cursor(self, realtime: SessionRealtime | None = None) -> int:
         """The realtime cursor; its first call reads the server's clock (blocking)."""
-        realtime = self._core._realtime
+        realtime = realtime or self._core._realtime
         if realtime.clock_calibrated:
             return realtime.cursor()
-        return await asyncio.to_thread(realtime.cursor)
+        cursor: int = await self._calls.run(realtime.cursor)
+        return cursor
 
     async def connect(
         self,
@@ -335,7 +412,11 @@ class AsyncTaskClient:
         )
         grant = task_records.read_token_answer(response)
         session = core._connected_session(info, grant, drain_window_s)
-        await asyncio.to_thread(core._catch_up_or_close, session, info)
+        try:
+            await self._catch_up(session, info.state, follow=True)
+        except BaseException:
+            session.close()  # as the sync connect: a failed catch-up closes the session
+            raise
         return AsyncTaskSession(session, self)
 
     async def get_task(self, task_id: str) -> TaskInfo:
@@ -361,7 +442,10 @@ class AsyncTaskClient:
         await self._http.aclose()
         if self._owns_core:
             # destroy() joins the poll loop's threads: not on the event loop.
-            await asyncio.to_thread(self._core.destroy)
+            with contextlib.suppress(ClosedError):  # closed before: destroyed then
+                await self._calls.run(self._core.destroy)
+        if self._owns_calls:
+            self._calls.close(timeout=0)  # idle daemon threads: nothing to wait for
 
     async def __aenter__(self) -> AsyncTaskClient:
         return self
@@ -385,6 +469,10 @@ _SEND_OPTIONS = (
     "push_notification_config",
     "retry_policy",
 )
+
+
+def _client_calls() -> BlockingCalls:
+    return BlockingCalls(CONSUMER_IO_WORKERS, closed_message=_CALLS_CLOSED)
 
 
 def _on_loop(

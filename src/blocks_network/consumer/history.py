@@ -15,12 +15,53 @@ from pubnub.pubnub import PubNub
 from blocks_network.errors import AuthError, NetworkError
 from blocks_network.protocol.constants import HISTORY_PAGE_SIZE
 
-__all__ = ["fetch_history"]
+__all__ = ["HistoryPages", "fetch_history"]
 
 logger = logging.getLogger(__name__)
 
 #: A safety stop: 100,000 events is far beyond any task's history.
 MAX_PAGES: Final = 1000
+
+
+class HistoryPages:
+    """The paging both readers (this module's, and the async client's over aiohttp) follow:
+    feed each page to :meth:`take` while it asks for the next, from :attr:`start`."""
+
+    def __init__(self, channel: str, page_size: int = HISTORY_PAGE_SIZE) -> None:
+        self.channel = channel
+        self.page_size = page_size
+        #: ``start`` of the next request (messages before it); None for the newest page.
+        self.start: int | None = None
+        self._collected: dict[int, Any] = {}
+        self._pages = 0
+
+    def take(self, page: list[tuple[int, Any]]) -> bool:
+        """Keep ``page`` (``(timetoken, message)``); True while another page is needed."""
+        self._collected.update(page)
+        self._pages += 1
+        if len(page) < self.page_size:
+            return False
+        if self._pages >= MAX_PAGES:
+            logger.warning("history of %s truncated after %d pages", self.channel, MAX_PAGES)
+            return False
+        self.start = min(tt for tt, _ in page)
+        return True
+
+    def messages(self) -> list[tuple[int, Any]]:
+        """Every message kept, oldest first."""
+        return sorted(self._collected.items())
+
+    def denied(self) -> AuthError:
+        """The error for a 403: the token does not grant read on the channel."""
+        return AuthError(
+            f"reading the history of {self.channel} was denied: the task read token expired "
+            "or was revoked; connect to the task again",
+            status=403,
+        )
+
+    def failed(self, cause: object) -> NetworkError:
+        """The error for any other failure."""
+        return NetworkError(f"could not read the history of {self.channel}: {cause}")
 
 
 def fetch_history(
@@ -31,29 +72,16 @@ def fetch_history(
     Raises AuthError when the token does not grant read on the channel (expired or
     revoked), NetworkError for other failures.
     """
-    collected: dict[int, Any] = {}
-    start: int | None = None
-    for _ in range(MAX_PAGES):
+    pages = HistoryPages(channel, page_size)
+    while True:
         request = pubnub.fetch_messages().channels([channel]).maximum_per_channel(page_size)
-        if start is not None:
-            request = request.start(start)
+        if pages.start is not None:
+            request = request.start(pages.start)
         try:
             envelope = request.sync()
         except PubNubException as exc:
             status = exc.get_status_code() if hasattr(exc, "get_status_code") else None
-            if status == 403:
-                raise AuthError(
-                    f"reading the history of {channel} was denied: the task read token expired "
-                    "or was revoked; connect to the task again",
-                    status=403,
-                ) from exc
-            raise NetworkError(f"could not read the history of {channel}: {exc}") from exc
+            raise (pages.denied() if status == 403 else pages.failed(exc)) from exc
         items = (envelope.result.channels or {}).get(channel, []) if envelope.result else []
-        page = [(int(item.timetoken), item.message) for item in items]
-        collected.update(page)
-        if len(page) < page_size:
-            break
-        start = min(tt for tt, _ in page)
-    else:
-        logger.warning("history of %s truncated after %d pages", channel, MAX_PAGES)
-    return sorted(collected.items())
+        if not pages.take([(int(item.timetoken), item.message) for item in items]):
+            return pages.messages()

@@ -137,11 +137,23 @@ class TaskSession:
         # Registered before it starts, so a terminal delivered at once can stop it.
         subscription.start()
 
-    def _catch_up(self, recorded_state: str | None, *, follow: bool) -> None:
+    def _catch_up(
+        self,
+        recorded_state: str | None,
+        *,
+        follow: bool,
+        fetched: tuple[int, list[tuple[int, Any]]] | None = None,
+    ) -> None:
         """Load history; then, unless the task is over (history or ``recorded_state``),
-        subscribe from the newest event seen (``follow``)."""
-        before = self._realtime.cursor()
-        for timetoken, message in fetch_history(self._client(), self._channel):
+        subscribe from the newest event seen (``follow``). ``fetched`` is ``(cursor taken
+        before the history was read, the history)`` when the caller read it (the async
+        client, over aiohttp); None reads it here (blocking)."""
+        if fetched is None:
+            before = self._realtime.cursor()
+            history = fetch_history(self._client(), self._channel)
+        else:
+            before, history = fetched
+        for timetoken, message in history:
             self._receive(message, timetoken)
         with self._state_lock:
             terminal = self._log.terminal

@@ -2,9 +2,10 @@
 
 It wraps a :class:`StreamClient` (the same reader, writer, ordering and errors): reading
 awaits the reader's wake-ups (a listener the subscription thread calls when a frame is
-queued or the stream ends) instead of holding a thread in ``next_frame``; gaps still close
-after the reorder window, checked at least every :data:`_WAIT_SLICE_S`. Writes run on a
-worker thread because the writer blocks when publishing falls behind.
+queued, a gap opens or the stream ends) instead of holding a thread in ``next_frame``, and
+does not poll: a waiting iterator wakes on its own only when an open reorder gap is due to
+close (:attr:`StreamReader.gap_deadline`). Writes run on the client's blocking-call pool
+(:class:`AsyncStreamWrites`) because the writer blocks when publishing falls behind.
 """
 
 from __future__ import annotations
@@ -12,28 +13,25 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any
 
+from blocks_network.blocking_calls import BlockingRunner
+from blocks_network.stream.async_writes import AsyncStreamWrites
 from blocks_network.stream.client import StreamClient
 from blocks_network.stream.frames import InboundFrame
 
 __all__ = ["AsyncStreamClient"]
 
-#: Longest sleep between checks of a waiting reader (its reorder gaps expire on time).
-_WAIT_SLICE_S: Final = 0.1
 
-
-class AsyncStreamClient:
+class AsyncStreamClient(AsyncStreamWrites):
     """``async for chunk in stream.bytes()``, ``async for event in stream.events()``,
     ``await stream.write(...)``; ``sync`` is the wrapped :class:`StreamClient`."""
 
-    def __init__(self, client: StreamClient) -> None:
+    def __init__(self, client: StreamClient, run: BlockingRunner) -> None:
+        super().__init__(client, run)
         self.sync = client
-
-    @property
-    def stream_id(self) -> str:
-        return self.sync.stream_id
 
     async def frames(self) -> AsyncIterator[InboundFrame]:
         """In-order frames until the stream ends (as ``StreamClient.frames``)."""
@@ -42,7 +40,9 @@ class AsyncStreamClient:
         ready = asyncio.Event()
 
         def wake() -> None:
-            loop.call_soon_threadsafe(ready.set)
+            # Called by the subscription thread under the reader's lock: never raise there.
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(ready.set)
 
         remove = reader.add_listener(wake)
         try:
@@ -51,8 +51,7 @@ class AsyncStreamClient:
                 try:
                     frame = reader.next_frame(0)
                 except TimeoutError:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(ready.wait(), _WAIT_SLICE_S)
+                    await _woken(ready, reader.gap_deadline)
                     continue
                 if frame is None:
                     return
@@ -77,15 +76,11 @@ class AsyncStreamClient:
             while backlog:
                 yield backlog.popleft()
 
-    async def write(self, data: object) -> None:
-        """As ``StreamClient.write`` (buffered; waits when publishing falls behind)."""
-        await asyncio.to_thread(self.sync.write, data)
 
-    async def flush(self, timeout: float = 60.0) -> bool:
-        return await asyncio.to_thread(self.sync.flush, timeout)
-
-    async def end(self) -> None:
-        await asyncio.to_thread(self.sync.end)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+async def _woken(ready: asyncio.Event, gap_deadline: float | None) -> None:
+    """Until the reader wakes ``ready``, or an open gap's deadline (monotonic) passes."""
+    if gap_deadline is None:
+        await ready.wait()
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(ready.wait(), max(0.0, gap_deadline - time.monotonic()))

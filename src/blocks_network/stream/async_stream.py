@@ -2,8 +2,8 @@
 
 :class:`AsyncStream` wraps the :class:`~blocks_network.stream.client.StreamClient` the
 runtime opened; every call that may block (``write`` waits for room when publishing falls
-behind, ``flush``, ``end``, ``close``) runs through the instance's blocking-call pool, so the
-event loop keeps serving the other tasks. :class:`StreamOpening` is what
+behind, ``flush``, ``end``, ``close``: :class:`AsyncStreamWrites`) runs through the
+instance's blocking-call pool, so the event loop keeps serving the other tasks. :class:`StreamOpening` is what
 ``ctx.create_stream`` returns: await it for the stream, or use it as an async context manager
 that ends the stream on a clean exit (``stream_end``: readers' iterators finish) and closes it
 without ``stream_end`` when the block raised. (The sync client's ``with`` only closes; a
@@ -14,28 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
+from blocks_network.blocking_calls import BlockingRunner
+
+from .async_writes import AsyncStreamWrites
 from .client import StreamClient
 
-__all__ = ["AsyncStream", "BlockingRunner", "StreamOpening"]
-
-_T = TypeVar("_T")
-
-#: Awaits a blocking callable off the event loop (the agent's ``BlockingCalls.run``).
-BlockingRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+__all__ = ["AsyncStream", "StreamOpening"]
 
 
-class AsyncStream:
+class AsyncStream(AsyncStreamWrites):
     """An open stream seen from a coroutine; :attr:`client` is the blocking client."""
 
     def __init__(self, client: StreamClient, run: BlockingRunner) -> None:
+        super().__init__(client, run)
         self.client = client
-        self._run = run
-
-    @property
-    def stream_id(self) -> str:
-        return self.client.stream_id
 
     @property
     def channel(self) -> str:
@@ -48,24 +42,6 @@ class AsyncStream:
     @property
     def closed(self) -> bool:
         return self.client.closed
-
-    async def write(self, data: object) -> None:
-        """Send ``str``/``bytes`` (bytes stream) or a JSON value (events stream); see
-        :meth:`StreamClient.write`. Writes are sent in the order they are awaited."""
-        await self._run(lambda: self.client.write(data))
-
-    async def flush(self, timeout: float = 60.0) -> bool:
-        """Publish what is buffered and wait for it; False if still pending after ``timeout``."""
-        done: bool = await self._run(lambda: self.client.flush(timeout))
-        return done
-
-    async def end(self) -> None:
-        """Finish writing (flush, then ``stream_end`` where the stream carries one)."""
-        await self._run(self.client.end)
-
-    async def close(self) -> None:
-        """Flush and stop (no ``stream_end``; the task's end sends it). Idempotent."""
-        await self._run(self.client.close)
 
     async def __aenter__(self) -> AsyncStream:
         return self

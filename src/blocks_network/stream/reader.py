@@ -140,6 +140,13 @@ class StreamReader:
         return self._closed
 
     @property
+    def gap_deadline(self) -> float | None:
+        """When the open reorder gap is given up (``time.monotonic()``), or None: a reader
+        that waits for listener wake-ups calls :meth:`next_frame` again by then."""
+        with self._cond:
+            return self._reorder.deadline
+
+    @property
     def exhausted(self) -> bool:
         """True once finished and every queued frame was handed out."""
         with self._cond:

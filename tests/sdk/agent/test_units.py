@@ -24,9 +24,9 @@ from blocks_network.agent.logging import (
 from blocks_network.agent.scheduler import Scheduler
 from blocks_network.agent.shutdown import grace_from_env
 from blocks_network.agent.task_state import terminal_for
-from blocks_network.agent.workers import WorkerPool
 from blocks_network.errors import ArtifactError, ClosedError, ConfigError
 from blocks_network.types import AgentInstanceOptions
+from blocks_network.workers import WorkerPool
 
 
 def _noop(task: Any, ctx: Any) -> None:

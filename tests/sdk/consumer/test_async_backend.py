@@ -11,6 +11,7 @@ import pytest
 from blocks_devnet.network import LocalNetwork
 from blocks_network import RpcError, TokenResult
 from blocks_network.auth.consumer_auth import ConsumerAuth
+from blocks_network.blocking_calls import BlockingCalls
 from blocks_network.consumer.async_backend import AsyncBackendClient
 from blocks_network.consumer.backend import BackendClient
 from blocks_network.consumer.rpc_client import RpcClient
@@ -58,6 +59,14 @@ def _auth(network: LocalNetwork, http: HttpClient, provider: _Tokens) -> Consume
     return auth
 
 
+@pytest.fixture
+def calls() -> Iterator[BlockingCalls]:
+    """The blocking-call pool the backend refreshes tokens on."""
+    pool = BlockingCalls(max_workers=2)
+    yield pool
+    pool.close()
+
+
 def _params(network: LocalNetwork, agent_name: str) -> dict[str, Any]:
     return {
         "agentName": agent_name,
@@ -68,14 +77,14 @@ def _params(network: LocalNetwork, agent_name: str) -> dict[str, Any]:
 
 
 async def test_a_refused_token_is_refreshed_once_and_the_call_retried(
-    network: LocalNetwork, agent: Responder, http: HttpClient
+    network: LocalNetwork, agent: Responder, http: HttpClient, calls: BlockingCalls
 ) -> None:
     agent.handler = silent
     tokens = _Tokens(network)
     auth = _auth(network, http, tokens)
     try:
         async with AsyncHttpClient() as client:
-            backend = AsyncBackendClient(client, network.url, auth)
+            backend = AsyncBackendClient(client, calls.run, network.url, auth)
             result = await backend.call(METHOD_SEND_MESSAGE, _params(network, "echo"))
     finally:
         auth.destroy()
@@ -85,7 +94,7 @@ async def test_a_refused_token_is_refreshed_once_and_the_call_retried(
 
 
 async def test_rpc_errors_are_the_sync_clients_errors(
-    network: LocalNetwork, http: HttpClient
+    network: LocalNetwork, http: HttpClient, calls: BlockingCalls
 ) -> None:
     auth = _auth(network, http, _Tokens(network))
     params = _params(network, "no_such_agent")
@@ -93,7 +102,7 @@ async def test_rpc_errors_are_the_sync_clients_errors(
         with pytest.raises(RpcError) as sync_error:
             RpcClient(BackendClient(http, network.url, auth)).call(METHOD_SEND_MESSAGE, params)
         async with AsyncHttpClient() as client:
-            backend = AsyncBackendClient(client, network.url, auth)
+            backend = AsyncBackendClient(client, calls.run, network.url, auth)
             with pytest.raises(RpcError) as async_error:
                 await backend.call(METHOD_SEND_MESSAGE, params)
     finally:

@@ -155,3 +155,28 @@ async def test_an_unreachable_proxy_is_named_in_the_error(monkeypatch: pytest.Mo
             with pytest.raises(NetworkError, match="cannot reach the proxy") as caught:
                 await client.request("GET", f"{server.url}/x")
     assert isinstance(caught.value.__cause__, ProxyError)
+
+
+async def test_routes_are_read_once_per_origin_until_a_variable_changes(
+    proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blocks_network.transport import async_http
+
+    looked_up: list[str] = []
+    real_proxy_for = async_http.proxy_for
+
+    def counting_proxy_for(scheme: str, host: str, port: int) -> Any:
+        looked_up.append(f"{host}:{port}")
+        return real_proxy_for(scheme, host, port)
+
+    monkeypatch.setattr(async_http, "proxy_for", counting_proxy_for)
+    with stub_server(lambda r: (200, {"ok": True})) as server:
+        async with AsyncHttpClient() as client:
+            for _ in range(3):
+                assert (await client.request("GET", f"{server.url}/a")).status == 200
+            assert len(looked_up) == 1 and proxy.requests() == []
+            # A proxy variable set while the client runs takes effect on the next request.
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            assert (await client.request("GET", f"{server.url}/b")).status == 200
+            assert len(looked_up) == 2
+            assert any(r.startswith("GET") and "/b" in r for r in proxy.requests())

@@ -1,4 +1,6 @@
-"""The handler executor: a small pool of daemon worker threads (``blocks-task-N``).
+"""A small pool of daemon worker threads: the agent's handler executor (``blocks-task-N``)
+and, under :class:`~blocks_network.blocking_calls.BlockingCalls`, the threads of every
+awaitable blocking call (agent and async consumer).
 
 Why not ``ThreadPoolExecutor``: its workers are not daemon threads, so one handler that ignores
 cancellation would keep the process from exiting after Ctrl+C. Workers here start on demand
@@ -36,12 +38,15 @@ class WorkerPool:
         *,
         name_prefix: str = "blocks-task",
         idle_timeout_s: float = _DEFAULT_IDLE_TIMEOUT_S,
+        closed_message: str = "the agent instance is stopped; it takes no new tasks",
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._max = max_workers
         self._prefix = name_prefix
         self._idle_timeout = idle_timeout_s
+        #: What :meth:`submit` raises (ClosedError) after :meth:`close`: says whose pool.
+        self._closed_message = closed_message
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
@@ -59,7 +64,7 @@ class WorkerPool:
         """Queue ``job``; starts a worker if none is idle. Raises ClosedError after close."""
         with self._lock:
             if self._closed:
-                raise ClosedError("the agent instance is stopped; it takes no new tasks")
+                raise ClosedError(self._closed_message)
             if self._idle > 0:
                 self._idle -= 1  # reserve it: the job below wakes exactly one idle worker
             elif len(self._threads) < self._max:
