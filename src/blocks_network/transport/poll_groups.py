@@ -5,7 +5,7 @@ a multi-channel poll only when one token reads all their channels. Each session'
 is read (not verified: :mod:`blocks_network.protocol.token_scope`) and the session joins
 the first group of its keyset whose token reads its channel (or whose channels its own
 token reads: it then becomes the group's token), while the poll's request target stays
-under :data:`MAX_TARGET_BYTES`. A token that cannot be read, or one bound to another
+under :data:`MAX_TARGET_BYTES` and names at most :data:`MAX_POLL_CHANNELS`. A token that cannot be read, or one bound to another
 user id, polls alone: a group of one, on the same code path.
 """
 
@@ -19,11 +19,14 @@ from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.subscription import PollConnections, SubscriptionSink
 
-__all__ = ["MAX_TARGET_BYTES", "TOKEN_MARGIN_S", "PollGroups"]
+__all__ = ["MAX_POLL_CHANNELS", "MAX_TARGET_BYTES", "TOKEN_MARGIN_S", "PollGroups"]
 
 #: Longest request target (path and query) of one poll. The real service refuses GET
 #: requests over ~32 KiB of URL (PubNub "API limits"); the rest is left for the origin.
 MAX_TARGET_BYTES: Final = 30_000
+#: Most channels one poll names: the local realtime server refuses more per request (the
+#: real service documents only the URL's length; task channels reach that first).
+MAX_POLL_CHANNELS: Final = 2000
 #: A token this close to its expiry takes no new members (sessions refresh at 80 % TTL).
 TOKEN_MARGIN_S: Final = 60.0
 
@@ -88,7 +91,10 @@ class PollGroups:
             self._groups[subscribe_key] = groups
             for group in groups:
                 if group.admit(
-                    member, max_target_bytes=self._max_target_bytes, margin_s=TOKEN_MARGIN_S
+                    member,
+                    max_target_bytes=self._max_target_bytes,
+                    max_channels=MAX_POLL_CHANNELS,
+                    margin_s=TOKEN_MARGIN_S,
                 ):
                     return
             group = MultiplexedSubscription(

@@ -61,6 +61,9 @@ _JOIN_TIMEOUT_S: Final = 5.0
 #: every waiting poll, so many polls due at nearly the same time are checked together).
 SWEEP_GAP_S: Final = 0.1
 
+#: A joiner's token that reads a group's channels replaces the group's when it lives at
+#: least this much longer (seconds; checking every channel on every join would cost more).
+_ADOPT_GAIN_S: Final = 300
 #: A cursor at least as long as any real one, for sizing a poll's request target.
 _LONGEST_TT: Final = 10**19
 
@@ -398,6 +401,8 @@ class MultiplexedSubscription(SubscribeRequests):
         self._channels_path: str | None = None
         self._channel_bytes = 0
         self._started = False
+        # Channels a 403 named: their sessions' retries poll elsewhere.
+        self._refused_channels: set[str] = set()
         # A waiting poll is being taken back to add joiners (at most one at a time).
         self._interrupting = False
         self._add(first)
@@ -444,23 +449,38 @@ class MultiplexedSubscription(SubscribeRequests):
 
     # --- membership (any thread) ----------------------------------------------------------------
 
-    def admit(self, member: SubscriptionMember, *, max_target_bytes: int, margin_s: float) -> bool:
+    def admit(
+        self,
+        member: SubscriptionMember,
+        *,
+        max_target_bytes: int,
+        max_channels: int,
+        margin_s: float,
+    ) -> bool:
         """Add ``member`` if this group's token reads its channel (or ``member``'s token
         reads every channel here and becomes the group's) with ``margin_s`` of life left,
-        and the poll's request target stays within ``max_target_bytes``."""
+        and the poll stays within ``max_channels`` and ``max_target_bytes`` of target."""
         scope = member.scope
         with self._lock:
             if self._stopped.is_set() or scope is None or self._scope is None:
                 return False
-            added = 0 if member.channel in self._members else len(quote(member.channel)) + 1
+            new_channel = member.channel not in self._members
+            if new_channel and len(self._members) >= max_channels:
+                return False
+            added = len(quote(member.channel)) + 1 if new_channel else 0
             # The path's ends, the longest cursor and the identity with the longer token.
             fixed = len(self._target_from(f"{self._prefix}/0", _LONGEST_TT, _LONGEST_TT))
             fixed += max(0, len(member.token or "") - len(self._token or ""))
             if fixed + self._channel_bytes + added > max_target_bytes:
                 return False
+            if member.channel in self._refused_channels:
+                return False  # the server refused it with this group's token: poll it alone
             fresh_until = time.time() + margin_s
             if self._scope.reads(member.channel) and self._scope.expires_at > fresh_until:
-                adopt = False
+                # A token living much longer keeps the group's fresh (checked rarely).
+                adopt = scope.expires_at > self._scope.expires_at + _ADOPT_GAIN_S and (
+                    scope.reads_all(self._members.keys())
+                )
             elif (
                 scope.expires_at > fresh_until
                 and scope.reads(member.channel)
@@ -599,6 +619,7 @@ class MultiplexedSubscription(SubscribeRequests):
         named = _denied_channels(body)
         with self._lock:
             hit = named & self._members.keys()
+            self._refused_channels |= hit
             denied = [m for channel in (hit or list(self._members)) for m in self._members[channel]]
             for member in denied:
                 self._remove(member)

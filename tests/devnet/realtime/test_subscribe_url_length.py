@@ -5,8 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 
+from blocks_devnet.realtime.http import MAX_CHANNELS_PER_REQUEST
 from blocks_devnet.realtime.server import RealtimeServer
-from blocks_network.transport.poll_groups import MAX_TARGET_BYTES
+from blocks_network.transport.poll_groups import MAX_POLL_CHANNELS, MAX_TARGET_BYTES
 from tests.conftest import OPEN_KEYSET
 
 
@@ -32,6 +33,7 @@ def test_a_subscribe_as_long_as_a_shared_poll_may_be_is_answered(
     channels = 1
     while len(_subscribe_target(channels + 1)) <= MAX_TARGET_BYTES:
         channels += 1
+    assert channels <= MAX_POLL_CHANNELS <= MAX_CHANNELS_PER_REQUEST
     status, body = _get(realtime_server, _subscribe_target(channels))
     assert status == 200, body[:200]
     assert json.loads(body)["m"] == []

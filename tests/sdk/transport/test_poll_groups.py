@@ -387,3 +387,53 @@ def test_a_token_near_expiry_takes_no_joiner_and_a_token_reading_all_takes_over(
     assert sorted(rig.groups.channel_counts) == [1, 2]
     for channel in ("u.o.a", "u.o.b", "u.o.c"):
         assert rig.inboxes[channel].denials == 0
+
+
+def test_polls_name_at_most_the_channel_cap(
+    holding: tuple[_Holding, StubServer],
+    make_rig: Callable[..., _Rig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from blocks_network.transport import poll_groups
+
+    monkeypatch.setattr(poll_groups, "MAX_POLL_CHANNELS", 7)
+    _script, server = holding
+    rig = make_rig(_origin(server))
+    token = _token(org_wide=True)
+    members = [rig.member(f"u.o.t{i}", token) for i in range(20)]
+    for member in members:
+        member.start()
+    assert sorted(rig.groups.channel_counts) == [6, 7, 7]
+    for member in members:
+        member.stop()
+
+
+def test_a_channel_a_403_named_polls_elsewhere_when_its_session_subscribes_again(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    token = _token(org_wide=True)
+    for channel in ("u.o.a", "u.o.b"):
+        rig.member(channel, token).start()
+    poll = script.poll_where(lambda p: len(p.channels) == 2)
+    poll.reply(403, {"message": "Forbidden", "payload": {"channels": ["u.o.b"]}, "status": 403})
+    script.poll_where(lambda p: p.channels == ["u.o.a"])
+    # The session's retry (a fresh token the group's would also "read") gets a poll of its own.
+    rig.member("u.o.b", _token(org_wide=True)).start()
+    script.poll_where(lambda p: p.channels == ["u.o.b"])
+    assert sorted(rig.groups.channel_counts) == [1, 1]
+
+
+def test_a_joiners_much_longer_lived_token_becomes_the_groups(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    first = _token(org_wide=True, left_s=1800)
+    rig.member("u.o.a", first).start()
+    script.poll_where(lambda p: p.query["auth"] == first)
+    longer = _token(org_wide=True, left_s=3600)
+    rig.member("u.o.b", longer).start()
+    poll = script.poll_where(lambda p: len(p.channels) == 2)
+    assert poll.query["auth"] == longer and rig.groups.channel_counts == [2]
