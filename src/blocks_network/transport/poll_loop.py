@@ -462,7 +462,9 @@ class MultiplexedSubscription(SubscribeRequests):
         and the poll stays within ``max_channels`` and ``max_target_bytes`` of target."""
         scope = member.scope
         with self._lock:
-            if self._stopped.is_set() or scope is None or self._scope is None:
+            if self._stopped.is_set() or self._connections.closed:
+                return False  # a new group's start() then reports the close
+            if scope is None or self._scope is None:
                 return False
             new_channel = member.channel not in self._members
             if new_channel and len(self._members) >= max_channels:
