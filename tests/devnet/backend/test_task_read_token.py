@@ -230,12 +230,22 @@ def test_an_owner_sharing_its_org_reads_its_task_only(
 ) -> None:
     org = local_network.dev_identity.org_id
     identity = local_network.context.identity
-    local_network.call(lambda: identity.create_user("colleague", org_id=org))
-    consumer = Consumer(local_network)
+    _, _, colleague_key = local_network.call(lambda: identity.create_user("colleague", org_id=org))
+    consumer, colleague = Consumer(local_network), Consumer(local_network, colleague_key)
     try:
         sent, sibling = consumer.send("worker"), consumer.send("worker")
+        theirs = colleague.send("worker")
     finally:
         consumer.close()
-    grant = _grant(local_network, sent["extensions"]["blocks"]["readToken"])
-    assert grant.channel_patterns == {}
-    assert _reads(grant, _status_channel(sent)) and not _reads(grant, _status_channel(sibling))
+        colleague.close()
+    # The colleague's task channel is u.{the same org}.{task}: only exact grants read it.
+    assert _status_channel(theirs).startswith(f"u.{org}.")
+    for owned, token in (
+        (sent, sent["extensions"]["blocks"]["readToken"]),
+        (theirs, theirs["extensions"]["blocks"]["readToken"]),
+    ):
+        grant = _grant(local_network, token)
+        assert grant.channel_patterns == {}
+        assert _reads(grant, _status_channel(owned))
+        others = [s for s in (sent, sibling, theirs) if s is not owned]
+        assert not any(_reads(grant, _status_channel(other)) for other in others)
