@@ -1,16 +1,19 @@
 """Threads, connections and memory a consumer holds for N open sessions (issue 16).
 
-Each session follows its own task channel with its own long-poll, as TaskSession does
-(``SessionRealtime.subscription``). ``--mode loop`` is the sessions' poll loop (one
-selector thread); ``--mode threads`` is the former thread-per-session loop
-(``ChannelSubscription``), for the before figures. The sessions are opened on the realtime
+Each session follows its own task channel, as TaskSession does
+(``SessionRealtime.subscription``). ``--mode grouped`` gives every session a read token
+that reads all the bench's channels (as the backend's T4 for a sole-member org's owner),
+so sessions share multi-channel polls; ``--mode loop`` gives none (each session polls
+alone on the sessions' poll loop, one selector thread: the figures before grouping);
+``--mode threads`` is the former thread-per-session loop (``ChannelSubscription``). The
+sessions are opened on the realtime
 layer directly (a standalone realtime server in its own process, open keyset): creating
 10,000 tasks through the backend would measure the backend, not the subscriptions.
 
 After every poll is parked, one message is published on each channel and the time until
 every session has received it is reported.
 
-    python bench/open_sessions.py --sessions 1000 10000 --mode loop
+    python bench/open_sessions.py --sessions 1000 10000 --mode grouped
 """
 
 from __future__ import annotations
@@ -21,16 +24,23 @@ import json
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from _servers import realtime_server_process
+from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token
 from blocks_network.consumer.realtime import SessionRealtime
 from blocks_network.transport.http_client import HttpClient
-from blocks_network.transport.poll_loop import MultiplexedSubscription
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.subscription import ChannelSubscription, SubscriptionSink
 
+if TYPE_CHECKING:
+    from blocks_network.transport.poll_loop import SubscriptionMember
+
 _PUBLISHERS = 4
+#: Channels named like the local network's task channels (u.{orgId}.t_{32 hex}), so a
+#: shared poll holds as many as it would for real tasks.
+_ORG = "org_0123456789abcdef"
 
 
 def _sockets() -> int:
@@ -101,13 +111,14 @@ def run(sessions: int, mode: str) -> dict[str, float | int | str]:
         sockets_before = _sockets()
         rss_before = _rss_mb()
         cursor = realtime.cursor()
-        channels = [f"u.bench.t{i}" for i in range(sessions)]
+        channels = [f"u.{_ORG}.t_{i:032x}" for i in range(sessions)]
         started = time.perf_counter()
-        subs: list[ChannelSubscription | MultiplexedSubscription] = []
+        subs: list[ChannelSubscription | SubscriptionMember] = []  # main: MultiplexedSubscription
+        token = _org_token() if mode == "grouped" else None
         for channel in channels:
-            sub: ChannelSubscription | MultiplexedSubscription
-            if mode == "loop":
-                sub = realtime.subscription(channel, None, cursor, sink)
+            sub: ChannelSubscription | SubscriptionMember
+            if mode != "threads":
+                sub = realtime.subscription(channel, token, cursor, sink)
             else:
                 threads, connections = realtime.polls
                 sub = ChannelSubscription(
@@ -123,11 +134,21 @@ def run(sessions: int, mode: str) -> dict[str, float | int | str]:
                 )
             sub.start()
             subs.append(sub)
-        parked = _wait(lambda: _sockets() - sockets_before >= sessions, 300)
+        if mode == "grouped":
+            groups, loop = realtime.poll_groups, realtime._loop
+
+            def all_parked() -> bool:
+                counts = groups.channel_counts
+                return sum(counts) == sessions and loop.watched == len(counts)
+
+            parked = _wait(all_parked, 300)
+        else:
+            parked = _wait(lambda: _sockets() - sockets_before >= sessions, 300)
         opened_s = time.perf_counter() - started
         time.sleep(1.0)  # let the last polls reach the server
         result: dict[str, float | int | str] = {
             "mode": mode,
+            "polls": len(realtime.poll_groups.channel_counts) if mode == "grouped" else sessions,
             "sessions": sessions,
             "parked": str(parked),
             "open_s": round(opened_s, 2),
@@ -149,10 +170,23 @@ def run(sessions: int, mode: str) -> dict[str, float | int | str]:
         return result
 
 
+def _org_token() -> str:
+    """A read token on every task channel of ``_ORG`` (the open keyset does not check it)."""
+    # Imported here: ``--mode loop`` also runs against main's tree, which lacks it.
+    from blocks_devnet.backend.grants import org_task_channels_pattern
+
+    grant = TokenGrant(
+        issued_at=int(time.time()),
+        ttl_minutes=120,
+        channel_patterns={org_task_channels_pattern(_ORG): READ},
+    )
+    return issue_token(grant, "bench-secret")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--mode", choices=["loop", "threads"], default="loop")
+    parser.add_argument("--mode", choices=["grouped", "loop", "threads"], default="grouped")
     args = parser.parse_args()
     for sessions in args.sessions:
         print(json.dumps(run(sessions, args.mode)), flush=True)

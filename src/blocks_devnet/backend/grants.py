@@ -6,6 +6,7 @@ realtime server verifies it exactly as it verifies a token from the grant endpoi
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -20,12 +21,17 @@ TASK_TOKEN_TTL_MINUTES = 120
 
 
 def _mint(
-    keyset: Keyset, ttl_minutes: int, channels: dict[str, int], authorized_uuid: str | None
+    keyset: Keyset,
+    ttl_minutes: int,
+    channels: dict[str, int],
+    authorized_uuid: str | None,
+    channel_patterns: dict[str, int] | None = None,
 ) -> str:
     grant = TokenGrant(
         issued_at=int(time.time()),
         ttl_minutes=max(1, min(ttl_minutes, 43200)),
         channels=channels,
+        channel_patterns=channel_patterns or {},
         authorized_uuid=authorized_uuid,
     )
     return issue_token(grant, keyset.secret_key)
@@ -77,11 +83,27 @@ def task_write_token(
 
 
 def task_read_token(
-    keyset: Keyset, org_id: str, task_id: str, ttl_minutes: int = TASK_TOKEN_TTL_MINUTES
+    keyset: Keyset,
+    org_id: str,
+    task_id: str,
+    ttl_minutes: int = TASK_TOKEN_TTL_MINUTES,
+    *,
+    org_wide: bool = False,
 ) -> str:
     """T4: read the task channel (events, history, files). Not uuid-bound: session
-    clients pick a fresh uuid each time."""
-    return _mint(keyset, ttl_minutes, {task_channel(org_id, task_id): READ}, None)
+    clients pick a fresh uuid each time. ``org_wide``: also read every task channel of
+    ``org_id`` (:func:`org_task_channels_pattern`), for an owner who is the org's only
+    member, so its sessions share subscribe polls (docs/task-service.md)."""
+    patterns = {org_task_channels_pattern(org_id): READ} if org_wide else None
+    return _mint(keyset, ttl_minutes, {task_channel(org_id, task_id): READ}, None, patterns)
+
+
+def org_task_channels_pattern(org_id: str) -> str:
+    """The Access Manager pattern of the task channels ``u.{orgId}.{taskId}`` of one org
+    (protocol.md §2's ``u.{orgId}.*``, as an anchored regex: nothing else matches, whether
+    the server matches whole names or searches)."""
+    prefix = task_channel(org_id, "x")[:-1]
+    return f"^{re.escape(prefix)}[^.]+$"
 
 
 def stream_token(keyset: Keyset, channel: str, *, write: bool, ttl_minutes: int) -> str:

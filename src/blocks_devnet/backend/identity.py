@@ -109,12 +109,19 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
+def _org_wide_reads(org_id: str) -> str:
+    """The settings row marking an org whose one member holds org-wide read tokens."""
+    return f"org_wide_reads:{org_id}"
+
+
 class IdentityStore:
     """Orgs, users, API keys and refresh tokens in the shared database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         db.ensure_schema(_SCHEMA)
+        # (org, user) pairs marked by sole_member_reads_org: marks are never undone.
+        self._sole_members: set[tuple[str, str]] = set()
 
     # --- orgs and users -------------------------------------------------------------------
 
@@ -150,6 +157,11 @@ class IdentityStore:
                 org_id = self.create_org(org_name or name)
             elif not self.org_exists(org_id):
                 raise ValueError(f"organisation {org_id!r} does not exist")
+            elif self._setting(_org_wide_reads(org_id)) is not None:
+                raise ValueError(
+                    f"organisation {org_id!r} is one user's: its read tokens read all its "
+                    "task channels; create the user in an organisation of its own"
+                )
             self._db.execute(
                 "INSERT INTO users (user_id, org_id, name, created_at) VALUES (?,?,?,?)",
                 (user_id, org_id, name, _now()),
@@ -157,6 +169,23 @@ class IdentityStore:
             api_key = self._insert_api_key(user_id)
         logger.info("created user %s (%s) in org %s", user_id, name, org_id)
         return user_id, org_id, api_key
+
+    def sole_member_reads_org(self, org_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` is the only member of ``org_id``; if so, the org is marked as
+        that user's for good (no one joins it any more), so a read token covering every
+        task channel of the org never reaches another user's tasks."""
+        if (org_id, user_id) in self._sole_members:
+            return True
+        with self._db.transaction():
+            members = self._db.query("SELECT user_id FROM users WHERE org_id=? LIMIT 2", (org_id,))
+            if [str(row["user_id"]) for row in members] != [user_id]:
+                return False
+            self._db.execute(
+                "INSERT OR IGNORE INTO settings (name, value) VALUES (?,?)",
+                (_org_wide_reads(org_id), user_id),
+            )
+        self._sole_members.add((org_id, user_id))
+        return True
 
     def user_org(self, user_id: str) -> str | None:
         """The organisation of ``user_id``, or None if there is no such user."""

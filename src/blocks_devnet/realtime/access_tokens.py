@@ -33,6 +33,7 @@ from typing import Any
 import cbor2
 
 from blocks_devnet.realtime import token_cbor
+from blocks_network.protocol.token_scope import cbor_text_keys
 
 logger = logging.getLogger(__name__)
 
@@ -303,19 +304,10 @@ def _remember_issued(token: str, secret_key: str, grant: TokenGrant) -> None:
 
 
 def _text_keys(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TokenMalformedError(f"token field {what} is not a map")
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        if isinstance(key, bytes):
-            try:
-                key = key.decode("utf-8")
-            except UnicodeDecodeError:
-                raise TokenMalformedError(f"token field {what} has a non-UTF-8 key") from None
-        if not isinstance(key, str):
-            raise TokenMalformedError(f"token field {what} has a non-string key")
-        out[key] = item
-    return out
+    keyed = cbor_text_keys(value)
+    if keyed is None:
+        raise TokenMalformedError(f"token field {what} is not a map with text keys")
+    return keyed
 
 
 def _bits_section(value: object, what: str) -> tuple[_Bits, _Bits, _Bits]:

@@ -1,9 +1,10 @@
 """The realtime side of one TaskClient: sessions' subscriptions, PubNub clients, server clock.
 
-The backend grants a read token per task channel, and a request carries one token, so each
-session follows its channel with a long-poll of its own over a keep-alive connection; the
-polls waiting for the server all sit in one selector thread (:mod:`.poll_loop`), and an
-answer borrows a pool thread only while it is read and delivered. An official
+Sessions whose read tokens read each other's channels share one multi-channel long-poll
+over one keep-alive connection (:mod:`.poll_groups`; a token that reads only its own task
+channel polls alone); the polls waiting for the server all sit in one selector thread
+(:mod:`.poll_loop`), and an answer borrows a pool thread only while it is read and
+delivered to the sessions it names. An official
 PubNub client (sharing the TaskClient's HTTP pool) is built only for the rarer requests a
 session may make: history catch-up and file downloads.
 
@@ -25,7 +26,8 @@ from blocks_network.errors import BlocksError
 from blocks_network.protocol.constants import STREAM_REPLAY_TIMETOKEN
 from blocks_network.protocol.ids import new_session_client_id
 from blocks_network.transport.http_client import HttpClient
-from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop
+from blocks_network.transport.poll_groups import PollGroups
+from blocks_network.transport.poll_loop import PollLoop, SubscriptionMember
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint, create_pubnub
 from blocks_network.transport.pubnub_http import use_pooled_requests
@@ -94,6 +96,7 @@ class SessionRealtime:
         clock: _ServerClock | None = None,
         polls: tuple[PollThreads, PollConnections] | None = None,
         loop: PollLoop | None = None,
+        groups: PollGroups | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.subscribe_key = subscribe_key
@@ -105,6 +108,7 @@ class SessionRealtime:
         self._user_id = new_session_client_id()
         self._polls = polls or (PollThreads(), PollConnections(endpoint))
         self._loop = loop or PollLoop()
+        self._groups = groups or PollGroups(endpoint, self._user_id, self._loop, self._polls[1])
 
     @property
     def http(self) -> HttpClient:
@@ -131,6 +135,7 @@ class SessionRealtime:
             self._clock,
             self._polls,
             self._loop,
+            self._groups,
         )
 
     def _build(self) -> PubNub:
@@ -154,21 +159,16 @@ class SessionRealtime:
 
     def subscription(
         self, channel: str, token: str | None, cursor: int, sink: SubscriptionSink
-    ) -> MultiplexedSubscription:
+    ) -> SubscriptionMember:
         """A subscription to ``channel`` after timetoken ``cursor``, not started yet: the
-        caller ``start()``s it (ClosedError after :meth:`close`) and ``stop()``s it."""
-        subscription = MultiplexedSubscription(
-            endpoint=self.endpoint,
-            subscribe_key=self.subscribe_key,
-            channel=channel,
-            token=token,
-            user_id=self._user_id,
-            cursor=cursor,
-            sink=sink,
-            loop=self._loop,
-            connections=self._polls[1],
-        )
-        return subscription
+        caller ``start()``s it (ClosedError after :meth:`close`) and ``stop()``s it. It
+        shares a poll with the other sessions its token's grants allow."""
+        return self._groups.subscription(self.subscribe_key, channel, token, cursor, sink)
+
+    @property
+    def poll_groups(self) -> PollGroups:
+        """The sessions' poll groups (tests, benchmarks)."""
+        return self._groups
 
     def close(self) -> None:
         """End idle poll threads and close idle connections; safe to call twice."""

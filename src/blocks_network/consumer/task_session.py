@@ -45,7 +45,7 @@ from blocks_network.protocol.constants import (
 from blocks_network.stream import StreamClient, StreamRef
 from blocks_network.stream.link import StreamLink
 from blocks_network.stream.session_streams import SessionStreams
-from blocks_network.transport.poll_loop import MultiplexedSubscription
+from blocks_network.transport.poll_loop import SubscriptionMember
 from blocks_network.transport.subscription import SubscriptionSink
 
 __all__ = ["TaskSession"]
@@ -100,7 +100,7 @@ class TaskSession:
         self._done_callbacks: list[Callable[[], None]] = []
         self._failure: BlocksError | None = None
         self._closed = False
-        self._subscription: MultiplexedSubscription | None = None
+        self._subscription: SubscriptionMember | None = None
         self._token_retries = 1
         # Built only for history and file downloads; the subscription needs none.
         self._pubnub: PubNub | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import selectors
 import socket
@@ -25,9 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Final
+from typing import Any, Final
+from urllib.parse import quote
 
 from blocks_network.errors import ClosedError
+from blocks_network.protocol.token_scope import TokenScope
 from blocks_network.transport.connections import PlainConnection
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
@@ -35,6 +38,7 @@ from blocks_network.transport.subscription import (
     TIMED_OUT,
     PollAnswer,
     PollConnections,
+    PollFailure,
     SubscribeRequests,
     SubscriptionSink,
     abort_poll,
@@ -42,7 +46,7 @@ from blocks_network.transport.subscription import (
     send_poll,
 )
 
-__all__ = ["MultiplexedSubscription", "PollLoop"]
+__all__ = ["MultiplexedSubscription", "PollLoop", "SubscriptionMember"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,12 @@ _JOIN_TIMEOUT_S: Final = 5.0
 #: The least time between two checks of the waiting polls' deadlines (each check looks at
 #: every waiting poll, so many polls due at nearly the same time are checked together).
 SWEEP_GAP_S: Final = 0.1
+
+#: A joiner's token that reads a group's channels replaces the group's when it lives at
+#: least this much longer (seconds; checking every channel on every join would cost more).
+_ADOPT_GAIN_S: Final = 300
+#: A cursor at least as long as any real one, for sizing a poll's request target.
+_LONGEST_TT: Final = 10**19
 
 Action = Callable[[], None]
 
@@ -91,6 +101,11 @@ class PollLoop:
     def forget(self, sub: MultiplexedSubscription, conn: PlainConnection) -> None:
         """Stop watching ``sub``'s socket and discard its connection (the poll is abandoned)."""
         self._post(lambda: self._unregister(sub, conn))
+
+    def interrupt(self, sub: MultiplexedSubscription, conn: PlainConnection) -> None:
+        """Abandon ``sub``'s waiting poll and call ``sub._interrupted()`` on a pool thread
+        (nothing when its answer or deadline came first: the next poll goes out then)."""
+        self._post(lambda: self._take_back(sub, conn))
 
     def call_later(self, delay_s: float, job: Action) -> None:
         """Run ``job`` on a pool thread after ``delay_s`` seconds."""
@@ -166,6 +181,16 @@ class PollLoop:
                 if self._selector.get_key(sock).data is sub:
                     self._selector.unregister(sock)
         sub._discard()
+
+    def _take_back(self, sub: MultiplexedSubscription, conn: PlainConnection) -> None:
+        assert self._selector is not None
+        sock = conn.sock
+        if sock is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            if self._selector.get_key(sock).data is sub:
+                self._selector.unregister(sock)
+                self._dispatch(sub._interrupted)
 
     def _sweep(self, now: float) -> None:
         """Hand the polls waiting past their deadline back to be sent again, and note when
@@ -263,11 +288,71 @@ class _State(Enum):
     SLEEPING = "sleeping"  # a back-off timer will send the next poll
 
 
+class SubscriptionMember:
+    """One session's part of a group's poll: its channel, token, cursor and sink. Used as a
+    subscription of its own (:meth:`start`, :meth:`stop`, :meth:`set_token`,
+    :attr:`stopped`): messages of its channel after ``cursor`` reach ``sink.message`` once
+    each, in order; ``sink.denied`` is called once if the server refuses its channel."""
+
+    def __init__(
+        self,
+        channel: str,
+        token: str | None,
+        cursor: int,
+        sink: SubscriptionSink,
+        *,
+        scope_of: Callable[[str | None], TokenScope | None] | None = None,
+        place: Callable[[SubscriptionMember], None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.token = token
+        self._scope_of = scope_of
+        #: What ``token`` claims to read (None: this member polls alone).
+        self.scope = None if scope_of is None else scope_of(token)
+        self.sink = sink
+        #: Messages at or before this timetoken were delivered or precede the cursor.
+        self.last = cursor
+        #: The group's membership version when this member joined.
+        self.joined = 0
+        self.group: MultiplexedSubscription | None = None
+        self._place = place
+        self._stopped = threading.Event()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def start(self) -> None:
+        """Join a group's poll (or start one); ClosedError once the client closed."""
+        if self._place is not None:
+            self._place(self)
+        elif self.group is not None:
+            self.group.start()
+
+    def stop(self) -> None:
+        """Receive nothing more; the channel leaves the group's next poll. Idempotent."""
+        self._stopped.set()
+        group = self.group
+        if group is not None:
+            group.leave(self)
+
+    def set_token(self, token: str | None) -> None:
+        """A fresh token for this member's channel; the group polls with it if it reads
+        the group's channels and outlives the group's token (or the member is alone)."""
+        self.token = token
+        self.scope = None if self._scope_of is None else self._scope_of(token)
+        group = self.group
+        if group is not None:
+            group.offer_token(self)
+
+
 class MultiplexedSubscription(SubscribeRequests):
-    """Follows ``channel`` from timetoken ``cursor`` until :meth:`stop`, on a
-    :class:`PollLoop`; the same contract as :class:`ChannelSubscription` (messages in
-    order, ``denied`` once on a 403, failures retried with back-off, timed-out polls sent
-    again), but no thread is held while waiting for the server."""
+    """One long-poll on a :class:`PollLoop` following the channels of its members (the
+    first one given here; more join with :meth:`admit`) with one token that reads them all
+    (pubnub-wire.md §3). The contract of :class:`ChannelSubscription` holds per member
+    (messages in order and once, ``denied`` once on a 403 naming its channel, failures
+    retried with back-off, timed-out polls sent again), and no thread is held while
+    waiting for the server. :meth:`start`/:meth:`stop` start and end the whole group."""
 
     def __init__(
         self,
@@ -281,15 +366,23 @@ class MultiplexedSubscription(SubscribeRequests):
         sink: SubscriptionSink,
         loop: PollLoop,
         connections: PollConnections,
+        member: SubscriptionMember | None = None,
     ) -> None:
+        first = member or SubscriptionMember(channel, token, cursor, sink)
         super().__init__(
             endpoint=endpoint,
             subscribe_key=subscribe_key,
-            channel=channel,
-            token=token,
+            channel=first.channel,
+            token=first.token,
             user_id=user_id,
-            cursor=cursor,
-            sink=sink,
+            cursor=first.last,
+            # connected/failed reach every member that listens for them.
+            sink=SubscriptionSink(
+                _never,
+                _never,
+                self._connected,
+                self._failed if first.sink.failed is not None else None,
+            ),
         )
         self._loop = loop
         self._connections = connections
@@ -299,18 +392,49 @@ class MultiplexedSubscription(SubscribeRequests):
         self._in_flight = False
         #: When the waiting poll is given up and sent again (monotonic).
         self.deadline = 0.0
+        self._scope = first.scope
+        self._members: dict[str, list[SubscriptionMember]] = {}
+        # Members no answered poll has covered yet: the next poll starts at their cursor.
+        self._pending: list[SubscriptionMember] = []
+        self._version = 0
+        self._sent_version = 0
+        self._channels_path: str | None = None
+        self._channel_bytes = 0
+        self._started = False
+        # Channels a 403 named: their sessions' retries poll elsewhere.
+        self._refused_channels: set[str] = set()
+        # A waiting poll is being taken back to add joiners (at most one at a time).
+        self._interrupting = False
+        self._add(first)
+
+    @property
+    def _path(self) -> str:
+        count = len(self._members)
+        return self._channel_path if count < 2 else f"{self._channel_path} and {count - 1} more"
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels the next poll follows."""
+        with self._lock:
+            return list(self._members)
 
     def start(self) -> None:
         """Send the first poll from a pool thread (raises ClosedError if closed)."""
-        self._loop.submit(self._send)
+        with self._lock:
+            started, self._started = self._started, True
+        if not started:
+            self._loop.submit(self._send)
 
     def stop(self) -> None:
-        """End the subscription; a waiting or in-flight poll is abandoned."""
+        """End the subscription of every member; a waiting or in-flight poll is abandoned."""
         with self._lock:
             if self._stopped.is_set():
                 return
             self._stopped.set()
             state, conn, in_flight = self._state, self._conn, self._in_flight
+            for members in self._members.values():
+                for member in members:
+                    member._stopped.set()
         if conn is None:
             return
         if state is _State.WAITING:
@@ -322,6 +446,207 @@ class MultiplexedSubscription(SubscribeRequests):
             self._release()  # between polls: the connection is clean, and the loop may close
         elif in_flight:
             abort_poll(conn)  # wakes the pool thread blocked on it
+
+    # --- membership (any thread) ----------------------------------------------------------------
+
+    def admit(
+        self,
+        member: SubscriptionMember,
+        *,
+        max_target_bytes: int,
+        max_channels: int,
+        margin_s: float,
+    ) -> bool:
+        """Add ``member`` if this group's token reads its channel (or ``member``'s token
+        reads every channel here and becomes the group's) with ``margin_s`` of life left,
+        and the poll stays within ``max_channels`` and ``max_target_bytes`` of target."""
+        scope = member.scope
+        with self._lock:
+            if self._stopped.is_set() or self._connections.closed:
+                return False  # a new group's start() then reports the close
+            if scope is None or self._scope is None:
+                return False
+            new_channel = member.channel not in self._members
+            if new_channel and len(self._members) >= max_channels:
+                return False
+            added = len(quote(member.channel)) + 1 if new_channel else 0
+            # The path's ends, the longest cursor and the identity with the longer token.
+            fixed = len(self._target_from(f"{self._prefix}/0", _LONGEST_TT, _LONGEST_TT))
+            fixed += max(0, len(member.token or "") - len(self._token or ""))
+            if fixed + self._channel_bytes + added > max_target_bytes:
+                return False
+            if member.channel in self._refused_channels:
+                return False  # the server refused it with this group's token: poll it alone
+            fresh_until = time.time() + margin_s
+            if self._scope.reads(member.channel) and self._scope.expires_at > fresh_until:
+                # A token living much longer keeps the group's fresh (checked rarely).
+                adopt = scope.expires_at > self._scope.expires_at + _ADOPT_GAIN_S and (
+                    scope.reads_all(self._members.keys())
+                )
+            elif (
+                scope.expires_at > fresh_until
+                and scope.reads(member.channel)
+                and scope.reads_all(self._members.keys())
+            ):
+                adopt = True
+            else:
+                return False
+            if adopt:
+                self._token, self._scope = member.token, scope
+            self._add(member)
+            if member.stopped:  # stop() raced the join and saw no group yet
+                self._remove(member)
+                return True
+            conn = self._take_back_waiting()
+        if conn is not None:
+            self._interrupt(conn)
+        return True
+
+    def leave(self, member: SubscriptionMember) -> None:
+        """``member`` receives nothing more; the last one leaving ends the group."""
+        with self._lock:
+            self._remove(member)
+            empty = not self._members
+        if empty:
+            self.stop()
+
+    def offer_token(self, member: SubscriptionMember) -> None:
+        """Poll with ``member``'s new token when it is alone here, or when the token reads
+        every channel and outlives the group's."""
+        with self._lock:
+            if member.group is not self:
+                return
+            alone = len(self._members) == 1
+            scope = member.scope
+            better = (
+                scope is not None
+                and (self._scope is None or scope.expires_at > self._scope.expires_at)
+                and scope.reads_all(self._members.keys())
+            )
+            if alone or better:
+                self._token, self._scope = member.token, scope
+
+    def _add(self, member: SubscriptionMember) -> None:
+        """Under the lock."""
+        members = self._members.get(member.channel)
+        if members is None:
+            self._members[member.channel] = members = []
+            self._channel_bytes += len(quote(member.channel)) + 1
+            self._channels_path = None
+        members.append(member)
+        self._version += 1
+        member.joined = self._version
+        member.group = self
+        self._pending.append(member)
+
+    def _remove(self, member: SubscriptionMember) -> None:
+        """Under the lock; idempotent."""
+        member.group = None
+        members = self._members.get(member.channel)
+        if members is None or member not in members:
+            return
+        members.remove(member)
+        if not members:
+            del self._members[member.channel]
+            self._channel_bytes -= len(quote(member.channel)) + 1
+            self._channels_path = None
+        if member in self._pending:
+            self._pending.remove(member)
+
+    def _take_back_waiting(self) -> PlainConnection | None:
+        """Under the lock, after a join: the waiting poll's connection when that poll must
+        be taken back to add the joiner (joins meanwhile ride on the same re-send)."""
+        if not self._started or self._state is not _State.WAITING or self._interrupting:
+            return None
+        self._interrupting = True
+        return self._conn
+
+    def _interrupt(self, conn: PlainConnection) -> None:
+        with contextlib.suppress(ClosedError):
+            self._loop.interrupt(self, conn)
+
+    # --- what each poll sends and how its answer is shared out (pool threads) ------------------
+
+    def _target(self) -> str:
+        with self._lock:
+            self._sent_version = self._version
+            self._interrupting = False
+            if self._channels_path is None:
+                channels = ",".join(quote(channel, safe="") for channel in self._members)
+                self._channels_path = f"{self._prefix}{channels}/0"
+            path = self._channels_path
+            tt, tr = self._tt, self._tr
+            # A joiner's cursor may lie before the group's: poll again from there, and
+            # every member drops what it already has.
+            rewind = min((member.last for member in self._pending), default=tt)
+        if rewind < tt:
+            tt, tr = rewind, None
+        return self._target_from(path, tt, tr)
+
+    def _hand_over(self, message: dict[str, Any], timetoken: int | None) -> None:
+        channel = message.get("c")
+        with self._lock:
+            members = self._members.get(channel) if isinstance(channel, str) else None
+            if members is None and len(self._members) == 1:
+                members = next(iter(self._members.values()))  # an envelope without ``c``
+            members = list(members or ())
+        publisher = message.get("i")
+        for member in members:
+            if member.stopped:
+                continue
+            if timetoken is not None:
+                if timetoken <= member.last:
+                    continue  # delivered before a rewound poll, or before its cursor
+                member.last = timetoken
+            try:
+                member.sink.message(
+                    message.get("d"),
+                    timetoken,
+                    message.get("u"),
+                    publisher if isinstance(publisher, str) else None,
+                )
+            except Exception:
+                logger.exception("delivering events of %s failed; it stopped", member.channel)
+                member.stop()
+
+    def _delivered(self, next_tt: int, next_tr: int) -> None:
+        with self._lock:
+            self._tt, self._tr = next_tt, next_tr
+            sent = self._sent_version
+            self._pending = [member for member in self._pending if member.joined > sent]
+
+    def _refused(self, body: bytes) -> float | None:
+        """A 403: the members whose channels it names are denied (all when it names none
+        of them: an expired or revoked token); the others keep polling."""
+        named = _denied_channels(body)
+        with self._lock:
+            hit = named & self._members.keys()
+            self._refused_channels |= hit
+            denied = [m for channel in (hit or list(self._members)) for m in self._members[channel]]
+            for member in denied:
+                self._remove(member)
+            ended = not self._members
+            if ended:
+                self._stopped.set()
+        for member in denied:
+            if not member.stopped:
+                member._stopped.set()
+                member.sink.denied()
+        return None if ended or self._stopped.is_set() else 0.0
+
+    def _members_now(self) -> list[SubscriptionMember]:
+        with self._lock:
+            return [member for members in self._members.values() for member in members]
+
+    def _connected(self, reconnected: bool) -> None:
+        for member in self._members_now():
+            if member.sink.connected is not None and not member.stopped:
+                member.sink.connected(reconnected)
+
+    def _failed(self, why: PollFailure, description: str) -> None:
+        for member in self._members_now():
+            if member.sink.failed is not None and not member.stopped:
+                member.sink.failed(why, description)
 
     # --- pool-thread steps ----------------------------------------------------------------------
 
@@ -354,14 +679,21 @@ class MultiplexedSubscription(SubscribeRequests):
             return
         sock = conn.sock
         with self._lock:
-            unread = self._stopped.is_set() or sock is None
-            if not unread:
-                self._state = _State.WAITING
-                self.deadline = time.monotonic() + conn.timeout
-        if unread or sock is None:
-            self._discard()  # stopped while sending: the poll goes unread
-            return
-        self._wait_for(sock)
+            self.deadline = time.monotonic() + conn.timeout
+            parked = not self._stopped.is_set() and sock is not None and self._park(sock)
+            behind = self._take_back_if_behind() if parked else None
+        if not parked:
+            self._discard()  # stopped while sending (the poll goes unread), or loop closed
+        elif behind is not None:
+            self._interrupt(behind)
+
+    def _interrupted(self) -> None:
+        """The loop took the waiting poll back (members joined): send one that has them."""
+        with self._lock:
+            conn, self._conn, self._state = self._conn, None, _State.IDLE
+        if conn is not None:
+            self._connections.discard(conn)
+        self._send()
 
     def _readable(self) -> None:
         """The loop saw the poll's answer arrive (or its socket close): read it."""
@@ -379,13 +711,12 @@ class MultiplexedSubscription(SubscribeRequests):
             # Only TLS housekeeping (session tickets) arrived: keep waiting without a thread.
             with self._lock:
                 self._in_flight = False
-                stopped = self._stopped.is_set()
-                if not stopped:
-                    self._state = _State.WAITING
-            if stopped:
+                parked = not self._stopped.is_set() and self._park(sock)
+                behind = self._take_back_if_behind() if parked else None
+            if not parked:
                 self._discard()
-            else:
-                self._wait_for(sock)
+            elif behind is not None:
+                self._interrupt(behind)
             return
         try:
             answer = read_poll(conn)
@@ -437,12 +768,20 @@ class MultiplexedSubscription(SubscribeRequests):
         if conn is not None:
             self._connections.give_back(conn)
 
-    def _wait_for(self, sock: socket.socket) -> None:
-        """Hand the sent poll to the loop (its connection is discarded if the loop closed)."""
+    def _park(self, sock: socket.socket) -> bool:
+        """Under the lock: hand the sent poll to the loop to wait for (False: the loop
+        closed). Under the lock, so a join that sees it waiting takes it back after the
+        loop has it."""
         try:
             self._loop.watch(self, sock)
         except ClosedError:
-            self._discard()
+            return False
+        self._state = _State.WAITING
+        return True
+
+    def _take_back_if_behind(self) -> PlainConnection | None:
+        """Under the lock, once parked: members joined while the poll was sent or read."""
+        return self._take_back_waiting() if self._version != self._sent_version else None
 
     def _abandon(self) -> None:
         """The loop is closing with this poll waiting: discard its connection."""
@@ -456,3 +795,16 @@ class MultiplexedSubscription(SubscribeRequests):
             conn, self._conn = self._conn, None
         if conn is not None:
             self._connections.discard(conn)
+
+
+def _never(*_: object) -> None:
+    raise AssertionError("a group's messages go to its members' sinks")
+
+
+def _denied_channels(body: bytes) -> set[str]:
+    """The channels a 403 body's ``payload.channels`` names (none for a token error)."""
+    try:
+        channels = json.loads(body)["payload"]["channels"]
+    except (ValueError, TypeError, KeyError):
+        return set()
+    return {c for c in channels if isinstance(c, str)} if isinstance(channels, list) else set()

@@ -176,7 +176,8 @@ class SubscribeRequests:
         filter_expr: str | None = None,
         heartbeat: int | None = None,
     ) -> None:
-        self._path = f"/v2/subscribe/{quote(subscribe_key, safe='')}/{quote(channel, safe='')}/0"
+        self._prefix = f"/v2/subscribe/{quote(subscribe_key, safe='')}/"
+        self._channel_path = f"{self._prefix}{quote(channel, safe='')}/0"
         self._endpoint = endpoint
         self._token = token
         self._user_id = user_id
@@ -203,10 +204,18 @@ class SubscribeRequests:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def _path(self) -> str:
+        """What logs name the subscription by."""
+        return self._channel_path
+
     def _target(self) -> str:
-        cursor = f"tt={self._tt}" if self._tr is None else f"tt={self._tt}&tr={self._tr}"
+        return self._target_from(self._channel_path, self._tt, self._tr)
+
+    def _target_from(self, path: str, tt: int, tr: int | None) -> str:
+        cursor = f"tt={tt}" if tr is None else f"tt={tt}&tr={tr}"
         query = f"{cursor}{self._options}&{identity_query(self._user_id, self._token)}"
-        return f"{self._path}?{query}"
+        return f"{path}?{query}"
 
     def _judge(self, answer: PollAnswer) -> float | None:
         """Deliver or report ``answer``: the seconds to wait before the next poll (0 for at
@@ -214,9 +223,7 @@ class SubscribeRequests:
         if self._stopped.is_set():
             return None
         if answer.status == 403:
-            self._stopped.set()
-            self._sink.denied()
-            return None
+            return self._refused(answer.body)
         if answer.status == 200 and self._deliver(answer.body):
             if (self._failures or not self._answered) and self._sink.connected is not None:
                 self._sink.connected(self._answered)
@@ -229,6 +236,12 @@ class SubscribeRequests:
         self._failures += 1
         delay = RETRY.delay(self._failures)
         return None if delay is None or self._stopped.is_set() else delay
+
+    def _refused(self, body: bytes) -> float | None:
+        """A 403: the token does not (or no longer) read the channel; the loop ends."""
+        self._stopped.set()
+        self._sink.denied()
+        return None
 
     def _report_failure(self, answer: PollAnswer, *, first: bool) -> None:
         why, description = _describe_failure(answer)
@@ -263,15 +276,23 @@ class SubscribeRequests:
                 timetoken: int | None = int(message["p"]["t"])
             except (KeyError, TypeError, ValueError):
                 timetoken = None
-            publisher = message.get("i")
-            self._sink.message(
-                message.get("d"),
-                timetoken,
-                message.get("u"),
-                publisher if isinstance(publisher, str) else None,
-            )
-        self._tt, self._tr = next_tt, next_tr
+            self._hand_over(message, timetoken)
+        self._delivered(next_tt, next_tr)
         return True
+
+    def _hand_over(self, message: dict[str, Any], timetoken: int | None) -> None:
+        """Give one envelope message to its sink."""
+        publisher = message.get("i")
+        self._sink.message(
+            message.get("d"),
+            timetoken,
+            message.get("u"),
+            publisher if isinstance(publisher, str) else None,
+        )
+
+    def _delivered(self, next_tt: int, next_tr: int) -> None:
+        """An envelope was handed over: the next poll continues from its cursor."""
+        self._tt, self._tr = next_tt, next_tr
 
 
 def send_poll(conn: PlainConnection, target: str, stopped: threading.Event) -> PollAnswer | None:

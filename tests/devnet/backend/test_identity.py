@@ -94,3 +94,17 @@ def test_expired_and_unknown_refresh_tokens_are_invalid(db: Database) -> None:
         store.rotate_refresh_token(expired, 60)
     with pytest.raises(RefreshTokenInvalid, match="unknown"):
         store.rotate_refresh_token("rt_nope", 60)
+
+
+def test_an_org_whose_sole_member_reads_all_its_tasks_takes_no_new_member(db: Database) -> None:
+    store = IdentityStore(db)
+    alone, org, _ = store.create_user("alone")
+    assert store.sole_member_reads_org(org, alone)
+    assert not store.sole_member_reads_org(org, "user_someone_else")
+    # Its org-wide read tokens would read a newcomer's tasks: nobody joins, even after a restart.
+    for fresh in (store, IdentityStore(db)):
+        with pytest.raises(ValueError, match="organisation of its own"):
+            fresh.create_user("newcomer", org_id=org)
+    first, shared, _ = store.create_user("first")
+    store.create_user("second", org_id=shared)
+    assert not store.sole_member_reads_org(shared, first)

@@ -13,7 +13,8 @@ import pytest
 from blocks_devnet.backend.jwt_tokens import JwtIssuer
 from blocks_devnet.backend.principal import Principal
 from blocks_devnet.network import LocalNetwork
-from blocks_devnet.realtime.access_tokens import verify_token
+from blocks_devnet.realtime.access_tokens import READ, TokenGrant, check_access, verify_token
+from blocks_network.protocol.channels import setup_channel, task_channel
 from blocks_network.protocol.constants import (
     API_PATH_ANON_TASK_READ_TOKEN,
     API_PATH_TASK_READ_TOKEN,
@@ -171,3 +172,80 @@ def test_anonymous_viewer_with_the_submitters_fingerprint(
         API_PATH_ANON_TASK_READ_TOKEN, {"taskId": sent["taskId"], "fingerprint": "fp-2"}
     )
     assert denied.status == 403
+
+
+def _grant(network: LocalNetwork, token: str) -> TokenGrant:
+    return verify_token(token, network.keysets["playground"].secret_key, time.time())
+
+
+def _reads(grant: TokenGrant, channel: str) -> bool:
+    """What the realtime server decides for a subscribe on ``channel`` with ``grant``."""
+    return not check_access(grant, channels=[channel], permission=READ, uuid=None)
+
+
+def _status_channel(sent: dict[str, Any]) -> str:
+    return str(sent["extensions"]["blocks"]["streamChannels"]["status"])
+
+
+def test_the_owners_read_tokens_read_its_other_tasks_and_no_other_orgs(
+    local_network: LocalNetwork,
+    api: BackendClient,
+    consumer: Consumer,
+    worker: FakeAgent,
+    second_user: User,
+) -> None:
+    first, sibling = consumer.send("worker"), consumer.send("worker")
+    fetched = api.post(API_PATH_TASK_READ_TOKEN, {"taskId": first["taskId"]}, token=consumer.token)
+    assert fetched.status == 200, fetched.body
+    other_org = api.consumer_token(second_user.api_key)["orgId"]
+    for token in (first["extensions"]["blocks"]["readToken"], fetched.body["pamToken"]):
+        grant = _grant(local_network, token)
+        assert _reads(grant, _status_channel(first)) and _reads(grant, _status_channel(sibling))
+        assert not _reads(grant, task_channel(other_org, sibling["taskId"]))
+        org = local_network.dev_identity.org_id
+        assert not _reads(grant, setup_channel(org, sibling["taskId"]))
+
+
+def test_provider_and_anonymous_read_tokens_read_their_task_only(
+    local_network: LocalNetwork, api: BackendClient, consumer: Consumer, worker: FakeAgent
+) -> None:
+    sent, sibling = consumer.send("worker", fingerprint="fp-1"), consumer.send("worker")
+    provider = api.post(
+        API_PATH_TASK_READ_TOKEN,
+        {"taskId": sent["taskId"], "role": "provider"},
+        token=consumer.token,
+    )
+    anonymous = api.post(
+        API_PATH_ANON_TASK_READ_TOKEN, {"taskId": sent["taskId"], "fingerprint": "fp-1"}
+    )
+    for reply in (provider, anonymous):
+        assert reply.status == 200, reply.body
+        grant = _grant(local_network, reply.body["pamToken"])
+        assert grant.channel_patterns == {}
+        assert _reads(grant, _status_channel(sent)) and not _reads(grant, _status_channel(sibling))
+
+
+def test_an_owner_sharing_its_org_reads_its_task_only(
+    local_network: LocalNetwork, api: BackendClient, worker: FakeAgent
+) -> None:
+    org = local_network.dev_identity.org_id
+    identity = local_network.context.identity
+    _, _, colleague_key = local_network.call(lambda: identity.create_user("colleague", org_id=org))
+    consumer, colleague = Consumer(local_network), Consumer(local_network, colleague_key)
+    try:
+        sent, sibling = consumer.send("worker"), consumer.send("worker")
+        theirs = colleague.send("worker")
+    finally:
+        consumer.close()
+        colleague.close()
+    # The colleague's task channel is u.{the same org}.{task}: only exact grants read it.
+    assert _status_channel(theirs).startswith(f"u.{org}.")
+    for owned, token in (
+        (sent, sent["extensions"]["blocks"]["readToken"]),
+        (theirs, theirs["extensions"]["blocks"]["readToken"]),
+    ):
+        grant = _grant(local_network, token)
+        assert grant.channel_patterns == {}
+        assert _reads(grant, _status_channel(owned))
+        others = [s for s in (sent, sibling, theirs) if s is not owned]
+        assert not any(_reads(grant, _status_channel(other)) for other in others)

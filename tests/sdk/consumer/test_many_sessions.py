@@ -1,16 +1,20 @@
-"""Many open sessions share one poll loop: threads stay flat, no session misses an event."""
+"""Many open sessions share one poll loop and, as the owner's read tokens read all its task
+channels, one poll: threads and connections stay flat, no session misses an event."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from blocks_devnet.network import LocalNetwork
 from blocks_network import TaskClient, text_part
 from blocks_network.consumer.task_session import TaskSession
+from blocks_network.transport import poll_groups
 from blocks_network.transport.poll_loop import WORKER_THREADS
 from tests.sdk.consumer.responder import Responder, echo, silent
 
@@ -51,11 +55,15 @@ def test_open_sessions_hold_a_few_threads_and_a_newcomer_misses_no_event(
         for i in range(SESSIONS)
     ]
     loop = client._realtime._loop
-    _wait_for(lambda: loop.watched == SESSIONS, "every session's poll to wait in the loop")
+    groups = client._realtime.poll_groups
+    _wait_for(
+        lambda: loop.watched == 1 and groups.channel_counts == [SESSIONS],
+        "every session's channel to be in the one poll waiting in the loop",
+    )
     assert _poll_threads() <= MAX_POLL_THREADS
     # Their events still arrive: each agent's "running" reaches its session.
     _wait_for(lambda: all(s.state == "running" for s in sessions), "every task to run")
-    assert _poll_threads() <= MAX_POLL_THREADS and loop.watched == SESSIONS
+    assert _poll_threads() <= MAX_POLL_THREADS and loop.watched == 1
 
     # A new task answered at once joins while the others wait: it sees its whole history.
     agent.handler = echo
@@ -85,8 +93,12 @@ def test_destroying_the_client_with_sessions_waiting_ends_their_polls_and_thread
     ]
     loop = client._realtime._loop
     pool = client._realtime.polls[1].transport.pool
-    _wait_for(lambda: loop.watched == SESSIONS, "every session's poll to wait in the loop")
-    assert pool.checked_out == SESSIONS
+    groups = client._realtime.poll_groups
+    _wait_for(
+        lambda: loop.watched == 1 and groups.channel_counts == [SESSIONS],
+        "every session's channel to be in the one poll waiting in the loop",
+    )
+    assert pool.checked_out == 1
 
     client.destroy()  # the sessions were never closed
     # Nothing is left to join later: the loop, its workers and every poll's connection end
@@ -129,4 +141,44 @@ def test_sessions_draining_their_streams_do_not_hold_up_the_others(
     finally:
         release.set()
     for session in [*draining, other]:
+        session.close()
+
+
+def test_sessions_fill_polls_up_to_the_url_cap_and_each_hears_each_event_once(
+    make_client: Callable[..., TaskClient],
+    agent: Responder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cap of a few dozen task channels per poll, so a few polls carry the sessions.
+    monkeypatch.setattr(poll_groups, "MAX_TARGET_BYTES", 2500)
+    heard: dict[str, list[int | None]] = {}
+    receive = TaskSession._receive
+
+    def counting(session: TaskSession, message: object, tt: int | None, *rest: Any) -> None:
+        heard.setdefault(session.task_id, []).append(tt)
+        receive(session, message, tt, *rest)
+
+    monkeypatch.setattr(TaskSession, "_receive", counting)
+    client = make_client()
+    agent.handler = silent
+    sessions = [
+        client.send_message(agent_name="echo", request_parts=[text_part(f"s{i}")])
+        for i in range(SESSIONS)
+    ]
+    groups = client._realtime.poll_groups
+    pool = client._realtime.polls[1].transport.pool
+    _wait_for(lambda: all(s.state == "running" for s in sessions), "every task to run")
+    counts = groups.channel_counts
+    assert sum(counts) == SESSIONS and len(counts) == math.ceil(SESSIONS / max(counts)) > 1
+    _wait_for(lambda: pool.checked_out == len(counts), "one connection per poll")
+
+    for session in sessions:
+        agent.agent.finish(agent.tasks[session.task_id], "completed")
+    for session in sessions:
+        assert session.wait_for_terminal(timeout=WAIT).state == "completed"
+        assert [e.type for e in session.events] == ["request", "progress", "terminal"]
+        delivered = heard[session.task_id]
+        assert len(delivered) == 3 and len(set(delivered)) == 3, delivered
+    _wait_for(lambda: pool.checked_out == 0, "the finished sessions' polls to end")
+    for session in sessions:
         session.close()

@@ -19,6 +19,7 @@ from blocks_devnet.store.cursor import InvalidCursor
 from blocks_network.protocol.constants import (
     BILLING_MODE_FREE,
     LISTING_PUBLIC,
+    TASK_READ_TOKEN_ROLE_CONSUMER,
     TASK_READ_TOKEN_ROLES,
 )
 from blocks_network.protocol.task_api import TaskReadTokenResponse
@@ -62,7 +63,8 @@ def read_token_for(
     if role not in TASK_READ_TOKEN_ROLES:
         raise errors.invalid_params(f"'role' must be one of {', '.join(TASK_READ_TOKEN_ROLES)}.")
     record = service.visible_task(principal, task_id)
-    token, ttl = service.read_token(record)
+    owner = role == TASK_READ_TOKEN_ROLE_CONSUMER and record.owner_id == principal.user_id
+    token, ttl = service.read_token(record, owner=owner)
     return TaskReadTokenResponse(token, status_channel(record), ttl).to_wire()
 
 

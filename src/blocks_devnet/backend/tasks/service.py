@@ -235,10 +235,16 @@ class TaskService:
             meta=task_event_meta(record.agent_name, record.task_id, record.protocol_version),
         )
 
-    def read_token(self, record: TaskRecord) -> tuple[str, int]:
+    def read_token(self, record: TaskRecord, *, owner: bool = False) -> tuple[str, int]:
+        """T4 and its lifetime (min). ``owner``: for the task's owner as consumer, who also
+        reads the org's other task channels when the org is the owner's alone."""
         ttl = write_token_ttl_minutes(record)
         keyset = self.ctx.keyset_for_environment(record.environment)
-        return grants.task_read_token(keyset, record.org_id, record.task_id, ttl), ttl
+        org_wide = owner and self.ctx.identity.sole_member_reads_org(record.org_id, record.owner_id)
+        token = grants.task_read_token(
+            keyset, record.org_id, record.task_id, ttl, org_wide=org_wide
+        )
+        return token, ttl
 
     # --- SendMessage -------------------------------------------------------------------------
 
@@ -321,7 +327,7 @@ class TaskService:
         self, record: TaskRecord, *, idempotent: bool, push_config_id: str | None = None
     ) -> dict[str, Any]:
         keyset = self.ctx.keyset_for_environment(record.environment)
-        token, _ = self.read_token(record)
+        token, _ = self.read_token(record, owner=True)  # SendMessage's caller owns the task
         return send_result(
             record,
             idempotent=idempotent,
