@@ -54,8 +54,10 @@ __all__ = ["FastConnections", "FastProtocol", "FastRoute"]
 
 logger = logging.getLogger(__name__)
 
-#: Longest request head read here (a longer one goes to aiohttp, which refuses or serves it).
-_MAX_HEAD_BYTES: Final = 16 * 1024
+#: Longest request head read here (a longer one goes to aiohttp, which refuses or serves it):
+#: above the SDK's shared subscribe polls (30,000 bytes of URL, transport/poll_groups.py),
+#: which aiohttp served ~3x slower at 10,000 open sessions (bench/RESULTS.md).
+_MAX_HEAD_BYTES: Final = 64 * 1024
 #: Request lines the fast path may serve start with one of these.
 _METHOD_PREFIXES: Final = (b"POST ", b"GET ")
 #: Request headers whose presence means "let aiohttp deal with it".

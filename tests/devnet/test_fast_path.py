@@ -577,3 +577,34 @@ def test_an_answer_whose_batch_is_rolled_back_is_never_sent() -> None:
     transport = asyncio.run(scenario())
     db.close()
     assert transport.closed and transport.written == []
+
+
+def test_a_shared_poll_as_long_as_the_sdk_sends_is_held_by_the_fast_path(
+    servers: tuple[RealtimeServer, RealtimeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blocks_devnet import fast_path
+    from blocks_network.transport.poll_groups import MAX_TARGET_BYTES
+
+    handed_over: list[object] = []
+    original = fast_path.FastProtocol._hand_over
+
+    def recording(self: fast_path.FastProtocol) -> None:
+        handed_over.append(self)
+        original(self)
+
+    monkeypatch.setattr(fast_path.FastProtocol, "_hand_over", recording)
+    fast, _ = servers
+    names: list[str] = []
+    while len(",".join(names)) < MAX_TARGET_BYTES - 200:
+        names.append(f"u.org_{len(names):06d}.t_{len(names):024x}")
+    target = f"/v2/subscribe/{SUB}/{','.join(names)}/0?tt=1&uuid=u1"
+    poller = RawClient(fast)
+    try:
+        poller.sock.sendall(get(target))
+        _wait_for(lambda: _waiters(fast) >= 1)
+        assert exchange(fast, [post(f"/publish/{PUB}/{SUB}/0/{names[-1]}/0?uuid=u1", b"1")])
+        status, _, body = poller.response()
+        assert status == 200 and [m["c"] for m in json.loads(body)["m"]] == [names[-1]]
+        assert handed_over == []  # served and held without aiohttp
+    finally:
+        poller.close()

@@ -102,7 +102,7 @@ def _origin(realtime: SessionRealtime) -> str:
 
 def _identity(realtime: SessionRealtime, token: str | None) -> str:
     # The user id the session's official client would send (one per TaskClient).
-    return identity_query(realtime._user_id, token)
+    return identity_query(realtime.user_id, token)
 
 
 def _path_part(value: str) -> str:

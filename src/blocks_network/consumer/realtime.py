@@ -116,6 +116,11 @@ class SessionRealtime:
         return self._http
 
     @property
+    def user_id(self) -> str:
+        """The PubNub user id every request of this client's sessions sends."""
+        return self._user_id
+
+    @property
     def polls(self) -> tuple[PollThreads, PollConnections]:
         """The poll threads and connections sessions and their stream readers borrow."""
         return self._polls
