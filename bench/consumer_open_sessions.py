@@ -2,7 +2,7 @@
 RSS, and the time from a terminal's publish to the consumer seeing it (p50/p99).
 
 Usage: python bench/consumer_open_sessions.py [--sessions 1000 10000] [--api sync async]
-       [--senders 8]
+       [--senders 8] [--gc-freeze]
 
 Three processes per run, as bench/async_inflight.py ``--network`` runs them: a local network
 (``LocalNetwork``, plain HTTP on loopback), one ``blocks-run`` instance (card mode,
@@ -22,26 +22,33 @@ included: the network serves both on one port) and RSS. Then it releases the age
 per session: the wall-clock time the terminal was seen minus the terminal's timetoken (the
 network's publish time, 100 ns units; all processes share the clock); and the time from the
 first terminal's publish until every terminal was seen.
+
+``--gc-freeze``: the consumer calls ``gc.freeze()`` once its sessions are held. Without it a
+full collection (every object of 10,000 sessions) can stall the process for several hundred
+ms while the terminals arrive (see bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import percentile
+from _servers import cpu_seconds, percentile
 from agent_throughput import AGENT, agent_process, network_process, proc_status
 from async_inflight import NETWORK_HANDLERS, _wait_for, handler_files
 from blocks_network import AsyncTaskClient, TaskClient, TaskEvent, TaskSession, text_part
@@ -101,8 +108,10 @@ class Probe:
 
     def report(self, held: dict[str, float]) -> dict[str, Any]:
         base = self.baseline
+        names = Counter(re.sub(r"[-_]?\d+.*", "", t.name) for t in threading.enumerate())
         return {
             "threads": held["threads"],
+            "thread_names": dict(names),
             "threads_before_sessions": base["threads"],
             "sockets": held["sockets"],
             "tcp_to_network": held["tcp"],
@@ -121,6 +130,18 @@ class Seen:
         self.last = 0.0
         self.count = count
         self.all_seen = threading.Event()
+        # Collector pauses while terminals arrive (a full one stalls every thread).
+        self.gc_pauses: list[tuple[int, float]] = []
+        self._gc_started = 0.0
+        self.cpu_at_release = 0.0
+        self.load_1m = 0.0
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            pause_ms = (time.perf_counter() - self._gc_started) * 1000
+            self.gc_pauses.append((info["generation"], pause_ms))
 
     def record(self, event: TaskEvent) -> None:
         now = time.time()
@@ -135,9 +156,13 @@ class Seen:
 
     def release(self) -> None:
         """The agent's handlers see the file within 0.5 s (NETWORK_HANDLERS' watcher)."""
+        self.load_1m = os.getloadavg()[0]
+        self.cpu_at_release = cpu_seconds(os.getpid())
+        gc.callbacks.append(self._gc)
         Path(os.environ["BENCH_RELEASE"]).touch()
 
     def report(self) -> dict[str, Any]:
+        gc.callbacks.remove(self._gc)
         lags = self.lags_ms
         first_tt, last_tt = min(self.timetokens) / 1e7, max(self.timetokens) / 1e7
         return {
@@ -147,6 +172,10 @@ class Seen:
             "lag_max_ms": round(max(lags), 1),
             "terminals_published_over_s": round(last_tt - first_tt, 2),
             "first_published_to_all_seen_s": round(self.last - first_tt, 2),
+            "consumer_cpu_s": round(cpu_seconds(os.getpid()) - self.cpu_at_release, 2),
+            "full_gc_runs": sum(generation == 2 for generation, _ in self.gc_pauses),
+            "longest_gc_ms": round(max((ms for _, ms in self.gc_pauses), default=0.0), 1),
+            "load_1m": round(self.load_1m, 1),
         }
 
 
@@ -161,7 +190,10 @@ def _held(probe: Probe, sessions: Sequence[TaskSession]) -> dict[str, float]:
 
 
 def _handshake(held: dict[str, Any]) -> None:
-    """Tell the bench the sessions are held; wait for it to say go (it samples the others)."""
+    """Tell the bench the sessions are held; wait for it to say go (it samples the others).
+    With ``--gc-freeze``, the objects alive now leave the collector's generations first."""
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        gc.freeze()
     print(json.dumps(held), flush=True)
     if sys.stdin.readline().strip() != "go":
         raise RuntimeError("the bench did not say go")
@@ -287,18 +319,29 @@ def run(api: str, n: int, senders: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--api", choices=["sync", "async"], nargs="+", default=["sync", "async"])
+    parser.add_argument(
+        "--sessions", type=int, nargs="+", default=[1000, 10000], help="open sessions per run"
+    )
+    parser.add_argument(
+        "--api", choices=["sync", "async"], nargs="+", default=["sync", "async"], help="client"
+    )
     parser.add_argument("--senders", type=int, default=8, help="send_message calls at once")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() in the consumer once its sessions are held (no full collection "
+        "walks them while terminals arrive)",
+    )
     parser.add_argument("--consumer-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    # 10,000 sessions are 10,000 sockets in the consumer and the network (which inherit it).
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.consumer_child:
         api, n, senders, port = args.consumer_child
         consumer_child(api, int(n), int(senders), int(port))
         return
+    os.environ["BENCH_GC_FREEZE"] = "1" if args.gc_freeze else "0"  # read by the consumer
+    # 10,000 sessions are 10,000 sockets in the consumer and the network (which inherit it).
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     for n in args.sessions:
         for api in args.api:
             print(json.dumps(run(api, n, args.senders)), flush=True)
