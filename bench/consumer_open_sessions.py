@@ -299,9 +299,14 @@ def run(api: str, n: int, senders: int) -> dict[str, Any]:
                 raise RuntimeError("not every task reached the agent's handler")
             agent_threads, agent_rss = proc_status(agent.pid)
             network_rss = proc_status(net.pid)[1]
+            cpu_before = (cpu_seconds(net.pid), cpu_seconds(agent.pid))
             consumer.stdin.write("go\n")
             consumer.stdin.flush()
             done = json.loads(consumer.stdout.readline())
+            network_cpu, agent_cpu = (
+                round(cpu_seconds(pid) - before, 2)
+                for pid, before in zip((net.pid, agent.pid), cpu_before, strict=True)
+            )
             consumer.wait(120)
         finally:
             if consumer.poll() is None:
@@ -314,6 +319,8 @@ def run(api: str, n: int, senders: int) -> dict[str, Any]:
         "agent_threads": agent_threads,
         "agent_rss_mb": round(agent_rss, 1),
         "network_rss_mb": round(network_rss, 1),
+        "network_cpu_s": network_cpu,  # from release until every terminal was seen
+        "agent_cpu_s": agent_cpu,
     }
 
 
