@@ -314,6 +314,7 @@ def run(api: str, n: int, senders: int) -> dict[str, Any]:
     return {
         "api": api,
         "sessions": n,
+        "gc_freeze": os.environ["BENCH_GC_FREEZE"] == "1",
         **held,
         **done,
         "agent_threads": agent_threads,
