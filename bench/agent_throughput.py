@@ -112,7 +112,8 @@ ECHO_HANDLER = "from blocks_network.handlers.echo import echo_handler as handler
 def agent_process(
     net: Network, concurrency: int, handler_source: str = ECHO_HANDLER
 ) -> Iterator[subprocess.Popen[str]]:
-    """``blocks-run`` in card mode for agent ``AGENT``, its handler ``handler_source``."""
+    """``blocks-run`` in card mode for agent ``AGENT``, its handler ``handler_source``
+    (``concurrency`` 0 = unlimited)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     card = {
         "identity": {
@@ -123,14 +124,19 @@ def agent_process(
             "provider": {"organization": "bench"},
         },
         "capabilities": {"taskKinds": ["request"]},
-        "runtime": {"handler": "handler.py", "concurrency": concurrency, "maxPendingBacklog": 1000},
+        # A card's concurrency is ≥ 1; --concurrency below also takes 0 (unlimited).
+        "runtime": {
+            "handler": "handler.py",
+            "concurrency": max(1, concurrency),
+            "maxPendingBacklog": 1000,
+        },
     }
     (folder / "agent-card.json").write_text(json.dumps(card))
     (folder / "handler.py").write_text(handler_source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKS_")}
     env.update(net.env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "blocks_network.cli.run_agent"],
+        [sys.executable, "-m", "blocks_network.cli.run_agent", "--concurrency", str(concurrency)],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,

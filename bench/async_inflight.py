@@ -265,12 +265,19 @@ def _wait_for(path: str, count: int, timeout: float, stall_s: float = 15.0) -> i
     return now
 
 
-def run_network(mode: str, tasks: int) -> dict[str, Any]:
-    """N tasks in flight on a ``blocks-run`` instance, through a local network."""
+def handler_files() -> dict[str, str]:
+    """Fresh ``entered``/``release``/``left`` files for ``NETWORK_HANDLERS``, exported as
+    ``BENCH_*`` so the agent started next finds them."""
     folder = tempfile.mkdtemp(prefix="bench-inflight-")
     files = {name: os.path.join(folder, name) for name in ("entered", "release", "left")}
     for name, path in files.items():
         os.environ[f"BENCH_{name.upper()}"] = path
+    return files
+
+
+def run_network(mode: str, tasks: int) -> dict[str, Any]:
+    """N tasks in flight on a ``blocks-run`` instance, through a local network."""
+    files = handler_files()
     with network_process() as net, agent_process(net, tasks, NETWORK_HANDLERS[mode]) as agent:
         time.sleep(1.0)
         idle_threads, idle_rss = proc_status(agent.pid)
