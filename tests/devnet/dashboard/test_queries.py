@@ -24,7 +24,7 @@ def test_recent_failures_lists_the_newest_failures_without_counting_them(
         error="boom",
         owner_id=dev.user_id,
         org_id=dev.org_id,
-        created_ms=2**40,  # newer than any other test's task
+        created_ms=2**42,  # year 2109: newer than any other test's task
     )
     network.call(lambda: network.context.tasks.store.insert(failed))
     statements = read_statements(network.context.db, monkeypatch)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from blocks_devnet.backend import grants
 from blocks_devnet.network import LocalNetwork
 from blocks_network import (
     ArtifactError,
@@ -236,15 +237,19 @@ async def test_files_history_and_resends_are_read_over_aiohttp(
 
 
 async def test_a_refused_token_gives_the_sync_errors_for_files_and_history(
-    client: AsyncTaskClient, agent: Responder
+    client: AsyncTaskClient, agent: Responder, network: LocalNetwork
 ) -> None:
     agent.handler = _file_and_inline(b"x" * 20_000, "f.bin")
     async with await client.send_message("echo", [text_part("go")]) as session:
         await session.wait_for_terminal(timeout=WAIT)
         file_ref, _ = await session.list_artifacts()
         other = await client.send_message("echo", [text_part("other")])
-        # A real token, for another task's channel: the server refuses it (403).
-        session.sync._read_token = other.sync._read_token
+        # A real token that reads only another task's channel (the owner's own T4 reads all
+        # of a one-user org's channels): the server refuses it (403).
+        _, org, task = other.sync.channel.split(".")
+        sub_key = session.sync._realtime.subscribe_key
+        keyset = next(k for k in network.keysets.values() if k.subscribe_key == sub_key)
+        session.sync._read_token = network.call(lambda: grants.task_read_token(keyset, org, task))
         with pytest.raises(ArtifactError, match="expired or does not cover that channel"):
             await session.download_artifact(file_ref)
         with pytest.raises(AuthError, match="denied: the task read token expired"):
