@@ -336,6 +336,17 @@ class SubscriptionMember:
         if group is not None:
             group.leave(self)
 
+    def rejoin(self) -> bool:
+        """Poll elsewhere after the group's token was refused for this member's channel
+        (False when it cannot: it polls alone, or the client closed)."""
+        if self._place is None:
+            return False
+        try:
+            self._place(self)
+        except ClosedError:
+            return False
+        return True
+
     def set_token(self, token: str | None) -> None:
         """A fresh token for this member's channel; the group polls with it if it reads
         the group's channels and outlives the group's token (or the member is alone)."""
@@ -616,22 +627,26 @@ class MultiplexedSubscription(SubscribeRequests):
             self._pending = [member for member in self._pending if member.joined > sent]
 
     def _refused(self, body: bytes) -> float | None:
-        """A 403: the members whose channels it names are denied (all when it names none
-        of them: an expired or revoked token); the others keep polling."""
+        """A 403: the group's token does not read the channels it names (all of them when
+        it names none: an expired or revoked token). Their members holding that token are
+        denied; the others poll elsewhere with their own, and the rest keep polling here."""
         named = _denied_channels(body)
         with self._lock:
-            hit = named & self._members.keys()
-            self._refused_channels |= hit
-            denied = [m for channel in (hit or list(self._members)) for m in self._members[channel]]
-            for member in denied:
+            refused_token = self._token
+            # Named channels that left meanwhile deny no one: the next poll omits them.
+            hit = named & self._members.keys() if named else set(self._members)
+            self._refused_channels |= hit if named else set()
+            refused = [m for channel in hit for m in self._members[channel]]
+            for member in refused:
                 self._remove(member)
             ended = not self._members
             if ended:
                 self._stopped.set()
-        for member in denied:
-            if not member.stopped:
-                member._stopped.set()
-                member.sink.denied()
+        for member in refused:
+            if member.stopped or (member.token != refused_token and member.rejoin()):
+                continue
+            member._stopped.set()
+            member.sink.denied()
         return None if ended or self._stopped.is_set() else 0.0
 
     def _members_now(self) -> list[SubscriptionMember]:

@@ -206,6 +206,17 @@ def _origin(server: StubServer) -> str:
 # --- against the real realtime server ----------------------------------------------------------
 
 
+def _two_sharing(
+    script: _Holding, rig: _Rig
+) -> tuple[SubscriptionMember, SubscriptionMember, _Poll]:
+    """Members on u.o.a and u.o.b sharing one token, and their shared poll (held)."""
+    token = _token(org_wide=True)
+    first, second = rig.member("u.o.a", token), rig.member("u.o.b", token)
+    first.start()
+    second.start()
+    return first, second, script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+
+
 def test_a_joiner_gets_its_channel_after_its_cursor_once_in_order_while_publishes_go_on(
     realtime_server: RealtimeServer, pubnub_factory: PubNubFactory, make_rig: Callable[..., _Rig]
 ) -> None:
@@ -278,11 +289,7 @@ def test_a_member_that_leaves_gets_nothing_more_and_leaves_the_next_poll(
 ) -> None:
     script, server = holding
     rig = make_rig(_origin(server))
-    token = _token(org_wide=True)
-    staying, leaving = rig.member("u.o.a", token), rig.member("u.o.b", token)
-    staying.start()
-    leaving.start()
-    poll = script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+    staying, leaving, poll = _two_sharing(script, rig)
     leaving.stop()
     poll.reply(200, _envelope(3000, [("u.o.b", 2000, "for b"), ("u.o.a", 3000, "for a")]))
     rig.inboxes["u.o.a"].wait_for("for a")
@@ -445,3 +452,44 @@ def test_a_joiners_much_longer_lived_token_becomes_the_groups(
     rig.member("u.o.b", longer).start()
     poll = script.poll_where(lambda p: len(p.channels) == 2)
     assert poll.query["auth"] == longer and rig.groups.channel_counts == [2]
+
+
+def test_a_refused_group_token_denies_only_its_holders_and_the_others_poll_with_their_own(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    group_token = _token(org_wide=True)
+    own_token = _token(channels=("u.o.b",))  # reads only its channel: joins under the group's
+    holder, guest = rig.member("u.o.a", group_token), rig.member("u.o.b", own_token, 1500)
+    holder.start()
+    guest.start()
+    poll = script.poll_where(lambda p: len(p.channels) == 2)
+    assert poll.query["auth"] == group_token
+    revoked = {"status": 403, "error": {"message": "Token is revoked", "source": "authz"}}
+    poll.reply(403, revoked)
+    # The guest's own token was never refused: it polls with it, from its own cursor.
+    alone = script.poll_where(lambda p: p.query["auth"] == own_token, anywhere=True)
+    assert alone.channels == ["u.o.b"] and alone.query["tt"] == "1500"
+    assert (rig.inboxes["u.o.a"].denials, rig.inboxes["u.o.b"].denials) == (1, 0)
+    assert holder.stopped and not guest.stopped
+    alone.reply(200, _envelope(2000, [("u.o.b", 2000, "still followed")]))
+    rig.inboxes["u.o.b"].wait_for("still followed")
+    guest.stop()
+    _wait_until(lambda: rig.checked_out == 0, lambda: f"{rig.checked_out} connections out")
+
+
+def test_a_403_naming_only_a_channel_that_left_meanwhile_denies_no_one(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    staying, leaving, poll = _two_sharing(script, rig)
+    leaving.stop()  # its session ended (say, its task's token was revoked) while the poll waited
+    poll.reply(403, {"message": "Forbidden", "payload": {"channels": ["u.o.b"]}, "status": 403})
+    nxt = script.poll_where(lambda p: p is not poll)
+    assert nxt.channels == ["u.o.a"]
+    assert rig.inboxes["u.o.a"].denials == 0 and not staying.stopped
+    nxt.reply(200, _envelope(2000, [("u.o.a", 2000, "still here")]))
+    rig.inboxes["u.o.a"].wait_for("still here")
+    staying.stop()
