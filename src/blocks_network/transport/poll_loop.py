@@ -439,13 +439,23 @@ class MultiplexedSubscription(SubscribeRequests):
     def stop(self) -> None:
         """End the subscription of every member; a waiting or in-flight poll is abandoned."""
         with self._lock:
-            if self._stopped.is_set():
-                return
-            self._stopped.set()
-            state, conn, in_flight = self._state, self._conn, self._in_flight
-            for members in self._members.values():
-                for member in members:
-                    member._stopped.set()
+            ended = self._end()
+        if ended is not None:
+            self._abandon_poll(*ended)
+
+    def _end(self) -> tuple[_State, PlainConnection | None, bool] | None:
+        """Under the lock: mark the group and its members stopped (in the same hold as the
+        check that emptied it, so no joiner is admitted and then stopped unheard); the poll
+        to abandon, None when it had ended already."""
+        if self._stopped.is_set():
+            return None
+        self._stopped.set()
+        for members in self._members.values():
+            for member in members:
+                member._stopped.set()
+        return self._state, self._conn, self._in_flight
+
+    def _abandon_poll(self, state: _State, conn: PlainConnection | None, in_flight: bool) -> None:
         if conn is None:
             return
         if state is _State.WAITING:
@@ -517,9 +527,9 @@ class MultiplexedSubscription(SubscribeRequests):
         """``member`` receives nothing more; the last one leaving ends the group."""
         with self._lock:
             self._remove(member)
-            empty = not self._members
-        if empty:
-            self.stop()
+            ended = None if self._members else self._end()
+        if ended is not None:
+            self._abandon_poll(*ended)
 
     def offer_token(self, member: SubscriptionMember) -> None:
         """Poll with ``member``'s new token when it is alone here, or when the token reads

@@ -21,7 +21,7 @@ from blocks_devnet.backend.grants import org_task_channels_pattern
 from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token
 from blocks_devnet.realtime.server import RealtimeServer
 from blocks_network.transport.poll_groups import PollGroups
-from blocks_network.transport.poll_loop import PollLoop, SubscriptionMember
+from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop, SubscriptionMember
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.subscription import PollConnections, SubscriptionSink
@@ -493,3 +493,35 @@ def test_a_403_naming_only_a_channel_that_left_meanwhile_denies_no_one(
     nxt.reply(200, _envelope(2000, [("u.o.a", 2000, "still here")]))
     rig.inboxes["u.o.a"].wait_for("still here")
     staying.stop()
+
+
+def test_a_session_joining_as_the_last_one_leaves_still_follows_its_channel(
+    holding: tuple[_Holding, StubServer],
+    make_rig: Callable[..., _Rig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    token = _token(org_wide=True)
+    leaving, joining = rig.member("u.o.a", token), rig.member("u.o.b", token)
+    leaving.start()
+    script.poll_where(lambda p: p.channels == ["u.o.a"])
+    ending = MultiplexedSubscription.stop
+
+    def join_first(group: MultiplexedSubscription) -> None:
+        # The join lands between the leave emptying the group and the group ending.
+        if not joining.group and not joining.stopped:
+            joining.start()
+        ending(group)
+
+    monkeypatch.setattr(MultiplexedSubscription, "stop", join_first)
+    leaving.stop()
+    if joining.group is None:
+        joining.start()
+    poll = script.poll_where(lambda p: p.channels == ["u.o.b"], anywhere=True)
+    assert not joining.stopped
+    poll.reply(200, _envelope(2000, [("u.o.b", 2000, "heard")]))
+    rig.inboxes["u.o.b"].wait_for("heard")
+    monkeypatch.undo()
+    joining.stop()
+    _wait_until(lambda: rig.checked_out == 0, lambda: f"{rig.checked_out} connections out")
