@@ -15,6 +15,7 @@ thread-per-loop :class:`ChannelSubscription` sends them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -24,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final
@@ -317,10 +319,44 @@ class SubscriptionMember:
         self.group: MultiplexedSubscription | None = None
         self._place = place
         self._stopped = threading.Event()
+        # Deliveries waiting for their turn on a pool thread, one at a time and in order:
+        # a slow callback holds up its own session, not the others sharing its poll.
+        self._inbox: deque[tuple[Action, bool]] = deque()
+        self._delivering = False
+        self._inbox_lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def hand(self, job: Action, submit: Callable[[Action], None], *, stopped_too: bool) -> None:
+        """Run ``job`` (a call of the sink) after this member's earlier ones, on a thread
+        ``submit`` lends; skipped once the member stopped unless ``stopped_too``."""
+        with self._inbox_lock:
+            self._inbox.append((job, stopped_too))
+            if self._delivering:
+                return
+            self._delivering = True
+        try:
+            submit(self._deliver)
+        except ClosedError:  # the client closed: nothing more is delivered
+            with self._inbox_lock:
+                self._inbox.clear()
+                self._delivering = False
+
+    def _deliver(self) -> None:
+        while True:
+            with self._inbox_lock:
+                if not self._inbox:
+                    self._delivering = False
+                    return
+                job, stopped_too = self._inbox.popleft()
+            if stopped_too or not self.stopped:
+                try:
+                    job()
+                except Exception:
+                    logger.exception("delivering events of %s failed; it stopped", self.channel)
+                    self.stop()
 
     def start(self) -> None:
         """Join a group's poll (or start one); ClosedError once the client closed."""
@@ -612,6 +648,8 @@ class MultiplexedSubscription(SubscribeRequests):
                 members = next(iter(self._members.values()))  # an envelope without ``c``
             members = list(members or ())
         publisher = message.get("i")
+        args = (message.get("d"), timetoken, message.get("u"))
+        who = publisher if isinstance(publisher, str) else None
         for member in members:
             if member.stopped:
                 continue
@@ -619,16 +657,8 @@ class MultiplexedSubscription(SubscribeRequests):
                 if timetoken <= member.last:
                     continue  # delivered before a rewound poll, or before its cursor
                 member.last = timetoken
-            try:
-                member.sink.message(
-                    message.get("d"),
-                    timetoken,
-                    message.get("u"),
-                    publisher if isinstance(publisher, str) else None,
-                )
-            except Exception:
-                logger.exception("delivering events of %s failed; it stopped", member.channel)
-                member.stop()
+            job = functools.partial(member.sink.message, *args, who)
+            member.hand(job, self._loop.submit, stopped_too=False)
 
     def _delivered(self, next_tt: int, next_tr: int) -> None:
         with self._lock:
@@ -656,7 +686,7 @@ class MultiplexedSubscription(SubscribeRequests):
             if member.stopped or (member.token != refused_token and member.rejoin()):
                 continue
             member._stopped.set()
-            member.sink.denied()
+            member.hand(member.sink.denied, self._loop.submit, stopped_too=True)
         return None if ended or self._stopped.is_set() else 0.0
 
     def _members_now(self) -> list[SubscriptionMember]:

@@ -525,3 +525,36 @@ def test_a_session_joining_as_the_last_one_leaves_still_follows_its_channel(
     monkeypatch.undo()
     joining.stop()
     _wait_until(lambda: rig.checked_out == 0, lambda: f"{rig.checked_out} connections out")
+
+
+def test_a_session_whose_callback_blocks_holds_up_no_other_session_sharing_its_poll(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    release = threading.Event()
+    slow_got: list[object] = []
+
+    def slow(data: object, _tt: int | None, _meta: object, _who: str | None) -> None:
+        slow_got.append(data)
+        release.wait(WAIT)  # a user's callback that blocks
+
+    token = _token(org_wide=True)
+    blocked = rig.groups.subscription(
+        SECURE_KEYSET.subscribe_key, "u.o.a", token, 1000, SubscriptionSink(slow, lambda: None)
+    )
+    blocked.start()
+    other = rig.member("u.o.b", token)
+    other.start()
+    poll = script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+    poll.reply(200, _envelope(2000, [("u.o.a", 1500, "a1"), ("u.o.b", 2000, "b1")]))
+    rig.inboxes["u.o.b"].wait_for("b1")
+    script.poll_where(lambda p: p is not poll).reply(
+        200, _envelope(3000, [("u.o.a", 2500, "a2"), ("u.o.b", 3000, "b2")])
+    )
+    rig.inboxes["u.o.b"].wait_for("b2")
+    assert slow_got == ["a1"]  # still in its first callback
+    release.set()
+    _wait_until(lambda: slow_got == ["a1", "a2"], lambda: f"the blocked session got {slow_got}")
+    blocked.stop()
+    other.stop()
