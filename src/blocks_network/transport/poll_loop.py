@@ -329,20 +329,33 @@ class SubscriptionMember:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
-    def hand(self, job: Action, submit: Callable[[Action], None], *, stopped_too: bool) -> None:
+    def hand(
+        self, job: Action, submit: Callable[[Action], None], *, stopped_too: bool, alone: bool
+    ) -> None:
         """Run ``job`` (a call of the sink) after this member's earlier ones, on a thread
-        ``submit`` lends; skipped once the member stopped unless ``stopped_too``."""
+        ``submit`` lends (``alone``: on this one, holding up no one else); skipped once the
+        member stopped unless ``stopped_too``."""
         with self._inbox_lock:
             self._inbox.append((job, stopped_too))
             if self._delivering:
                 return
             self._delivering = True
+        if alone:
+            # Before the group's next poll: a terminal that ends the session sends none.
+            self._deliver()
+            return
         try:
             submit(self._deliver)
         except ClosedError:  # the client closed: nothing more is delivered
             with self._inbox_lock:
                 self._inbox.clear()
                 self._delivering = False
+
+    def refuse(self) -> None:
+        """The server refused this member's channel (after what it delivered before): it
+        stops and its sink hears ``denied`` once."""
+        self._stopped.set()
+        self.sink.denied()
 
     def _deliver(self) -> None:
         while True:
@@ -647,6 +660,7 @@ class MultiplexedSubscription(SubscribeRequests):
             if members is None and len(self._members) == 1:
                 members = next(iter(self._members.values()))  # an envelope without ``c``
             members = list(members or ())
+            alone = len(self._members) == 1 and len(members) == 1
         publisher = message.get("i")
         args = (message.get("d"), timetoken, message.get("u"))
         who = publisher if isinstance(publisher, str) else None
@@ -658,7 +672,7 @@ class MultiplexedSubscription(SubscribeRequests):
                     continue  # delivered before a rewound poll, or before its cursor
                 member.last = timetoken
             job = functools.partial(member.sink.message, *args, who)
-            member.hand(job, self._loop.submit, stopped_too=False)
+            member.hand(job, self._loop.submit, stopped_too=False, alone=alone)
 
     def _delivered(self, next_tt: int, next_tr: int) -> None:
         with self._lock:
@@ -682,11 +696,11 @@ class MultiplexedSubscription(SubscribeRequests):
             ended = not self._members
             if ended:
                 self._stopped.set()
+        alone = ended and len(refused) == 1  # no one else to hold up: deny on this thread
         for member in refused:
             if member.stopped or (member.token != refused_token and member.rejoin()):
                 continue
-            member._stopped.set()
-            member.hand(member.sink.denied, self._loop.submit, stopped_too=True)
+            member.hand(member.refuse, self._loop.submit, stopped_too=False, alone=alone)
         return None if ended or self._stopped.is_set() else 0.0
 
     def _members_now(self) -> list[SubscriptionMember]:
