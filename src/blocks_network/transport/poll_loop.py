@@ -656,9 +656,13 @@ class MultiplexedSubscription(SubscribeRequests):
     def _hand_over(self, message: dict[str, Any], timetoken: int | None) -> None:
         channel = message.get("c")
         with self._lock:
-            members = self._members.get(channel) if isinstance(channel, str) else None
-            if members is None and len(self._members) == 1:
+            if isinstance(channel, str):
+                # A channel that left meanwhile (still named by the poll) reaches no one.
+                members = self._members.get(channel)
+            elif len(self._members) == 1:
                 members = next(iter(self._members.values()))  # an envelope without ``c``
+            else:
+                members = None
             members = list(members or ())
             alone = len(self._members) == 1 and len(members) == 1
         publisher = message.get("i")
