@@ -1,6 +1,8 @@
-"""200 open consumer sessions while the network is SIGKILLed and restarted 20 s later on
-the same port and data: each session follows its channel from its cursor across the outage,
-hears its terminal exactly once, and its connection is released when it closes."""
+"""200 open consumer sessions, sharing subscribe polls, while the network is SIGKILLed and
+restarted 20 s later on the same port and data; some sessions close during the outage and
+new sessions join those tasks after it: each session follows its channel from its cursor
+across the outage, hears its terminal exactly once, and its connection is released when it
+closes."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from tests.faults.harness import Devnet, SleeperAgent
 from tests.support.task_rpc import wait_until
 
 SESSIONS = 200
+#: Sessions closed while the network is down, and how many of their tasks are joined again.
+LEAVING = 30
+REJOINED = 15
 #: Long enough that every handler still runs when the network dies.
 HANDLER_S = 6
 OUTAGE_S = 20.0
@@ -40,12 +45,22 @@ def test_open_sessions_hear_each_terminal_once_across_a_restart_and_release_thei
     consumer = Consumer(devnet)
     try:
         sessions = [consumer.send(sleeper.name, str(HANDLER_S)) for _ in range(SESSIONS)]
-        task_ids = [s.task_id for s in sessions]
         wait_until(lambda: len(sleeper.runs()) == SESSIONS, 30, "every handler to start")
+        groups = consumer.client._realtime.poll_groups
+        # The owner's read tokens read each other's channels: the sessions share polls.
+        assert sum(groups.channel_counts) == SESSIONS and len(groups.channel_counts) <= 2
 
         devnet.kill(signal.SIGKILL)
+        for session in sessions[:LEAVING]:  # leave the shared polls while they fail
+            session.close()
         time.sleep(OUTAGE_S)  # the outage under test: the sessions keep polling
         devnet.restart()
+        # Join again, each from its history's end, while the shared polls reconnect.
+        rejoined = [consumer.client.connect(task_id=s.task_id) for s in sessions[:REJOINED]]
+        sessions = sessions[LEAVING:] + rejoined
+        task_ids = [s.task_id for s in sessions]
+        for session in rejoined:
+            consumer.sessions[session.task_id] = session
 
         consumer.wait_all_terminal(task_ids)
         # Seen by the sessions themselves, across the outage: the whole history (the

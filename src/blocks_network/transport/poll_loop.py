@@ -15,6 +15,7 @@ thread-per-loop :class:`ChannelSubscription` sends them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -24,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final
@@ -317,10 +319,57 @@ class SubscriptionMember:
         self.group: MultiplexedSubscription | None = None
         self._place = place
         self._stopped = threading.Event()
+        # Deliveries waiting for their turn on a pool thread, one at a time and in order:
+        # a slow callback holds up its own session, not the others sharing its poll.
+        self._inbox: deque[tuple[Action, bool]] = deque()
+        self._delivering = False
+        self._inbox_lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def hand(
+        self, job: Action, submit: Callable[[Action], None], *, stopped_too: bool, alone: bool
+    ) -> None:
+        """Run ``job`` (a call of the sink) after this member's earlier ones, on a thread
+        ``submit`` lends (``alone``: on this one, holding up no one else); skipped once the
+        member stopped unless ``stopped_too``."""
+        with self._inbox_lock:
+            self._inbox.append((job, stopped_too))
+            if self._delivering:
+                return
+            self._delivering = True
+        if alone:
+            # Before the group's next poll: a terminal that ends the session sends none.
+            self._deliver()
+            return
+        try:
+            submit(self._deliver)
+        except ClosedError:  # the client closed: nothing more is delivered
+            with self._inbox_lock:
+                self._inbox.clear()
+                self._delivering = False
+
+    def refuse(self) -> None:
+        """The server refused this member's channel (after what it delivered before): it
+        stops and its sink hears ``denied`` once."""
+        self._stopped.set()
+        self.sink.denied()
+
+    def _deliver(self) -> None:
+        while True:
+            with self._inbox_lock:
+                if not self._inbox:
+                    self._delivering = False
+                    return
+                job, stopped_too = self._inbox.popleft()
+            if stopped_too or not self.stopped:
+                try:
+                    job()
+                except Exception:
+                    logger.exception("delivering events of %s failed; it stopped", self.channel)
+                    self.stop()
 
     def start(self) -> None:
         """Join a group's poll (or start one); ClosedError once the client closed."""
@@ -335,6 +384,17 @@ class SubscriptionMember:
         group = self.group
         if group is not None:
             group.leave(self)
+
+    def rejoin(self) -> bool:
+        """Poll elsewhere after the group's token was refused for this member's channel
+        (False when it cannot: it polls alone, or the client closed)."""
+        if self._place is None:
+            return False
+        try:
+            self._place(self)
+        except ClosedError:
+            return False
+        return True
 
     def set_token(self, token: str | None) -> None:
         """A fresh token for this member's channel; the group polls with it if it reads
@@ -428,13 +488,23 @@ class MultiplexedSubscription(SubscribeRequests):
     def stop(self) -> None:
         """End the subscription of every member; a waiting or in-flight poll is abandoned."""
         with self._lock:
-            if self._stopped.is_set():
-                return
-            self._stopped.set()
-            state, conn, in_flight = self._state, self._conn, self._in_flight
-            for members in self._members.values():
-                for member in members:
-                    member._stopped.set()
+            ended = self._end()
+        if ended is not None:
+            self._abandon_poll(*ended)
+
+    def _end(self) -> tuple[_State, PlainConnection | None, bool] | None:
+        """Under the lock: mark the group and its members stopped (in the same hold as the
+        check that emptied it, so no joiner is admitted and then stopped unheard); the poll
+        to abandon, None when it had ended already."""
+        if self._stopped.is_set():
+            return None
+        self._stopped.set()
+        for members in self._members.values():
+            for member in members:
+                member._stopped.set()
+        return self._state, self._conn, self._in_flight
+
+    def _abandon_poll(self, state: _State, conn: PlainConnection | None, in_flight: bool) -> None:
         if conn is None:
             return
         if state is _State.WAITING:
@@ -506,9 +576,9 @@ class MultiplexedSubscription(SubscribeRequests):
         """``member`` receives nothing more; the last one leaving ends the group."""
         with self._lock:
             self._remove(member)
-            empty = not self._members
-        if empty:
-            self.stop()
+            ended = None if self._members else self._end()
+        if ended is not None:
+            self._abandon_poll(*ended)
 
     def offer_token(self, member: SubscriptionMember) -> None:
         """Poll with ``member``'s new token when it is alone here, or when the token reads
@@ -586,11 +656,18 @@ class MultiplexedSubscription(SubscribeRequests):
     def _hand_over(self, message: dict[str, Any], timetoken: int | None) -> None:
         channel = message.get("c")
         with self._lock:
-            members = self._members.get(channel) if isinstance(channel, str) else None
-            if members is None and len(self._members) == 1:
+            if isinstance(channel, str):
+                # A channel that left meanwhile (still named by the poll) reaches no one.
+                members = self._members.get(channel)
+            elif len(self._members) == 1:
                 members = next(iter(self._members.values()))  # an envelope without ``c``
+            else:
+                members = None
             members = list(members or ())
+            alone = len(self._members) == 1 and len(members) == 1
         publisher = message.get("i")
+        args = (message.get("d"), timetoken, message.get("u"))
+        who = publisher if isinstance(publisher, str) else None
         for member in members:
             if member.stopped:
                 continue
@@ -598,16 +675,8 @@ class MultiplexedSubscription(SubscribeRequests):
                 if timetoken <= member.last:
                     continue  # delivered before a rewound poll, or before its cursor
                 member.last = timetoken
-            try:
-                member.sink.message(
-                    message.get("d"),
-                    timetoken,
-                    message.get("u"),
-                    publisher if isinstance(publisher, str) else None,
-                )
-            except Exception:
-                logger.exception("delivering events of %s failed; it stopped", member.channel)
-                member.stop()
+            job = functools.partial(member.sink.message, *args, who)
+            member.hand(job, self._loop.submit, stopped_too=False, alone=alone)
 
     def _delivered(self, next_tt: int, next_tr: int) -> None:
         with self._lock:
@@ -616,22 +685,26 @@ class MultiplexedSubscription(SubscribeRequests):
             self._pending = [member for member in self._pending if member.joined > sent]
 
     def _refused(self, body: bytes) -> float | None:
-        """A 403: the members whose channels it names are denied (all when it names none
-        of them: an expired or revoked token); the others keep polling."""
+        """A 403: the group's token does not read the channels it names (all of them when
+        it names none: an expired or revoked token). Their members holding that token are
+        denied; the others poll elsewhere with their own, and the rest keep polling here."""
         named = _denied_channels(body)
         with self._lock:
-            hit = named & self._members.keys()
-            self._refused_channels |= hit
-            denied = [m for channel in (hit or list(self._members)) for m in self._members[channel]]
-            for member in denied:
+            refused_token = self._token
+            # Named channels that left meanwhile deny no one: the next poll omits them.
+            hit = named & self._members.keys() if named else set(self._members)
+            self._refused_channels |= hit if named else set()
+            refused = [m for channel in hit for m in self._members[channel]]
+            for member in refused:
                 self._remove(member)
             ended = not self._members
             if ended:
                 self._stopped.set()
-        for member in denied:
-            if not member.stopped:
-                member._stopped.set()
-                member.sink.denied()
+        alone = ended and len(refused) == 1  # no one else to hold up: deny on this thread
+        for member in refused:
+            if member.stopped or (member.token != refused_token and member.rejoin()):
+                continue
+            member.hand(member.refuse, self._loop.submit, stopped_too=False, alone=alone)
         return None if ended or self._stopped.is_set() else 0.0
 
     def _members_now(self) -> list[SubscriptionMember]:

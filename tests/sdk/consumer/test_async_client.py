@@ -243,13 +243,14 @@ async def test_a_refused_token_gives_the_sync_errors_for_files_and_history(
     async with await client.send_message("echo", [text_part("go")]) as session:
         await session.wait_for_terminal(timeout=WAIT)
         file_ref, _ = await session.list_artifacts()
-        other = await client.send_message("echo", [text_part("other")])
-        # A real token that reads only another task's channel (the owner's own T4 reads all
-        # of a one-user org's channels): the server refuses it (403).
-        _, org, task = other.sync.channel.split(".")
-        sub_key = session.sync._realtime.subscribe_key
-        keyset = next(k for k in network.keysets.values() if k.subscribe_key == sub_key)
-        session.sync._read_token = network.call(lambda: grants.task_read_token(keyset, org, task))
+        # A real token, for another org's task channel: the server refuses it (403). (The
+        # owner's other tasks would not do: its T4 reads its own org's task channels.)
+        subscribe_key = session.sync._realtime.subscribe_key
+        keyset = next(k for k in network.keysets.values() if k.subscribe_key == subscribe_key)
+        foreign = await asyncio.to_thread(
+            network.call, lambda: grants.task_read_token(keyset, "org_elsewhere", "t_1")
+        )
+        session.sync._read_token = foreign
         with pytest.raises(ArtifactError, match="expired or does not cover that channel"):
             await session.download_artifact(file_ref)
         with pytest.raises(AuthError, match="denied: the task read token expired"):
@@ -260,4 +261,3 @@ async def test_a_refused_token_gives_the_sync_errors_for_files_and_history(
             session.sync.download_artifact(file_ref)
         with pytest.raises(AuthError, match="denied: the task read token expired"):
             session.sync._catch_up(None, follow=False)
-        await other.close()

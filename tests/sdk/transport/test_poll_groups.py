@@ -21,7 +21,7 @@ from blocks_devnet.backend.grants import org_task_channels_pattern
 from blocks_devnet.realtime.access_tokens import READ, TokenGrant, issue_token
 from blocks_devnet.realtime.server import RealtimeServer
 from blocks_network.transport.poll_groups import PollGroups
-from blocks_network.transport.poll_loop import PollLoop, SubscriptionMember
+from blocks_network.transport.poll_loop import MultiplexedSubscription, PollLoop, SubscriptionMember
 from blocks_network.transport.poll_threads import PollThreads
 from blocks_network.transport.pubnub_factory import RealtimeEndpoint
 from blocks_network.transport.subscription import PollConnections, SubscriptionSink
@@ -206,6 +206,17 @@ def _origin(server: StubServer) -> str:
 # --- against the real realtime server ----------------------------------------------------------
 
 
+def _two_sharing(
+    script: _Holding, rig: _Rig
+) -> tuple[SubscriptionMember, SubscriptionMember, _Poll]:
+    """Members on u.o.a and u.o.b sharing one token, and their shared poll (held)."""
+    token = _token(org_wide=True)
+    first, second = rig.member("u.o.a", token), rig.member("u.o.b", token)
+    first.start()
+    second.start()
+    return first, second, script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+
+
 def test_a_joiner_gets_its_channel_after_its_cursor_once_in_order_while_publishes_go_on(
     realtime_server: RealtimeServer, pubnub_factory: PubNubFactory, make_rig: Callable[..., _Rig]
 ) -> None:
@@ -278,15 +289,12 @@ def test_a_member_that_leaves_gets_nothing_more_and_leaves_the_next_poll(
 ) -> None:
     script, server = holding
     rig = make_rig(_origin(server))
-    token = _token(org_wide=True)
-    staying, leaving = rig.member("u.o.a", token), rig.member("u.o.b", token)
-    staying.start()
-    leaving.start()
-    poll = script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+    staying, leaving, poll = _two_sharing(script, rig)
     leaving.stop()
     poll.reply(200, _envelope(3000, [("u.o.b", 2000, "for b"), ("u.o.a", 3000, "for a")]))
     rig.inboxes["u.o.a"].wait_for("for a")
-    assert rig.inboxes["u.o.b"].data() == []
+    # The left channel's message reaches no one, not even the group's one member left.
+    assert rig.inboxes["u.o.b"].data() == [] and rig.inboxes["u.o.a"].data() == ["for a"]
     nxt = script.poll_where(lambda p: p is not poll)
     assert nxt.channels == ["u.o.a"] and nxt.query["tt"] == "3000"
     staying.stop()  # the last member: its poll is abandoned and its connection closed
@@ -306,7 +314,10 @@ def test_a_403_denies_only_the_channels_it_names_and_one_naming_none_denies_all(
     forbidden = {"message": "Forbidden", "payload": {"channels": ["u.o.b"]}, "status": 403}
     poll.reply(403, forbidden)
     poll = script.poll_where(lambda p: p.channels == ["u.o.a", "u.o.c"])
-    assert [rig.inboxes[c].denials for c in ("u.o.a", "u.o.b", "u.o.c")] == [0, 1, 0]
+    _wait_until(
+        lambda: [rig.inboxes[c].denials for c in ("u.o.a", "u.o.b", "u.o.c")] == [0, 1, 0],
+        lambda: f"denials: {[i.denials for i in rig.inboxes.values()]}",
+    )
     assert members[1].stopped and not members[0].stopped
     poll.reply(200, _envelope(2000, [("u.o.a", 2000, "still here")]))
     rig.inboxes["u.o.a"].wait_for("still here")
@@ -445,3 +456,112 @@ def test_a_joiners_much_longer_lived_token_becomes_the_groups(
     rig.member("u.o.b", longer).start()
     poll = script.poll_where(lambda p: len(p.channels) == 2)
     assert poll.query["auth"] == longer and rig.groups.channel_counts == [2]
+
+
+def test_a_refused_group_token_denies_only_its_holders_and_the_others_poll_with_their_own(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    group_token = _token(org_wide=True)
+    own_token = _token(channels=("u.o.b",))  # reads only its channel: joins under the group's
+    holder, guest = rig.member("u.o.a", group_token), rig.member("u.o.b", own_token, 1500)
+    holder.start()
+    guest.start()
+    poll = script.poll_where(lambda p: len(p.channels) == 2)
+    assert poll.query["auth"] == group_token
+    revoked = {"status": 403, "error": {"message": "Token is revoked", "source": "authz"}}
+    poll.reply(403, revoked)
+    # The guest's own token was never refused: it polls with it, from its own cursor.
+    alone = script.poll_where(lambda p: p.query["auth"] == own_token, anywhere=True)
+    assert alone.channels == ["u.o.b"] and alone.query["tt"] == "1500"
+    _wait_until(
+        lambda: (rig.inboxes["u.o.a"].denials, rig.inboxes["u.o.b"].denials) == (1, 0),
+        lambda: f"denials: {[i.denials for i in rig.inboxes.values()]}",
+    )
+    assert holder.stopped and not guest.stopped
+    alone.reply(200, _envelope(2000, [("u.o.b", 2000, "still followed")]))
+    rig.inboxes["u.o.b"].wait_for("still followed")
+    guest.stop()
+    _wait_until(lambda: rig.checked_out == 0, lambda: f"{rig.checked_out} connections out")
+
+
+def test_a_403_naming_only_a_channel_that_left_meanwhile_denies_no_one(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    staying, leaving, poll = _two_sharing(script, rig)
+    leaving.stop()  # its session closed while the poll waited
+    poll.reply(403, {"message": "Forbidden", "payload": {"channels": ["u.o.b"]}, "status": 403})
+    nxt = script.poll_where(lambda p: p is not poll)
+    assert nxt.channels == ["u.o.a"]
+    nxt.reply(200, _envelope(2000, [("u.o.a", 2000, "still here")]))
+    rig.inboxes["u.o.a"].wait_for("still here")  # delivered after any denial queued before
+    assert rig.inboxes["u.o.a"].denials == 0 and not staying.stopped
+    staying.stop()
+
+
+def test_a_session_joining_as_the_last_one_leaves_still_follows_its_channel(
+    holding: tuple[_Holding, StubServer],
+    make_rig: Callable[..., _Rig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    token = _token(org_wide=True)
+    leaving, joining = rig.member("u.o.a", token), rig.member("u.o.b", token)
+    leaving.start()
+    script.poll_where(lambda p: p.channels == ["u.o.a"])
+    ending = MultiplexedSubscription.stop
+
+    def join_first(group: MultiplexedSubscription) -> None:
+        # The join lands between the leave emptying the group and the group ending.
+        if not joining.group and not joining.stopped:
+            joining.start()
+        ending(group)
+
+    monkeypatch.setattr(MultiplexedSubscription, "stop", join_first)
+    leaving.stop()
+    if joining.group is None:
+        joining.start()
+    poll = script.poll_where(lambda p: p.channels == ["u.o.b"], anywhere=True)
+    assert not joining.stopped
+    poll.reply(200, _envelope(2000, [("u.o.b", 2000, "heard")]))
+    rig.inboxes["u.o.b"].wait_for("heard")
+    monkeypatch.undo()
+    joining.stop()
+    _wait_until(lambda: rig.checked_out == 0, lambda: f"{rig.checked_out} connections out")
+
+
+def test_a_session_whose_callback_blocks_holds_up_no_other_session_sharing_its_poll(
+    holding: tuple[_Holding, StubServer], make_rig: Callable[..., _Rig]
+) -> None:
+    script, server = holding
+    rig = make_rig(_origin(server))
+    release = threading.Event()
+    slow_got: list[object] = []
+
+    def slow(data: object, _tt: int | None, _meta: object, _who: str | None) -> None:
+        slow_got.append(data)
+        release.wait(WAIT)  # a user's callback that blocks
+
+    token = _token(org_wide=True)
+    blocked = rig.groups.subscription(
+        SECURE_KEYSET.subscribe_key, "u.o.a", token, 1000, SubscriptionSink(slow, lambda: None)
+    )
+    blocked.start()
+    other = rig.member("u.o.b", token)
+    other.start()
+    poll = script.poll_where(lambda p: sorted(p.channels) == ["u.o.a", "u.o.b"])
+    poll.reply(200, _envelope(2000, [("u.o.a", 1500, "a1"), ("u.o.b", 2000, "b1")]))
+    rig.inboxes["u.o.b"].wait_for("b1")
+    script.poll_where(lambda p: p is not poll).reply(
+        200, _envelope(3000, [("u.o.a", 2500, "a2"), ("u.o.b", 3000, "b2")])
+    )
+    rig.inboxes["u.o.b"].wait_for("b2")
+    assert slow_got == ["a1"]  # still in its first callback
+    release.set()
+    _wait_until(lambda: slow_got == ["a1", "a2"], lambda: f"the blocked session got {slow_got}")
+    blocked.stop()
+    other.stop()
