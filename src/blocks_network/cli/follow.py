@@ -173,7 +173,9 @@ class TaskFollower:
         if self.json_lines or self.collect_streams:
             return
         with self._lock:
-            if open_line:
+            if self.stream_out is self.reporter.stream:
+                self.reporter.end_line()
+            elif open_line:
                 self.stream_out.write("\n")
                 self.stream_out.flush()
             self.reporter.line(f"stream {name} ended")
@@ -187,6 +189,10 @@ class TaskFollower:
             self._emit_json({"type": "stream", "stream": name, "data": item})
             return
         with self._lock:
+            if isinstance(item, bytes) and self.stream_out is self.reporter.stream:
+                # Status lines on the same stream must not land mid-line (stderr, request tasks).
+                self.reporter.partial(item.decode("utf-8", errors="replace"))
+                return
             if isinstance(item, bytes):
                 self.stream_out.write(item.decode("utf-8", errors="replace"))
             else:

@@ -26,10 +26,30 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.prefix = prefix
         self.tty = _isatty(self.stream)
+        # Live stream text shown on the same stream left its line unended.
+        self._open_line = False
 
     def line(self, text: str) -> None:
-        self.stream.write(f"{self.prefix} {text}\n")
+        """One status line; it starts on a line of its own even after partial stream text."""
+        start = "\n" if self._open_line else ""
+        self._open_line = False
+        self.stream.write(f"{start}{self.prefix} {text}\n")
         self.stream.flush()
+
+    def partial(self, text: str) -> None:
+        """Live stream text on the same stream, which need not end its line (a status line
+        printed meanwhile, e.g. for an event of the task channel, ends it first)."""
+        if text:
+            self.stream.write(text)
+            self.stream.flush()
+            self._open_line = not text.endswith("\n")
+
+    def end_line(self) -> None:
+        """End a line :meth:`partial` left open (nothing if none is)."""
+        if self._open_line:
+            self._open_line = False
+            self.stream.write("\n")
+            self.stream.flush()
 
     def bar(self, label: str, total: int) -> ProgressBar:
         """A progress bar on the same stream (redrawn on a terminal, two lines otherwise)."""

@@ -16,7 +16,7 @@ import pytest
 
 from blocks_network.cli.common import CliError, human_size
 from blocks_network.cli.follow import describe_event, is_textual, stream_sink, terminal_line
-from blocks_network.cli.progress import ProgressBar
+from blocks_network.cli.progress import ProgressBar, Reporter
 from blocks_network.cli.send import parse_file_option
 from blocks_network.consumer.events import TaskEvent
 from blocks_network.testing import AgentRunner
@@ -181,3 +181,18 @@ def test_streams_of_pipe_tasks_are_the_result_those_of_request_tasks_progress() 
     assert stream_sink("pipe") is sys.stdout
     assert stream_sink("request") is sys.stderr
     assert stream_sink(None) is sys.stderr  # request is the default kind
+
+
+def test_a_status_line_after_unended_stream_text_starts_a_line_of_its_own() -> None:
+    out = io.StringIO()
+    reporter = Reporter(out)
+    reporter.partial("to be or")
+    reporter.line("artifact: text/plain, 18 B (inline)")
+    reporter.partial(" not to be")
+    reporter.end_line()
+    reporter.end_line()  # nothing more: the line is already ended
+    reporter.line("stream _default ended")
+    assert out.getvalue() == (
+        "to be or\n[task] artifact: text/plain, 18 B (inline)\n not to be\n"
+        "[task] stream _default ended\n"
+    )
